@@ -1,0 +1,105 @@
+// Package admin is the one set of administrative operations behind every
+// chatctl command: adding users, changing passwords, issuing tokens,
+// rotating keys. The CLI talks to the Admin interface only. Service is the
+// implementation that works on an open store; the server exposes the same
+// Service over a Unix socket so that the CLI keeps working while `serve`
+// holds the store file.
+package admin
+
+import (
+	"context"
+	"time"
+)
+
+// Admin is the administrative surface of chatctl. Every method takes
+// normalised or raw usernames alike, and returns errors that wrap the
+// sentinels of packages store and auth (store.ErrNotFound,
+// store.ErrUserExists, auth.ErrBadUsername, auth.ErrPasswordTooShort, …).
+type Admin interface {
+	// AddUser creates a user from a password or an imported bcrypt hash.
+	// With IgnoreExists an existing user is returned unchanged, Created false.
+	AddUser(ctx context.Context, req AddUserRequest) (AddUserResult, error)
+	// Users lists every user by name.
+	Users(ctx context.Context) ([]UserInfo, error)
+	// User returns one user.
+	User(ctx context.Context, name string) (UserInfo, error)
+	// SetPassword replaces a password and revokes the user's tokens.
+	SetPassword(ctx context.Context, name, password string) (UserInfo, error)
+	// SetRole changes a user's role (admin or user).
+	SetRole(ctx context.Context, name, role string) (UserInfo, error)
+	// SetDisabled disables (revoking every token) or enables a user.
+	SetDisabled(ctx context.Context, name string, disabled bool) (UserInfo, error)
+	// RemoveUser deletes a user; their tokens stop verifying at once.
+	RemoveUser(ctx context.Context, name string) error
+	// IssueToken mints an access token for an existing, enabled user. A
+	// zero ttl means the configured token.ttl.
+	IssueToken(ctx context.Context, name string, ttl time.Duration) (IssuedToken, error)
+	// InspectToken decodes a token and verifies it completely. An invalid
+	// token is not an error: the Inspection says why it is invalid.
+	InspectToken(ctx context.Context, token string) (Inspection, error)
+	// Keys lists the signing keys that still verify.
+	Keys(ctx context.Context) ([]KeyInfo, error)
+	// RotateKey retires the active key and creates a new one.
+	RotateKey(ctx context.Context) (KeyInfo, error)
+	// Close releases what the implementation holds (the store or a
+	// connection).
+	Close() error
+}
+
+// AddUserRequest is the input of AddUser. Exactly one of Password and Hash
+// is set.
+type AddUserRequest struct {
+	Name         string `json:"name"`
+	Role         string `json:"role,omitempty"`
+	Password     string `json:"password,omitempty"`
+	Hash         string `json:"hash,omitempty"`
+	IgnoreExists bool   `json:"ignore_exists,omitempty"`
+}
+
+// AddUserResult is the output of AddUser.
+type AddUserResult struct {
+	User    UserInfo `json:"user"`
+	Created bool     `json:"created"`
+}
+
+// UserInfo is a user as shown to operators: never the hash.
+type UserInfo struct {
+	Username  string    `json:"username"`
+	Role      string    `json:"role"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// IssuedToken is a freshly minted access token.
+type IssuedToken struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresIn   int64     `json:"expires_in"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	JTI         string    `json:"jti"`
+	Username    string    `json:"username"`
+}
+
+// Inspection is the result of InspectToken.
+type Inspection struct {
+	Header map[string]any `json:"header"`
+	Claims map[string]any `json:"claims"`
+	Valid  bool           `json:"valid"`
+	// Reason is the failed check when not Valid (see auth.Reason).
+	Reason string `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// KeyInfo describes a signing key without its secret.
+type KeyInfo struct {
+	Kid    string `json:"kid"`
+	Active bool   `json:"active"`
+	// Source is "store" for generated keys, or where an operator-supplied
+	// secret came from.
+	Source    string    `json:"source"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	RetiredAt time.Time `json:"retired_at,omitzero"`
+	// Expires is when a retired key stops verifying.
+	Expires time.Time `json:"expires,omitzero"`
+}

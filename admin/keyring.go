@@ -1,0 +1,143 @@
+package admin
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/chatctl/chatctl/store"
+)
+
+// ErrExternalKey is returned by RotateKey when the signing secret comes from
+// CHATCTL_JWT_SECRET or token.secret_file rather than the store.
+var ErrExternalKey = errors.New("the signing secret is set by the operator")
+
+// keyRing implements auth.Keys over the store's keys, or over one
+// operator-supplied secret. It caches keys in memory so verification does
+// not touch the store for them.
+type keyRing struct {
+	db  *store.DB
+	now func() time.Time
+
+	external       []byte // operator secret; nil when keys come from the store
+	externalKid    string
+	externalSource string
+
+	mu   sync.RWMutex // guards keys
+	keys []store.Key  // active first; loaded lazily
+}
+
+func newKeyRing(db *store.DB, secret []byte, source string, now func() time.Time) *keyRing {
+	r := &keyRing{db: db, now: now, external: secret, externalSource: source}
+	if secret != nil {
+		// A kid derived from the secret lets several servers sharing the
+		// secret agree on it without configuration. It reveals nothing
+		// useful: the secret has at least 256 bits.
+		sum := sha256.Sum256(secret)
+		r.externalKid = "ext-" + hex.EncodeToString(sum[:4])
+	}
+	return r
+}
+
+// load reads the store's keys, creating the first one when there is none.
+func (r *keyRing) load() ([]store.Key, error) {
+	r.mu.RLock()
+	keys := r.keys
+	r.mu.RUnlock()
+	if keys != nil {
+		return keys, nil
+	}
+	if _, err := r.db.ActiveKey(); err != nil {
+		return nil, err
+	}
+	return r.reload()
+}
+
+func (r *keyRing) reload() ([]store.Key, error) {
+	keys, err := r.db.Keys()
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.keys = keys
+	r.mu.Unlock()
+	return keys, nil
+}
+
+// SigningKey implements auth.Keys.
+func (r *keyRing) SigningKey(ttl time.Duration) (string, []byte, error) {
+	if r.external != nil {
+		return r.externalKid, r.external, nil
+	}
+	keys, err := r.load()
+	if err != nil {
+		return "", nil, err
+	}
+	k := keys[0]
+	if ttl > k.MaxTTL {
+		// Rare: only a longer lifetime than any before is written, so
+		// that rotation keeps this key long enough.
+		if err := r.db.NoteTTL(k.Kid, ttl); err != nil {
+			return "", nil, err
+		}
+		if _, err := r.reload(); err != nil {
+			return "", nil, err
+		}
+	}
+	return k.Kid, k.Secret, nil
+}
+
+// VerifyKey implements auth.Keys.
+func (r *keyRing) VerifyKey(kid string) ([]byte, bool) {
+	if r.external != nil {
+		return r.external, kid == r.externalKid
+	}
+	keys, err := r.load()
+	if err != nil {
+		return nil, false
+	}
+	now := r.now()
+	for _, k := range keys {
+		if k.Kid == kid && (k.Active() || now.Before(k.Expires())) {
+			return k.Secret, true
+		}
+	}
+	return nil, false
+}
+
+// infos lists the keys for Keys.
+func (r *keyRing) infos() ([]KeyInfo, error) {
+	if r.external != nil {
+		return []KeyInfo{{Kid: r.externalKid, Active: true, Source: r.externalSource}}, nil
+	}
+	if _, err := r.load(); err != nil {
+		return nil, err
+	}
+	keys, err := r.reload()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyInfo, len(keys))
+	for i, k := range keys {
+		out[i] = KeyInfo{Kid: k.Kid, Active: k.Active(), Source: "store", CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt, Expires: k.Expires()}
+	}
+	return out, nil
+}
+
+// rotate retires the active key.
+func (r *keyRing) rotate() (KeyInfo, error) {
+	if r.external != nil {
+		return KeyInfo{}, fmt.Errorf("%w (%s): change it there to rotate", ErrExternalKey, r.externalSource)
+	}
+	k, err := r.db.RotateKey()
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	if _, err := r.reload(); err != nil {
+		return KeyInfo{}, err
+	}
+	return KeyInfo{Kid: k.Kid, Active: true, Source: "store", CreatedAt: k.CreatedAt}, nil
+}

@@ -1,0 +1,281 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chatctl/chatctl/auth"
+	"github.com/chatctl/chatctl/configs"
+	"github.com/chatctl/chatctl/store"
+)
+
+// ErrUserDisabled is returned when a token is requested for a disabled user.
+var ErrUserDisabled = errors.New("user is disabled")
+
+// Service implements Admin on an open store. The server uses the same
+// Service for logins and token checks, so there is one copy of each rule.
+type Service struct {
+	db     *store.DB
+	cfg    *configs.Config
+	keys   *keyRing
+	tokens *auth.Tokens
+	now    func() time.Time
+}
+
+var _ Admin = (*Service)(nil)
+
+// Open opens the store named by cfg.DB and returns a Service on it. It
+// fails with store.ErrLocked (within the lock timeout) when another process
+// holds the store.
+func Open(cfg *configs.Config) (*Service, error) {
+	db, err := store.Open(cfg.DB, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s, err := New(db, cfg, nil)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New returns a Service on db. now is the clock (nil for time.Now). The
+// Service owns db: Close closes it.
+func New(db *store.DB, cfg *configs.Config, now func() time.Time) (*Service, error) {
+	if now == nil {
+		now = time.Now
+	}
+	secret, source, err := cfg.Secret()
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{db: db, cfg: cfg, now: now, keys: newKeyRing(db, secret, source, now)}
+	s.tokens = auth.NewTokens(s.keys, s, cfg.Token.Issuer, cfg.Token.Leeway, now)
+	return s, nil
+}
+
+// Close closes the store.
+func (s *Service) Close() error { return s.db.Close() }
+
+// DB returns the store, for the server's own buckets.
+func (s *Service) DB() *store.DB { return s.db }
+
+// Tokens returns the token minter and verifier bound to this store.
+func (s *Service) Tokens() *auth.Tokens { return s.tokens }
+
+// TokenState implements auth.Users.
+func (s *Service) TokenState(name string) (auth.UserState, error) {
+	u, err := s.db.User(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return auth.UserState{}, nil
+	}
+	if err != nil {
+		return auth.UserState{}, err
+	}
+	return auth.UserState{Found: true, Disabled: u.Disabled, Version: u.TokenVersion, Role: u.Role}, nil
+}
+
+func info(u store.User) UserInfo {
+	return UserInfo{Username: u.Name, Role: u.Role, Disabled: u.Disabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+// AddUser implements Admin.
+func (s *Service) AddUser(_ context.Context, req AddUserRequest) (AddUserResult, error) {
+	name, err := auth.NormalizeName(req.Name)
+	if err != nil {
+		return AddUserResult{}, err
+	}
+	if req.Role == "" {
+		req.Role = auth.RoleUser
+	}
+	if err := auth.ValidateRole(req.Role); err != nil {
+		return AddUserResult{}, err
+	}
+	if req.IgnoreExists {
+		if u, err := s.db.User(name); err == nil {
+			return AddUserResult{User: info(u)}, nil
+		}
+	}
+	hash := req.Hash
+	switch {
+	case req.Hash != "" && req.Password != "":
+		return AddUserResult{}, errors.New("give a password or a hash, not both")
+	case req.Hash != "":
+		if err := auth.ValidateHash(hash); err != nil {
+			return AddUserResult{}, err
+		}
+	default:
+		if hash, err = auth.HashPassword(req.Password, s.cfg.Password.MinLength, s.cfg.Password.BcryptCost); err != nil {
+			return AddUserResult{}, err
+		}
+	}
+	u, err := s.db.CreateUser(store.User{Name: name, Hash: hash, Role: req.Role})
+	if errors.Is(err, store.ErrUserExists) && req.IgnoreExists {
+		// Created by someone else between our check and our write.
+		if u, err := s.db.User(name); err == nil {
+			return AddUserResult{User: info(u)}, nil
+		}
+	}
+	if err != nil {
+		return AddUserResult{}, err
+	}
+	return AddUserResult{User: info(u), Created: true}, nil
+}
+
+// Users implements Admin.
+func (s *Service) Users(context.Context) ([]UserInfo, error) {
+	users, err := s.db.Users()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserInfo, len(users))
+	for i, u := range users {
+		out[i] = info(u)
+	}
+	return out, nil
+}
+
+// User implements Admin.
+func (s *Service) User(_ context.Context, name string) (UserInfo, error) {
+	u, err := s.db.User(name)
+	return info(u), err
+}
+
+// update normalises name and applies c.
+func (s *Service) update(name string, c store.Change) (UserInfo, error) {
+	n, err := auth.NormalizeName(name)
+	if err != nil {
+		return UserInfo{}, err
+	}
+	u, err := s.db.UpdateUser(n, c)
+	return info(u), err
+}
+
+// SetPassword implements Admin.
+func (s *Service) SetPassword(_ context.Context, name, password string) (UserInfo, error) {
+	hash, err := auth.HashPassword(password, s.cfg.Password.MinLength, s.cfg.Password.BcryptCost)
+	if err != nil {
+		return UserInfo{}, err
+	}
+	return s.update(name, store.Change{Hash: &hash, RevokeTokens: true})
+}
+
+// SetRole implements Admin.
+func (s *Service) SetRole(_ context.Context, name, role string) (UserInfo, error) {
+	if err := auth.ValidateRole(role); err != nil {
+		return UserInfo{}, err
+	}
+	return s.update(name, store.Change{Role: &role})
+}
+
+// SetDisabled implements Admin. Disabling revokes every token; enabling
+// does not bring old tokens back.
+func (s *Service) SetDisabled(_ context.Context, name string, disabled bool) (UserInfo, error) {
+	return s.update(name, store.Change{Disabled: &disabled, RevokeTokens: disabled})
+}
+
+// RemoveUser implements Admin.
+func (s *Service) RemoveUser(_ context.Context, name string) error {
+	n, err := auth.NormalizeName(name)
+	if err != nil {
+		return err
+	}
+	return s.db.DeleteUser(n)
+}
+
+// IssueToken implements Admin.
+func (s *Service) IssueToken(_ context.Context, name string, ttl time.Duration) (IssuedToken, error) {
+	n, err := auth.NormalizeName(name)
+	if err != nil {
+		return IssuedToken{}, err
+	}
+	u, err := s.db.User(n)
+	if err != nil {
+		return IssuedToken{}, err
+	}
+	if u.Disabled {
+		return IssuedToken{}, fmt.Errorf("user %s: %w", u.Name, ErrUserDisabled)
+	}
+	return s.mint(u, ttl)
+}
+
+// mint signs an access token for u living ttl (token.ttl when zero).
+func (s *Service) mint(u store.User, ttl time.Duration) (IssuedToken, error) {
+	if ttl == 0 {
+		ttl = s.cfg.Token.TTL
+	}
+	tok, c, err := s.tokens.Mint(u.Name, u.Role, u.TokenVersion, ttl)
+	if err != nil {
+		return IssuedToken{}, err
+	}
+	return IssuedToken{
+		AccessToken: tok, TokenType: "bearer", Username: u.Name, JTI: c.ID,
+		ExpiresAt: c.ExpiresAt.UTC(), ExpiresIn: int64(ttl / time.Second),
+	}, nil
+}
+
+// InspectToken implements Admin.
+func (s *Service) InspectToken(_ context.Context, token string) (Inspection, error) {
+	var in Inspection
+	h, c, err := auth.Decode(token)
+	if err != nil {
+		in.Reason, in.Detail = string(auth.ReasonOf(err)), err.Error()
+		return in, nil
+	}
+	in.Header, in.Claims = h, c
+	if _, err := s.tokens.Verify(token); err != nil {
+		r := auth.ReasonOf(err)
+		if r == "" {
+			return in, err // the store failed, not the token
+		}
+		in.Reason, in.Detail = string(r), err.Error()
+		return in, nil
+	}
+	in.Valid = true
+	return in, nil
+}
+
+// Keys implements Admin.
+func (s *Service) Keys(context.Context) ([]KeyInfo, error) { return s.keys.infos() }
+
+// RotateKey implements Admin.
+func (s *Service) RotateKey(context.Context) (KeyInfo, error) { return s.keys.rotate() }
+
+// ErrInvalidCredentials is returned by Authenticate for an unknown user, a
+// wrong password or a disabled user alike.
+var ErrInvalidCredentials = errors.New("incorrect username or password")
+
+// Authenticate checks a login. Unknown users cost the same bcrypt work as
+// a wrong password. A correct password whose hash has another cost than
+// password.bcrypt_cost is rehashed at the configured cost.
+func (s *Service) Authenticate(_ context.Context, name, password string) (store.User, error) {
+	n, nameErr := auth.NormalizeName(name)
+	var u store.User
+	err := nameErr
+	if err == nil {
+		u, err = s.db.User(n)
+	}
+	if errors.Is(err, store.ErrNotFound) || nameErr != nil {
+		auth.DummyCheck(password, s.cfg.Password.BcryptCost)
+		return store.User{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	rehash, err := auth.CheckPassword(u.Hash, password, s.cfg.Password.BcryptCost)
+	if err != nil || u.Disabled {
+		return store.User{}, ErrInvalidCredentials
+	}
+	if rehash {
+		if h, err := auth.HashPassword(password, 0, s.cfg.Password.BcryptCost); err == nil {
+			// The token version stays: the password did not change.
+			if nu, err := s.db.UpdateUser(u.Name, store.Change{Hash: &h}); err == nil {
+				u = nu
+			}
+		}
+	}
+	return u, nil
+}

@@ -1,0 +1,277 @@
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Algorithm is the only JWT algorithm chatctl signs or accepts.
+const Algorithm = "HS256"
+
+// Claims are the claims of a chatctl access token (SPEC §5): the
+// registered sub, iat, exp, jti and iss, plus the user's role and token
+// version at the time of issue.
+type Claims struct {
+	jwt.RegisteredClaims
+	Role string `json:"role,omitempty"`
+	// Ver is the user's token version; a token whose Ver differs from the
+	// user's current one has been revoked.
+	Ver uint64 `json:"ver"`
+}
+
+// Keys supplies HS256 secrets by key id.
+type Keys interface {
+	// SigningKey returns the key that signs a new token living ttl.
+	SigningKey(ttl time.Duration) (kid string, secret []byte, err error)
+	// VerifyKey returns the secret for kid while it still verifies.
+	VerifyKey(kid string) (secret []byte, ok bool)
+}
+
+// UserState is what verification needs to know of a token's user now.
+type UserState struct {
+	Found    bool
+	Disabled bool
+	Version  uint64
+	Role     string
+}
+
+// Users looks up the current state of a token's subject.
+type Users interface {
+	TokenState(name string) (UserState, error)
+}
+
+// Reason says which check a token failed. The strings are what
+// `chatctl token inspect` prints.
+type Reason string
+
+// Reasons a token is not valid.
+const (
+	ReasonMalformed    Reason = "malformed"
+	ReasonAlgorithm    Reason = "wrong algorithm"
+	ReasonUnknownKey   Reason = "unknown key"
+	ReasonSignature    Reason = "bad signature"
+	ReasonExpired      Reason = "expired"
+	ReasonNotYetValid  Reason = "not yet valid"
+	ReasonIssuer       Reason = "wrong issuer"
+	ReasonMissingClaim Reason = "missing claim"
+	ReasonUserRemoved  Reason = "user removed"
+	ReasonUserDisabled Reason = "user disabled"
+	ReasonRevoked      Reason = "revoked"
+)
+
+// ErrInvalidToken matches every *TokenError with errors.Is.
+var ErrInvalidToken = errors.New("invalid token")
+
+// TokenError is returned by Verify: Reason is the failed check, Detail a
+// human explanation.
+type TokenError struct {
+	Reason Reason
+	Detail string
+}
+
+func (e *TokenError) Error() string {
+	if e.Detail == "" {
+		return string(e.Reason)
+	}
+	return string(e.Reason) + ": " + e.Detail
+}
+
+// Is makes errors.Is(err, ErrInvalidToken) true.
+func (e *TokenError) Is(target error) bool { return target == ErrInvalidToken }
+
+// Reason returns the reason of a token error, or "" for other errors.
+func ReasonOf(err error) Reason {
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te.Reason
+	}
+	return ""
+}
+
+// Tokens mints and verifies access tokens. It is safe for concurrent use.
+type Tokens struct {
+	keys   Keys
+	users  Users
+	issuer string
+	now    func() time.Time
+	parser *jwt.Parser
+}
+
+// NewTokens returns a Tokens that signs with keys, checks subjects against
+// users, writes and requires issuer, and tolerates leeway of clock skew.
+// now is the clock (nil for time.Now).
+func NewTokens(keys Keys, users Users, issuer string, leeway time.Duration, now func() time.Time) *Tokens {
+	if now == nil {
+		now = time.Now
+	}
+	return &Tokens{
+		keys: keys, users: users, issuer: issuer, now: now,
+		// Built once: the options pin the algorithm (RFC 8725 §3.1) and make
+		// exp and iss mandatory.
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{Algorithm}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithIssuer(issuer),
+			jwt.WithLeeway(leeway),
+			jwt.WithTimeFunc(now),
+		),
+	}
+}
+
+// Mint signs a token for user name with role and token version ver,
+// valid for ttl.
+func (t *Tokens) Mint(name, role string, ver uint64, ttl time.Duration) (string, *Claims, error) {
+	if ttl <= 0 {
+		return "", nil, fmt.Errorf("token lifetime must be positive, got %s", ttl)
+	}
+	kid, secret, err := t.keys.SigningKey(ttl)
+	if err != nil {
+		return "", nil, fmt.Errorf("signing key: %w", err)
+	}
+	now := t.now().Truncate(time.Second)
+	c := &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   name,
+			Issuer:    t.issuer,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			ID:        RandomID(16),
+		},
+		Role: role,
+		Ver:  ver,
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(secret)
+	if err != nil {
+		return "", nil, fmt.Errorf("sign token: %w", err)
+	}
+	return s, c, nil
+}
+
+// Verify checks a token completely: structure, algorithm, key, signature,
+// exp/iat/iss, then that its user exists, is enabled and still has the
+// token's version. Failures are *TokenError naming the check.
+func (t *Tokens) Verify(token string) (*Claims, error) {
+	c, err := t.VerifySignature(token)
+	if err != nil {
+		return nil, err
+	}
+	st, err := t.users.TokenState(c.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("look up user: %w", err)
+	}
+	switch {
+	case !st.Found:
+		return nil, &TokenError{Reason: ReasonUserRemoved, Detail: fmt.Sprintf("user %q no longer exists", c.Subject)}
+	case st.Disabled:
+		return nil, &TokenError{Reason: ReasonUserDisabled, Detail: fmt.Sprintf("user %q is disabled", c.Subject)}
+	case st.Version != c.Ver:
+		return nil, &TokenError{Reason: ReasonRevoked, Detail: "the user's tokens were revoked after this one was issued"}
+	}
+	c.Role = st.Role // the current role, not the one at issue time
+	return c, nil
+}
+
+// header is the JOSE header of a token.
+type header struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+}
+
+// VerifySignature checks everything Verify does except the user's current
+// state.
+func (t *Tokens) VerifySignature(token string) (*Claims, error) {
+	// The header is checked by hand first so that a wrong algorithm and an
+	// unknown key get their own reasons: jwt reports both as a bad signature.
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, &TokenError{Reason: ReasonMalformed, Detail: "want three dot-separated parts"}
+	}
+	var h header
+	if err := decodeSegment(parts[0], &h); err != nil {
+		return nil, &TokenError{Reason: ReasonMalformed, Detail: "header: " + err.Error()}
+	}
+	if h.Alg != Algorithm {
+		return nil, &TokenError{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("alg is %q, only %s is accepted", h.Alg, Algorithm)}
+	}
+	secret, ok := t.keys.VerifyKey(h.Kid)
+	if !ok {
+		if h.Kid == "" {
+			return nil, &TokenError{Reason: ReasonUnknownKey, Detail: "the header has no kid"}
+		}
+		return nil, &TokenError{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("no signing key with kid %q", h.Kid)}
+	}
+	c := new(Claims)
+	_, err := t.parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return secret, nil })
+	if err != nil {
+		return nil, classify(err)
+	}
+	if c.Subject == "" || c.ID == "" || c.IssuedAt == nil {
+		return nil, &TokenError{Reason: ReasonMissingClaim, Detail: "sub, jti and iat are required"}
+	}
+	return c, nil
+}
+
+// classify maps jwt's errors onto our reasons. The signature is checked
+// before the claims, so a forged token never reports "expired".
+func classify(err error) *TokenError {
+	r := ReasonMalformed
+	switch {
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		r = ReasonSignature
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		r = ReasonMissingClaim
+	case errors.Is(err, jwt.ErrTokenExpired):
+		r = ReasonExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		r = ReasonNotYetValid
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		r = ReasonIssuer
+	}
+	return &TokenError{Reason: r, Detail: err.Error()}
+}
+
+func decodeSegment(seg string, v any) error {
+	data, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(seg, "="))
+	if err != nil {
+		return fmt.Errorf("not base64url: %w", err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	return nil
+}
+
+// Decode splits a token into its header and claims without checking
+// anything, for `token inspect --no-verify`.
+func Decode(token string) (header, claims map[string]any, err error) {
+	parts := strings.Split(strings.TrimSpace(token), ".")
+	if len(parts) != 3 {
+		return nil, nil, &TokenError{Reason: ReasonMalformed, Detail: "want three dot-separated parts"}
+	}
+	if err := decodeSegment(parts[0], &header); err != nil {
+		return nil, nil, &TokenError{Reason: ReasonMalformed, Detail: "header: " + err.Error()}
+	}
+	if err := decodeSegment(parts[1], &claims); err != nil {
+		return nil, nil, &TokenError{Reason: ReasonMalformed, Detail: "claims: " + err.Error()}
+	}
+	return header, claims, nil
+}
+
+// RandomID returns n random bytes in base64url, for jti and kid values.
+func RandomID(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error()) // never fails on supported systems
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,137 @@
+// Package cmd holds chatctl's Cobra commands. Commands only parse flags,
+// call one function of the other packages and print the result; the rules
+// live in packages admin, auth, configs and store.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/configs"
+)
+
+// app carries what every command shares: I/O, the environment and the
+// global flags. One app serves one invocation.
+type app struct {
+	getenv func(string) string
+	stdin  io.Reader
+
+	configPath string
+	dbPath     string
+	output     string
+
+	cfg *configs.Config // loaded on first use by config()
+
+	// terminal reads a password without echo when stdin is a terminal.
+	// Tests replace it.
+	terminal terminal
+}
+
+// Main runs chatctl with args and returns the process exit code: 0 on
+// success, 1 on failure after printing one "error: …" line to stderr.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{getenv: getenv, stdin: stdin, terminal: osTerminal{stdin}}
+	root := a.newRootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "error: "+oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+// oneLine keeps the error on one line, as SPEC §4 promises scripts.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+func (a *app) newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "chatctl",
+		Short: "Admin CLI and server of a real-time chat service",
+		Long: `chatctl is one binary for a real-time chat service: "chatctl serve" runs the
+HTTP and WebSocket server, and the other commands administer users, tokens
+and keys in the same embedded store (chatctl.db), whether or not the server
+is running.`,
+		Example: `  chatctl user add alice --role admin      # prompts for the password twice
+  chatctl serve                            # listens on 127.0.0.1:8000
+  chatctl token issue alice                # prints an access token`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configPath, "config", "", "config file (YAML; default $CHATCTL_CONFIG, else none)")
+	pf.StringVar(&a.dbPath, "db", "", "store file (default from config: chatctl.db)")
+	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if a.output != "text" && a.output != "json" {
+			return fmt.Errorf("--output must be text or json, got %q", a.output)
+		}
+		return nil
+	}
+	// Flag errors get the command's name, so the one-line error says
+	// where to look.
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%s: %w (see '%s --help')", cmd.CommandPath(), err, cmd.CommandPath())
+	})
+	root.AddCommand(
+		a.newUserCommand(),
+		a.newHashPasswordCommand(),
+		a.newTokenCommand(),
+		a.newKeyCommand(),
+		a.newConfigCommand(),
+	)
+	return root
+}
+
+// config loads, overrides with flags and validates the configuration once.
+func (a *app) config() (*configs.Config, error) {
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
+	cfg, err := configs.Load(a.configPath, a.getenv)
+	if err != nil {
+		return nil, err
+	}
+	if a.dbPath != "" {
+		if err := cfg.Set("db", a.dbPath, configs.SourceFlag); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	a.cfg = cfg
+	return cfg, nil
+}
+
+// admin returns the admin operations on the configured store: directly, or
+// through the running server's socket when `serve` holds the store.
+func (a *app) admin() (admin.Admin, error) {
+	cfg, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	return admin.Connect(cfg)
+}
+
+// withAdmin runs fn with an Admin and closes it afterwards.
+func (a *app) withAdmin(fn func(admin.Admin) error) error {
+	adm, err := a.admin()
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(adm), adm.Close())
+}
+
+// json reports whether -o json was given.
+func (a *app) json() bool { return a.output == "json" }

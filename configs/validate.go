@@ -1,0 +1,158 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Bounds of password.bcrypt_cost. Below 10 is too cheap for 2026 hardware;
+// above 14 a login takes over a second.
+const (
+	MinBcryptCost = 10
+	MaxBcryptCost = 14
+)
+
+// Validate checks every value and returns all problems at once, each
+// naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if strings.TrimSpace(c.DB) == "" {
+		bad("db", "must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port, got %q", c.Listen)
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("trusted_proxies", "%q is not a CIDR such as 10.0.0.0/8", p)
+			}
+		}
+	}
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", d)
+		}
+	}
+	positive("token.ttl", c.Token.TTL)
+	positive("token.refresh_ttl", c.Token.RefreshTTL)
+	positive("http.shutdown_timeout", c.HTTP.ShutdownTimeout)
+	positive("ws.ping_interval", c.WS.PingInterval)
+	positive("ws.pong_timeout", c.WS.PongTimeout)
+	if c.WS.PongTimeout > 0 && c.WS.PingInterval >= c.WS.PongTimeout {
+		bad("ws.ping_interval", "must be shorter than ws.pong_timeout (%s)", c.WS.PongTimeout)
+	}
+	if c.Token.Leeway < 0 || c.Token.Leeway > 5*time.Minute {
+		bad("token.leeway", "must be between 0s and 5m, got %s", c.Token.Leeway)
+	}
+	if c.History.MaxAge < 0 {
+		bad("history.max_age", "must not be negative")
+	}
+	if strings.TrimSpace(c.Token.Issuer) == "" {
+		bad("token.issuer", "must not be empty")
+	}
+	if c.Password.BcryptCost < MinBcryptCost || c.Password.BcryptCost > MaxBcryptCost {
+		bad("password.bcrypt_cost", "must be between %d and %d, got %d", MinBcryptCost, MaxBcryptCost, c.Password.BcryptCost)
+	}
+	if c.Password.MinLength < 1 || c.Password.MinLength > 72 {
+		bad("password.min_length", "must be between 1 and 72, got %d", c.Password.MinLength)
+	}
+	atLeast := func(key string, v, lo int64) {
+		if v < lo {
+			bad(key, "must be at least %d, got %d", lo, v)
+		}
+	}
+	atLeast("login.ip_burst", int64(c.Login.IPBurst), 1)
+	atLeast("login.user_burst", int64(c.Login.UserBurst), 1)
+	if c.Login.IPPerMinute <= 0 {
+		bad("login.ip_per_minute", "must be positive")
+	}
+	if c.Login.UserPerMinute <= 0 {
+		bad("login.user_per_minute", "must be positive")
+	}
+	atLeast("http.max_body", c.HTTP.MaxBody, 1024)
+	atLeast("ws.max_frame", c.WS.MaxFrame, 512)
+	atLeast("ws.max_text", int64(c.WS.MaxText), 1)
+	if int64(c.WS.MaxText) > c.WS.MaxFrame {
+		bad("ws.max_text", "must not exceed ws.max_frame (%d)", c.WS.MaxFrame)
+	}
+	if c.WS.SendRate <= 0 {
+		bad("ws.send_rate", "must be positive")
+	}
+	atLeast("ws.send_burst", int64(c.WS.SendBurst), 1)
+	atLeast("ws.queue", int64(c.WS.Queue), 1)
+	atLeast("ws.max_conns_per_user", int64(c.WS.MaxConnsPerUser), 1)
+	atLeast("history.on_join", int64(c.History.OnJoin), 0)
+	atLeast("history.max_per_room", int64(c.History.MaxPerRoom), 0)
+	for _, o := range c.CORS.Origins {
+		if !validOrigin(o) {
+			bad("cors.origins", "%q is not an origin such as https://chat.example.com", o)
+		}
+	}
+	for _, o := range c.WS.AllowedOrigins {
+		if !validOrigin(o) {
+			bad("ws.allowed_origins", "%q is not an origin such as https://chat.example.com", o)
+		}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if _, _, err := c.Secret(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func validOrigin(o string) bool {
+	if o == "*" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && (u.Path == "" || u.Path == "/")
+}
+
+// Secret returns the operator's signing secret and where it came from
+// (CHATCTL_JWT_SECRET, then token.secret_file), or nil when the store's own
+// key is to be used. A secret shorter than MinSecretLen bytes is an error.
+func (c *Config) Secret() (secret []byte, source string, err error) {
+	switch {
+	case c.JWTSecret != "":
+		secret, source = []byte(c.JWTSecret), SecretEnv
+	case c.Token.SecretFile != "":
+		data, err := os.ReadFile(c.Token.SecretFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("token.secret_file: %w", err)
+		}
+		secret, source = []byte(strings.TrimRight(string(data), "\r\n")), "token.secret_file "+c.Token.SecretFile
+	default:
+		return nil, "", nil
+	}
+	if len(secret) < MinSecretLen {
+		name := SecretEnv
+		if c.JWTSecret == "" {
+			name = "token.secret_file"
+		}
+		return nil, "", fmt.Errorf("%s: secret is %d bytes, at least %d are required (try: openssl rand -base64 48)", name, len(secret), MinSecretLen)
+	}
+	return secret, source, nil
+}
+
+// SocketPath is the admin Unix socket that a running server opens beside
+// its store.
+func (c *Config) SocketPath() string { return c.DB + ".sock" }

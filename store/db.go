@@ -1,0 +1,179 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout this binary writes. Open upgrades older files
+// with the migrations below and refuses newer ones.
+const SchemaVersion = 1
+
+// DefaultTimeout is how long Open waits for the file lock. It stays well
+// under the 2 seconds within which a CLI command must fail (SPEC §4).
+const DefaultTimeout = time.Second
+
+var (
+	bucketMeta  = []byte("meta")
+	bucketUsers = []byte("users")
+	bucketKeys  = []byte("keys")
+	keySchema   = []byte("schema")
+)
+
+// migrations[i] upgrades a store from schema i to i+1. Version 0 is a new,
+// empty file: its migration creates the first layout.
+var migrations = []func(tx *bolt.Tx) error{
+	0: func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketUsers, bucketKeys} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	},
+}
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	// Timeout is how long to wait for the file lock; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Now is the clock used for timestamps; nil means time.Now.
+	Now func() time.Time
+	// NoSync skips fsync on commit. Only for tests and benchmarks.
+	NoSync bool
+}
+
+// DB is an open store.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	now  func() time.Time
+}
+
+// Open opens or creates the store at path. It returns ErrLocked when
+// another process holds the file, ErrCorrupt when it is not a valid store,
+// and ErrNewerSchema for a file from a newer chatctl; every error names
+// the file.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store %s: create folder: %w", path, unwrapPath(err))
+		}
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("store %s: is a folder, not a file", path)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("store %s: %w (another chatctl holds it)", path, ErrLocked)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
+		return nil, fmt.Errorf("store %s: %w: %v", path, ErrCorrupt, err)
+	case err != nil:
+		return nil, fmt.Errorf("store %s: %w", path, unwrapPath(err))
+	}
+	db := &DB{bolt: b, path: path, now: opts.Now}
+	if err := db.migrate(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// unwrapPath drops the *PathError's own copy of the path, which the
+// callers' messages already name.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// migrate brings the file to SchemaVersion in one transaction.
+func (db *DB) migrate() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		version := 0
+		if v := meta.Get(keySchema); v != nil {
+			if version, err = strconv.Atoi(string(v)); err != nil {
+				return fmt.Errorf("%w: bad schema version %q", ErrCorrupt, v)
+			}
+		}
+		if version > SchemaVersion {
+			return fmt.Errorf("%w (schema %d, this binary knows %d)", ErrNewerSchema, version, SchemaVersion)
+		}
+		for ; version < SchemaVersion; version++ {
+			if err := migrations[version](tx); err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", version, version+1, err)
+			}
+		}
+		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+	})
+}
+
+// Path returns the file the store was opened from.
+func (db *DB) Path() string { return db.path }
+
+// Close releases the file lock. Pending batches are committed first.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Bolt returns the underlying bbolt handle, for packages that keep their
+// own buckets in the same file.
+func (db *DB) Bolt() *bolt.DB { return db.bolt }
+
+// Check runs bbolt's consistency check and returns the first problem.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain, so Check's goroutine ends
+			if first == nil {
+				first = err
+			}
+		}
+		return first
+	})
+}
+
+// Schema returns the schema version recorded in the file.
+func (db *DB) Schema() (int, error) {
+	var v int
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		v, err = strconv.Atoi(string(tx.Bucket(bucketMeta).Get(keySchema)))
+		return err
+	})
+	return v, err
+}
+
+// nextVersion returns a fresh value of the store-wide token-version
+// sequence.
+func nextVersion(tx *bolt.Tx) (uint64, error) {
+	return tx.Bucket(bucketMeta).NextSequence()
+}
+
+func put(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), data)
+}

@@ -1,0 +1,23 @@
+package store
+
+import "errors"
+
+var (
+	// ErrNotFound is returned when a user, key or other record does not exist.
+	ErrNotFound = errors.New("not found")
+
+	// ErrUserExists is returned by CreateUser when the name is taken.
+	ErrUserExists = errors.New("already exists")
+
+	// ErrLocked is returned by Open when another process holds the file lock
+	// for longer than Options.Timeout.
+	ErrLocked = errors.New("store is in use by another process")
+
+	// ErrCorrupt is returned by Open when the file is not a bbolt database or
+	// its pages fail their checks.
+	ErrCorrupt = errors.New("store is not a chatctl database or is damaged")
+
+	// ErrNewerSchema is returned by Open when the file was written by a newer
+	// chatctl whose schema this binary does not know.
+	ErrNewerSchema = errors.New("store was written by a newer chatctl")
+)

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// User is a user as persisted. Hash is a bcrypt hash and must never leave
+// the process: API and CLI types copy the fields they show.
+type User struct {
+	Name     string `json:"name"`
+	Hash     string `json:"hash"`
+	Role     string `json:"role"`
+	Disabled bool   `json:"disabled"`
+	// TokenVersion is written into every token; changing it (passwd,
+	// disable, revoke) ends all tokens issued before. Values come from a
+	// store-wide sequence and are never reused.
+	TokenVersion uint64    `json:"token_version"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+func userKey(name string) []byte { return []byte(strings.ToLower(name)) }
+
+// CreateUser stores a new user, setting its token version and times. It
+// returns ErrUserExists when the name is taken.
+func (db *DB) CreateUser(u User) (User, error) {
+	u.Name = strings.ToLower(u.Name)
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketUsers)
+		if b.Get(userKey(u.Name)) != nil {
+			return fmt.Errorf("%w: %s", ErrUserExists, u.Name)
+		}
+		v, err := nextVersion(tx)
+		if err != nil {
+			return err
+		}
+		now := db.now().UTC()
+		u.TokenVersion, u.CreatedAt, u.UpdatedAt = v, now, now
+		return put(b, u.Name, u)
+	})
+	return u, err
+}
+
+// User returns the user called name (any case), or ErrNotFound.
+func (db *DB) User(name string) (User, error) {
+	var u User
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return getUser(tx, name, &u)
+	})
+	return u, err
+}
+
+func getUser(tx *bolt.Tx, name string, u *User) error {
+	data := tx.Bucket(bucketUsers).Get(userKey(name))
+	if data == nil {
+		return fmt.Errorf("user %s: %w", strings.ToLower(name), ErrNotFound)
+	}
+	return json.Unmarshal(data, u)
+}
+
+// Users returns every user, ordered by name.
+func (db *DB) Users() ([]User, error) {
+	var users []User
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
+			var u User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return err
+			}
+			users = append(users, u)
+			return nil
+		})
+	})
+	return users, err
+}
+
+// Change describes an update to a user. Nil fields are left alone.
+type Change struct {
+	Hash     *string
+	Role     *string
+	Disabled *bool
+	// RevokeTokens gives the user a new token version, ending every token
+	// issued before.
+	RevokeTokens bool
+}
+
+// UpdateUser applies c to the user called name in one transaction and
+// returns the result, or ErrNotFound.
+func (db *DB) UpdateUser(name string, c Change) (User, error) {
+	var u User
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := getUser(tx, name, &u); err != nil {
+			return err
+		}
+		if c.Hash != nil {
+			u.Hash = *c.Hash
+		}
+		if c.Role != nil {
+			u.Role = *c.Role
+		}
+		if c.Disabled != nil {
+			u.Disabled = *c.Disabled
+		}
+		if c.RevokeTokens {
+			v, err := nextVersion(tx)
+			if err != nil {
+				return err
+			}
+			u.TokenVersion = v
+		}
+		u.UpdatedAt = db.now().UTC()
+		return put(tx.Bucket(bucketUsers), u.Name, u)
+	})
+	return u, err
+}
+
+// DeleteUser removes the user called name, or returns ErrNotFound.
+func (db *DB) DeleteUser(name string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		var u User
+		if err := getUser(tx, name, &u); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUsers).Delete(userKey(name))
+	})
+}
