@@ -53,9 +53,10 @@ type Options struct {
 
 // DB is an open store.
 type DB struct {
-	bolt *bolt.DB
-	path string
-	now  func() time.Time
+	bolt  *bolt.DB
+	path  string
+	now   func() time.Time
+	users userCache
 }
 
 // Open opens or creates the store at path. It returns ErrLocked when

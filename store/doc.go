@@ -25,5 +25,7 @@
 // admin). Byte slices read inside a transaction are only valid inside it, so
 // every value is decoded or copied before the transaction ends. Token
 // versions come from one store-wide sequence, so a user who is removed and
-// added again never makes an old token valid again.
+// added again never makes an old token valid again. Decoded users are
+// cached in memory (token checks read them on every request); the cache is
+// coherent because only this process can write the file while it is open.
 package store

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,32 +27,64 @@ type User struct {
 
 func userKey(name string) []byte { return []byte(strings.ToLower(name)) }
 
+// userCache keeps decoded users in memory: every token verification reads
+// its user, and decoding JSON costs more than the rest of the check. It is
+// coherent because bbolt lets one process at a time open the file, and
+// every write in that process goes through the methods below.
+type userCache struct {
+	// mu is held for writing around each write transaction on users, and
+	// for reading while a reader fills the cache, so that no reader can
+	// store a value that a concurrent write is replacing.
+	mu sync.RWMutex
+	m  sync.Map // lower-case name -> User
+}
+
+// write runs fn, a write transaction touching the user called name, and
+// drops the cached copy.
+func (c *userCache) write(name string, fn func() error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m.Delete(strings.ToLower(name))
+	return fn()
+}
+
 // CreateUser stores a new user, setting its token version and times. It
 // returns ErrUserExists when the name is taken.
 func (db *DB) CreateUser(u User) (User, error) {
 	u.Name = strings.ToLower(u.Name)
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsers)
-		if b.Get(userKey(u.Name)) != nil {
-			return fmt.Errorf("%w: %s", ErrUserExists, u.Name)
-		}
-		v, err := nextVersion(tx)
-		if err != nil {
-			return err
-		}
-		now := db.now().UTC()
-		u.TokenVersion, u.CreatedAt, u.UpdatedAt = v, now, now
-		return put(b, u.Name, u)
+	err := db.users.write(u.Name, func() error {
+		return db.bolt.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketUsers)
+			if b.Get(userKey(u.Name)) != nil {
+				return fmt.Errorf("%w: %s", ErrUserExists, u.Name)
+			}
+			v, err := nextVersion(tx)
+			if err != nil {
+				return err
+			}
+			now := db.now().UTC()
+			u.TokenVersion, u.CreatedAt, u.UpdatedAt = v, now, now
+			return put(b, u.Name, u)
+		})
 	})
 	return u, err
 }
 
 // User returns the user called name (any case), or ErrNotFound.
 func (db *DB) User(name string) (User, error) {
+	key := strings.ToLower(name)
+	if v, ok := db.users.m.Load(key); ok {
+		return v.(User), nil
+	}
+	db.users.mu.RLock()
+	defer db.users.mu.RUnlock()
 	var u User
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		return getUser(tx, name, &u)
 	})
+	if err == nil {
+		db.users.m.Store(key, u)
+	}
 	return u, err
 }
 
@@ -93,39 +126,43 @@ type Change struct {
 // returns the result, or ErrNotFound.
 func (db *DB) UpdateUser(name string, c Change) (User, error) {
 	var u User
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		if err := getUser(tx, name, &u); err != nil {
-			return err
-		}
-		if c.Hash != nil {
-			u.Hash = *c.Hash
-		}
-		if c.Role != nil {
-			u.Role = *c.Role
-		}
-		if c.Disabled != nil {
-			u.Disabled = *c.Disabled
-		}
-		if c.RevokeTokens {
-			v, err := nextVersion(tx)
-			if err != nil {
+	err := db.users.write(name, func() error {
+		return db.bolt.Update(func(tx *bolt.Tx) error {
+			if err := getUser(tx, name, &u); err != nil {
 				return err
 			}
-			u.TokenVersion = v
-		}
-		u.UpdatedAt = db.now().UTC()
-		return put(tx.Bucket(bucketUsers), u.Name, u)
+			if c.Hash != nil {
+				u.Hash = *c.Hash
+			}
+			if c.Role != nil {
+				u.Role = *c.Role
+			}
+			if c.Disabled != nil {
+				u.Disabled = *c.Disabled
+			}
+			if c.RevokeTokens {
+				v, err := nextVersion(tx)
+				if err != nil {
+					return err
+				}
+				u.TokenVersion = v
+			}
+			u.UpdatedAt = db.now().UTC()
+			return put(tx.Bucket(bucketUsers), u.Name, u)
+		})
 	})
 	return u, err
 }
 
 // DeleteUser removes the user called name, or returns ErrNotFound.
 func (db *DB) DeleteUser(name string) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		var u User
-		if err := getUser(tx, name, &u); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketUsers).Delete(userKey(name))
+	return db.users.write(name, func() error {
+		return db.bolt.Update(func(tx *bolt.Tx) error {
+			var u User
+			if err := getUser(tx, name, &u); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketUsers).Delete(userKey(name))
+		})
 	})
 }

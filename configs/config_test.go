@@ -1,0 +1,254 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// Ensure the built-in defaults are the ones SPEC §2 and §6 promise.
+func TestDefaultsMatchSpec(t *testing.T) {
+	c := Default()
+	checks := []struct {
+		key  string
+		got  any
+		want any
+	}{
+		{"db", c.DB, "chatctl.db"},
+		{"listen", c.Listen, "127.0.0.1:8000"},
+		{"token.ttl", c.Token.TTL, 30 * time.Minute},
+		{"token.refresh_ttl", c.Token.RefreshTTL, 720 * time.Hour},
+		{"token.issuer", c.Token.Issuer, "chatctl"},
+		{"password.bcrypt_cost", c.Password.BcryptCost, 12},
+		{"password.min_length", c.Password.MinLength, 8},
+		{"signup", c.Signup, false},
+		{"trusted_proxies", len(c.TrustedProxies), 0},
+		{"cors.origins", len(c.CORS.Origins), 0},
+		{"ws.allowed_origins", len(c.WS.AllowedOrigins), 0},
+		{"ws.max_frame", c.WS.MaxFrame, int64(64 << 10)},
+		{"ws.max_text", c.WS.MaxText, 4096},
+		{"ws.send_rate", c.WS.SendRate, 20.0},
+		{"ws.send_burst", c.WS.SendBurst, 40},
+		{"ws.queue", c.WS.Queue, 256},
+		{"ws.ping_interval", c.WS.PingInterval, 30 * time.Second},
+		{"ws.pong_timeout", c.WS.PongTimeout, 60 * time.Second},
+		{"ws.max_conns_per_user", c.WS.MaxConnsPerUser, 16},
+		{"history.on_join", c.History.OnJoin, 50},
+		{"log.format", c.Log.Format, "text"},
+		{"log.level", c.Log.Level, "info"},
+	}
+	for _, tc := range checks {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s = %v, want %v", tc.key, tc.got, tc.want)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+// Ensure configs/chatctl.yaml documents every key, and nothing else: the
+// example file is the defaults, so every key must be set in it.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(defaultYAML, &root); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i].Value, n.Content[i+1]
+			if v.Kind == yaml.MappingNode {
+				walk(v, prefix+k+".")
+				continue
+			}
+			found[prefix+k] = true
+		}
+	}
+	walk(root.Content[0], "")
+	for _, k := range Keys() {
+		if !found[k] {
+			t.Errorf("key %s is missing from chatctl.yaml", k)
+		}
+		delete(found, k)
+	}
+	for k := range found {
+		t.Errorf("chatctl.yaml has key %s that the loader does not know", k)
+	}
+	// Every key is commented: the line before it (or its block) is a comment.
+	lines := strings.Split(string(defaultYAML), "\n")
+	for i, l := range lines {
+		trimmed := strings.TrimSpace(l)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") || strings.HasSuffix(trimmed, ":") {
+			continue
+		}
+		prev := strings.TrimSpace(lines[i-1])
+		if !strings.HasPrefix(prev, "#") && !strings.Contains(lines[i-1], ":") {
+			t.Errorf("line %d %q has no comment above it", i+1, trimmed)
+		}
+	}
+}
+
+// Ensure precedence is flag > env > file > default and sources are kept.
+func TestLoadPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte("listen: 0.0.0.0:9000\ntoken:\n  ttl: 5m\n  issuer: file-iss\nws:\n  allowed_origins: [https://a.example]\n"), 0o600)
+	c, err := Load(file, env(map[string]string{"CHATCTL_TOKEN_TTL": "7m", "CHATCTL_WS_QUEUE": "10", "CHATCTL_JWT_SECRET": strings.Repeat("s", 32)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set("token.issuer", "flag-iss", SourceFlag); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key, source string
+		got, want   any
+	}{
+		{"listen", SourceFile, c.Listen, "0.0.0.0:9000"},
+		{"token.ttl", SourceEnv, c.Token.TTL, 7 * time.Minute},
+		{"ws.queue", SourceEnv, c.WS.Queue, 10},
+		{"token.issuer", SourceFlag, c.Token.Issuer, "flag-iss"},
+		{"db", SourceDefault, c.DB, "chatctl.db"},
+		{"ws.allowed_origins", SourceFile, c.WS.AllowedOrigins, []string{"https://a.example"}},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) || c.Source(tc.key) != tc.source {
+			t.Errorf("%s = %v from %s, want %v from %s", tc.key, tc.got, c.Source(tc.key), tc.want, tc.source)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// The secret is shown only redacted.
+	for _, e := range c.Entries() {
+		if strings.Contains(e.Source+"", "JWT") && e.Value != "<redacted>" {
+			t.Errorf("secret shown as %v", e.Value)
+		}
+		if s, ok := e.Value.(string); ok && strings.Contains(s, "ssssssss") {
+			t.Errorf("secret leaked in %s", e.Key)
+		}
+	}
+	// CHATCTL_CONFIG names the file when no path is given.
+	c, err = Load("", env(map[string]string{"CHATCTL_CONFIG": file}))
+	if err != nil || c.Listen != "0.0.0.0:9000" || c.File != file {
+		t.Fatalf("CHATCTL_CONFIG not used: %v %+v", err, c)
+	}
+}
+
+// Ensure bad files and values are errors that name the key.
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		want []string
+	}{
+		{"UnknownKey", "listen: x:1\ntokn:\n  ttl: 1m\n", nil, []string{`unknown key "tokn"`, "line 2"}},
+		{"UnknownNestedKey", "token:\n  tll: 1m\n", nil, []string{`unknown key "token.tll"`, `did you mean "token.ttl"`}},
+		{"BadDuration", "token:\n  ttl: soon\n", nil, []string{"token.ttl", `invalid duration "soon"`, "line 2"}},
+		{"BadInt", "password:\n  bcrypt_cost: high\n", nil, []string{"password.bcrypt_cost", "invalid integer"}},
+		{"BadBool", "signup: maybe\n", nil, []string{"signup", "invalid boolean"}},
+		{"MappingForScalar", "listen:\n  a: b\n", nil, []string{"listen", "single value"}},
+		{"NotAMapping", "- a\n- b\n", nil, []string{"top level must be a mapping"}},
+		{"BadYAML", "listen: [\n", nil, []string{"invalid YAML"}},
+		{"BadEnv", "", map[string]string{"CHATCTL_WS_QUEUE": "lots"}, []string{"CHATCTL_WS_QUEUE", "ws.queue", "invalid integer"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "c.yaml")
+			os.WriteFile(file, []byte(tc.yaml), 0o600)
+			_, err := Load(file, env(tc.env))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), env(nil)); err == nil {
+		t.Error("a missing config file must be an error")
+	}
+}
+
+// Ensure Validate rejects every out-of-range value by name.
+func TestValidate(t *testing.T) {
+	short := filepath.Join(t.TempDir(), "short")
+	os.WriteFile(short, []byte("too short\n"), 0o600)
+	long := filepath.Join(t.TempDir(), "long")
+	os.WriteFile(long, []byte(strings.Repeat("k", 40)+"\n"), 0o600)
+	tests := []struct {
+		name    string
+		mutate  func(c *Config)
+		wantErr string
+	}{
+		{"OK", func(c *Config) {}, ""},
+		{"CostLow", func(c *Config) { c.Password.BcryptCost = 9 }, "password.bcrypt_cost"},
+		{"CostHigh", func(c *Config) { c.Password.BcryptCost = 15 }, "password.bcrypt_cost"},
+		{"MinLength", func(c *Config) { c.Password.MinLength = 0 }, "password.min_length"},
+		{"Listen", func(c *Config) { c.Listen = "8000" }, "listen"},
+		{"TTL", func(c *Config) { c.Token.TTL = 0 }, "token.ttl"},
+		{"Proxy", func(c *Config) { c.TrustedProxies = []string{"nope"} }, "trusted_proxies"},
+		{"ProxyOK", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "127.0.0.1"} }, ""},
+		{"Origin", func(c *Config) { c.WS.AllowedOrigins = []string{"example.com"} }, "ws.allowed_origins"},
+		{"LogFormat", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"LogLevel", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
+		{"PingVsPong", func(c *Config) { c.WS.PingInterval = time.Minute }, "ws.ping_interval"},
+		{"ShortEnvSecret", func(c *Config) { c.JWTSecret = "0123456789" }, "CHATCTL_JWT_SECRET"},
+		{"ShortFileSecret", func(c *Config) { c.Token.SecretFile = short }, "token.secret_file"},
+		{"MissingFileSecret", func(c *Config) { c.Token.SecretFile = short + "x" }, "token.secret_file"},
+		{"FileSecretOK", func(c *Config) { c.Token.SecretFile = long }, ""},
+		{"TextOverFrame", func(c *Config) { c.WS.MaxText = 1 << 20 }, "ws.max_text"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(c)
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one naming %s", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// Ensure environment names follow SPEC §2.
+func TestEnvName(t *testing.T) {
+	for key, want := range map[string]string{"listen": "CHATCTL_LISTEN", "token.ttl": "CHATCTL_TOKEN_TTL", "ws.max_conns_per_user": "CHATCTL_WS_MAX_CONNS_PER_USER"} {
+		if got := EnvName(key); got != want {
+			t.Errorf("EnvName(%s) = %s, want %s", key, got, want)
+		}
+	}
+}
+
+// Ensure Set refuses unknown keys and bad values.
+func TestSet(t *testing.T) {
+	c := Default()
+	if err := c.Set("nope", "1", SourceFlag); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("Set unknown key: %v", err)
+	}
+	if err := c.Set("ws.queue", "x", SourceFlag); err == nil || !strings.Contains(err.Error(), "ws.queue") {
+		t.Errorf("Set bad value: %v", err)
+	}
+	if err := c.Set("trusted_proxies", "10.0.0.0/8, 192.168.0.0/16", SourceFlag); err != nil || len(c.TrustedProxies) != 2 {
+		t.Errorf("Set list: %v %v", err, c.TrustedProxies)
+	}
+}
