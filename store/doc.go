@@ -12,6 +12,8 @@
 //	meta     "schema" -> the schema version as a decimal string
 //	users    lower-case username -> User
 //	keys     kid -> Key (the HS256 signing keys)
+//	sessions, refresh, denied: refresh-token families (see session.go)
+//	rooms    one nested bucket per chat room (see message.go)
 //
 // Usernames are keys in lower case; callers normalise them first (see
 // package auth), and the store lower-cases again so that lookups are

@@ -148,6 +148,11 @@ func (db *DB) UpdateUser(name string, c Change) (User, error) {
 				u.TokenVersion = v
 			}
 			u.UpdatedAt = db.now().UTC()
+			if c.RevokeTokens {
+				if err := deleteUserSessions(tx, u.Name); err != nil {
+					return err
+				}
+			}
 			return put(tx.Bucket(bucketUsers), u.Name, u)
 		})
 	})
@@ -160,6 +165,9 @@ func (db *DB) DeleteUser(name string) error {
 		return db.bolt.Update(func(tx *bolt.Tx) error {
 			var u User
 			if err := getUser(tx, name, &u); err != nil {
+				return err
+			}
+			if err := deleteUserSessions(tx, u.Name); err != nil {
 				return err
 			}
 			return tx.Bucket(bucketUsers).Delete(userKey(name))
