@@ -249,13 +249,11 @@ func (c *client) readPump() {
 	}
 }
 
-// readFailed ends the connection after a read error.
+// readFailed ends the connection after a read error. Whatever happened, the
+// writer is then told to stop; if a close was requested already (the echo of
+// a peer's close frame, or one of ours) that request wins.
 func (c *client) readFailed(err error) {
-	var ce *websocket.CloseError
-	switch {
-	case errors.As(err, &ce):
-		// The close handler already asked the writer to reply.
-	case errors.Is(err, websocket.ErrReadLimit):
+	if errors.Is(err, websocket.ErrReadLimit) {
 		// gorilla has written close 1009 itself. The rest of the oversized
 		// frame is unread; closing now would reset the connection and
 		// could destroy that close frame, so read and discard for a while.
@@ -263,9 +261,10 @@ func (c *client) readFailed(err error) {
 		nc := c.conn.NetConn()
 		_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
 		_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerLimit))
-	default: // timeout, reset, EOF: nobody to say goodbye to
-		c.close(closeNoFrame, "")
 	}
+	// Note that gorilla reports a vanished peer as a CloseError (1006) too,
+	// so a CloseError does not mean the close handler ran.
+	c.close(closeNoFrame, "")
 }
 
 // writePump performs every write on the connection: it waits to be woken,
