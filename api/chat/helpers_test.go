@@ -233,6 +233,7 @@ func (c *wsClient) expectClose(code int) {
 		if !errors.As(err, &ce) || ce.Code != code {
 			c.t.Fatalf("connection ended with %v, want close %d", err, code)
 		}
+		c.conn.Close() // as a browser does once the close handshake is over
 		return
 	}
 }
