@@ -1,0 +1,356 @@
+package chat
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+)
+
+const (
+	// closeGrace is how long we wait for the peer's close reply after our
+	// close frame before dropping the socket. Waiting keeps our close frame
+	// from being discarded by a TCP reset on unread input.
+	closeGrace = time.Second
+	// maxSpare caps the recycled queue array kept by an idle connection.
+	maxSpare = 32
+	// lingerLimit caps what we read and discard after closing with 1009.
+	lingerLimit = 1 << 20
+)
+
+// expiredFrame is the error frame sent when a connection's token expires.
+var expiredFrame = encode(errorFrame{Type: "error", Code: CodeTokenExpired,
+	Detail: "token expired: send an auth frame with a fresh token"})
+
+// frame is one outbound WebSocket text message: either a broadcast shared by
+// many connections (pm) or a reply to this connection only (data).
+type frame struct {
+	pm   *websocket.PreparedMessage
+	data []byte
+}
+
+// client is one WebSocket connection. It has exactly two goroutines:
+// readPump, which reads and handles frames, and writePump, which performs
+// every write (messages, pings, pongs, close frames). Anything else talks to
+// the writer through the queue and flags guarded by mu, then wakes it.
+type client struct {
+	hub  *Hub
+	conn *websocket.Conn
+	user string
+	lim  *rate.Limiter // send limit; reader goroutine only, allocated on first send
+
+	wake       chan struct{} // capacity 1: "the writer has something to do"
+	readerDone chan struct{} // closed when readPump has unregistered and returned
+
+	mu        sync.Mutex // guards the fields below; taken after Hub.mu and room.mu
+	out       []frame    // frames for the writer, oldest first
+	spare     []frame    // recycled backing array for out; keeps steady state allocation-free
+	queued    int        // frames accepted and not yet written (out plus the writer's batch)
+	closeCode int        // 0 while open; the first close request wins
+	closeText string
+	ping      bool      // the writer should send a ping
+	pong      bool      // the writer should answer a client ping with pongData
+	pongData  string    // payload of the latest client ping
+	lastPing  time.Time // when tick last asked for a ping
+	expires   time.Time // token exp; zero means never
+	warned    bool      // token_expired was sent for the current expires
+	rooms     []*room   // rooms joined; short, so a slice beats a map
+}
+
+func newClient(h *Hub, conn *websocket.Conn, id Identity) *client {
+	return &client{
+		hub: h, conn: conn, user: id.User,
+		wake:       make(chan struct{}, 1),
+		readerDone: make(chan struct{}),
+		expires:    id.Expires,
+		lastPing:   time.Now(),
+	}
+}
+
+// signal wakes the writer without blocking; one pending wake-up is enough.
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue hands f to the writer without blocking. If the queue is full the
+// client is too slow: it is closed with 4008 rather than delaying anyone.
+// It reports whether f was queued.
+func (c *client) enqueue(f frame) bool {
+	c.mu.Lock()
+	ok := c.enqueueLocked(f)
+	c.mu.Unlock()
+	return ok
+}
+
+// enqueueLocked is enqueue with c.mu held.
+func (c *client) enqueueLocked(f frame) bool {
+	if c.closeCode != 0 {
+		return false
+	}
+	if c.queued >= c.hub.cfg.Queue {
+		c.closeLocked(CloseTooSlow, "too slow")
+		c.hub.log.Info("chat: slow consumer closed", "user", c.user)
+		return false
+	}
+	if c.out == nil {
+		c.out, c.spare = c.spare, nil
+	}
+	c.out = append(c.out, f)
+	c.queued++
+	c.signal()
+	return true
+}
+
+// reply queues a frame for this connection only.
+func (c *client) reply(v any) { c.enqueue(frame{data: encode(v)}) }
+
+// replyError queues an error frame echoing ref.
+func (c *client) replyError(code, detail, ref string) {
+	c.reply(errorFrame{Type: "error", Code: code, Detail: detail, Ref: ref})
+}
+
+// close asks the writer to send a close frame with code and stop. Queued
+// frames are written first only for 1001 (graceful shutdown).
+func (c *client) close(code int, text string) {
+	c.mu.Lock()
+	c.closeLocked(code, text)
+	c.mu.Unlock()
+}
+
+func (c *client) closeLocked(code int, text string) {
+	if c.closeCode == 0 {
+		c.closeCode, c.closeText = code, text
+		c.signal()
+	}
+}
+
+// tick is called by the hub's sweep: it requests pings and enforces token
+// expiry (error token_expired at exp, close 4001 ExpiryGrace later).
+func (c *client) tick(now time.Time) {
+	cfg := &c.hub.cfg
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode != 0 {
+		return
+	}
+	if !c.expires.IsZero() && !now.Before(c.expires) {
+		if now.Sub(c.expires) >= cfg.ExpiryGrace {
+			c.closeLocked(CloseTokenExpired, "token expired")
+			return
+		}
+		if !c.warned {
+			c.warned = true
+			c.enqueueLocked(frame{data: expiredFrame})
+		}
+	}
+	if now.Sub(c.lastPing) >= cfg.PingInterval {
+		c.lastPing = now
+		c.ping = true
+		c.signal()
+	}
+}
+
+// refresh swaps in the expiry of a fresh token (auth frame).
+func (c *client) refresh(expires time.Time) {
+	c.mu.Lock()
+	c.expires, c.warned = expires, false
+	c.mu.Unlock()
+}
+
+func (c *client) addRoom(r *room) {
+	c.mu.Lock()
+	c.rooms = append(c.rooms, r)
+	c.mu.Unlock()
+}
+
+func (c *client) removeRoom(r *room) {
+	c.mu.Lock()
+	c.rooms = slices.DeleteFunc(c.rooms, func(x *room) bool { return x == r })
+	c.mu.Unlock()
+}
+
+// joined returns the live room called name if c is in it.
+func (c *client) joined(name string) *room {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.rooms {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+func (c *client) roomCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.rooms)
+}
+
+// allow applies the per-connection send rate limit.
+func (c *client) allow() bool {
+	if c.lim == nil {
+		c.lim = rate.NewLimiter(rate.Limit(c.hub.cfg.SendRate), c.hub.cfg.SendBurst)
+	}
+	return c.lim.Allow()
+}
+
+// readPump reads frames until the connection fails or closes, handling each
+// in turn, then unregisters the client. Deadlines: any frame, pong included,
+// extends the read deadline by PongTimeout, so a peer that ignores our pings
+// (sent every PingInterval) is dropped.
+func (c *client) readPump() {
+	defer c.hub.pumps.Done()
+	defer close(c.readerDone)
+	defer c.hub.unregister(c)
+
+	wait := c.hub.cfg.PongTimeout
+	c.conn.SetReadLimit(c.hub.cfg.MaxFrame) // gorilla closes with 1009 beyond it
+	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(wait))
+	})
+	// The default ping and close handlers write from the reader goroutine;
+	// ours hand the write to the writer instead.
+	c.conn.SetPingHandler(func(data string) error {
+		c.mu.Lock()
+		c.pong, c.pongData = true, data
+		c.mu.Unlock()
+		c.signal()
+		return c.conn.SetReadDeadline(time.Now().Add(wait))
+	})
+	c.conn.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = closeNormal
+		}
+		c.close(code, "") // echo, unless we are closing already
+		return nil
+	})
+
+	for {
+		typ, data, err := c.conn.ReadMessage()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(wait))
+		if typ != websocket.TextMessage {
+			c.replyError(CodeBadRequest, "binary frames are not supported", "")
+			continue
+		}
+		c.handle(data)
+	}
+}
+
+// readFailed ends the connection after a read error. Whatever happened, the
+// writer is then told to stop; if a close was requested already (the echo of
+// a peer's close frame, or one of ours) that request wins.
+func (c *client) readFailed(err error) {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// gorilla has written close 1009 itself. The rest of the oversized
+		// frame is unread; closing now would reset the connection and
+		// could destroy that close frame, so read and discard for a while.
+		c.close(closeAlreadySent, "")
+		nc := c.conn.NetConn()
+		_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
+		_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerLimit))
+	}
+	// Note that gorilla reports a vanished peer as a CloseError (1006) too,
+	// so a CloseError does not mean the close handler ran.
+	c.close(closeNoFrame, "")
+}
+
+// writePump performs every write on the connection: it waits to be woken,
+// takes the whole queue at once and writes it, until a close is requested.
+func (c *client) writePump() {
+	defer c.hub.pumps.Done()
+	defer c.conn.Close()
+	timeout := c.hub.cfg.WriteTimeout
+	for range c.wake {
+		c.mu.Lock()
+		batch := c.out
+		c.out = nil
+		code, text := c.closeCode, c.closeText
+		ping, pong, pongData := c.ping, c.pong, c.pongData
+		c.ping, c.pong = false, false
+		c.mu.Unlock()
+
+		if code != 0 && code != CloseGoingAway {
+			c.finish(code, text) // queued frames are moot: drop them
+			return
+		}
+		if err := c.writeBatch(batch, ping, pong, pongData, timeout); err != nil {
+			c.close(closeNoFrame, "")
+			return // the deferred Close wakes the reader, which unregisters
+		}
+		if code == CloseGoingAway {
+			c.finish(code, text) // the queue, complete at close time, is written
+			return
+		}
+	}
+}
+
+// writeBatch writes control frames and then the batch, and recycles the
+// batch's array.
+func (c *client) writeBatch(batch []frame, ping, pong bool, pongData string, timeout time.Duration) error {
+	if pong {
+		if err := c.conn.WriteControl(websocket.PongMessage, []byte(pongData), time.Now().Add(timeout)); err != nil {
+			return err
+		}
+	}
+	if ping {
+		if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(timeout)); err != nil {
+			return err
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
+	for i, f := range batch {
+		var err error
+		if f.pm != nil {
+			err = c.conn.WritePreparedMessage(f.pm)
+		} else {
+			err = c.conn.WriteMessage(websocket.TextMessage, f.data)
+		}
+		if err != nil {
+			return err
+		}
+		batch[i] = frame{} // let the frame be collected
+	}
+	c.mu.Lock()
+	c.queued -= len(batch)
+	if c.spare == nil && cap(batch) <= maxSpare {
+		c.spare = batch[:0]
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// finish sends the close frame (unless there is none to send) and waits for
+// the reader to see the peer's reply, bounded by closeGrace.
+func (c *client) finish(code int, text string) {
+	if code == closeNoFrame {
+		return
+	}
+	if code != closeAlreadySent {
+		msg := websocket.FormatCloseMessage(code, text)
+		if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+			return
+		}
+	}
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-c.readerDone:
+	case <-t.C:
+	}
+}

@@ -1,0 +1,63 @@
+// Package chat is the WebSocket chat hub of chatctl (SPEC §6): rooms,
+// presence, ordered durable messages, history, and the limits and close
+// codes of the protocol. It knows gorilla/websocket; it knows neither JWT
+// nor bbolt, which reach it through the Authenticator and Store interfaces.
+//
+// # Basics
+//
+// The HTTP layer authenticates the request, checks Origin, upgrades, and
+// calls Hub.Serve with the connection and the token's Identity. From then
+// on the hub owns the connection: one goroutine reads and handles frames,
+// one writes. Hub.Run pings connections and enforces token expiry; when its
+// context ends it shuts the hub down.
+//
+// Protocol choices the SPEC leaves open:
+//   - send and history need membership of the room (join first); otherwise
+//     the reply is error forbidden.
+//   - leave and a successful auth are acknowledged with an ack frame that
+//     carries ref (and room for leave) but no id.
+//   - A join with since replays at most Config.MaxReplay messages, the
+//     newest ones, so the replay always joins up with the live stream; when
+//     older ones were left out the joined frame has "more":true and the
+//     client pages back with history before=messages[0].id.
+//   - A store failure is reported as error code "internal", which SPEC §6
+//     does not list; the client may retry.
+//   - CloseRoom sends each member an error frame, code not_found, with a
+//     "room" field.
+//
+// # Concurrency
+//
+// Locks are taken in the order Hub.mu, room.mu, client.mu; no goroutine
+// writes to a socket while holding any of them. Broadcasting only appends
+// to each member's queue (a slice guarded by client.mu) and wakes its
+// writer, so a slow member never delays the others; a member whose queue
+// holds Config.Queue frames is closed with 4008. A broadcast is encoded once
+// as a websocket.PreparedMessage shared by every recipient.
+//
+// A send blocks its connection's reader until the store commits, so each
+// connection's messages keep their order, while different connections
+// commit concurrently (the store can batch them into one fsync). Commits
+// come back in any order; each room buffers them and broadcasts in id
+// order, so every member sees ids ascending without gaps. The ack goes to
+// the sender only after the commit.
+//
+// # Store contract
+//
+// AppendMessage returns only after the message is durable. Ids start at 1
+// in each room and increase by one; a failed AppendMessage uses no id (with
+// bbolt: NextSequence inside the same transaction as the Put, so a rollback
+// returns it). It must be safe to call concurrently, and should batch
+// concurrent calls (bbolt's DB.Batch) so that many rooms share an fsync.
+// The reads must be cheap: join holds its room's lock while it reads.
+//
+// # Caveats
+//
+// gorilla itself writes the 1009 close frame (and protocol-error close
+// frames) from the reader goroutine; its internal write lock keeps those
+// from interleaving with the writer's frames.
+//
+// If the store ever leaves a hole in a room's ids, the room waits for the
+// missing id until no append is in flight and then moves on; members see
+// the hole. Rooms live in memory only while they have members or sends in
+// flight.
+package chat

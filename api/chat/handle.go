@@ -1,0 +1,137 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+)
+
+// handle decodes and acts on one inbound text frame. It runs on the reader
+// goroutine and never touches the socket: replies go through the queue. A
+// bad frame gets an error frame and the connection stays up.
+func (c *client) handle(data []byte) {
+	var in inbound
+	if err := json.Unmarshal(data, &in); err != nil {
+		// On a type error json still fills the fields it could, so the
+		// ref may be there to echo; on a syntax error it is empty.
+		c.replyError(CodeBadRequest, "frame is not a valid JSON request", clampRef(in.Ref))
+		return
+	}
+	if len(in.Ref) > maxRefLen {
+		c.replyError(CodeBadRequest, "ref is too long", "")
+		return
+	}
+	switch in.Type {
+	case "join":
+		if !validRoom(in.Room) {
+			c.replyError(CodeBadRequest, "room must be 1..64 of [a-z0-9._-]", in.Ref)
+			return
+		}
+		c.hub.join(c, &in)
+	case "leave":
+		r := c.joined(in.Room)
+		if r == nil {
+			c.replyError(CodeNotFound, "not a member of this room", in.Ref)
+			return
+		}
+		c.hub.leave(r, c)
+		c.reply(ackFrame{Type: "ack", Ref: in.Ref, Room: in.Room})
+	case "send":
+		c.handleSend(&in)
+	case "history":
+		c.handleHistory(&in)
+	case "auth":
+		c.handleAuth(&in)
+	case "ping":
+		c.reply(pongFrame{Type: "pong", Ref: in.Ref})
+	case "":
+		c.replyError(CodeBadRequest, "type is required", in.Ref)
+	default:
+		c.replyError(CodeBadRequest, "unknown type", in.Ref)
+	}
+}
+
+// handleSend checks a send and hands it to the hub. Sending to a room the
+// connection has not joined is forbidden rather than an implicit join: a
+// join has a reply (members, replay) that a send could not carry.
+func (c *client) handleSend(in *inbound) {
+	switch {
+	case in.Text == "":
+		c.replyError(CodeBadRequest, "text is required", in.Ref)
+		return
+	case len(in.Text) > c.hub.cfg.MaxText:
+		c.replyError(CodeTooLarge, "text is too long", in.Ref)
+		return
+	}
+	r := c.joined(in.Room)
+	if r == nil {
+		c.replyError(CodeForbidden, "join the room before sending", in.Ref)
+		return
+	}
+	if !c.allow() {
+		c.replyError(CodeRateLimited, "too many messages: slow down", in.Ref)
+		return
+	}
+	c.hub.send(r, c, in.Text, in.Ref)
+}
+
+// handleHistory replies with up to limit messages before in.Before
+// (0: the newest), ascending. Like send, it needs membership.
+func (c *client) handleHistory(in *inbound) {
+	h := c.hub
+	limit := in.Limit
+	switch {
+	case limit < 0:
+		c.replyError(CodeBadRequest, "limit must not be negative", in.Ref)
+		return
+	case limit == 0:
+		limit = min(defaultHistoryLimit, h.cfg.HistoryLimit)
+	case limit > h.cfg.HistoryLimit:
+		limit = h.cfg.HistoryLimit
+	}
+	if c.joined(in.Room) == nil {
+		c.replyError(CodeForbidden, "join the room before reading its history", in.Ref)
+		return
+	}
+	msgs, err := h.store.MessagesBefore(in.Room, in.Before, limit)
+	if err != nil {
+		h.log.Error("chat: history", "room", in.Room, "err", err)
+		c.replyError(CodeInternal, "store unavailable", in.Ref)
+		return
+	}
+	c.reply(historyFrame{Type: "history", Ref: in.Ref, Room: in.Room, Messages: toWireList(msgs)})
+}
+
+// handleAuth swaps in the expiry of a fresh token for the same user. A bad
+// token leaves the connection as it was (it will still expire on time). The
+// token itself is never logged.
+func (c *client) handleAuth(in *inbound) {
+	h := c.hub
+	if in.Token == "" {
+		c.replyError(CodeBadRequest, "token is required", in.Ref)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StoreTimeout)
+	id, err := h.auth.Authenticate(ctx, in.Token)
+	cancel()
+	if err != nil {
+		h.log.Info("chat: auth frame rejected", "user", c.user, "err", err)
+		c.replyError(CodeUnauthorized, "invalid token", in.Ref)
+		return
+	}
+	if strings.ToLower(id.User) != c.user {
+		h.log.Warn("chat: auth frame for another user", "user", c.user, "token_user", id.User)
+		c.replyError(CodeUnauthorized, "token is for another user", in.Ref)
+		return
+	}
+	c.refresh(id.Expires)
+	c.reply(ackFrame{Type: "ack", Ref: in.Ref})
+}
+
+// clampRef drops a ref that is too long to echo.
+func clampRef(ref string) string {
+	if len(ref) > maxRefLen {
+		return ""
+	}
+	return ref
+}

@@ -1,0 +1,366 @@
+package chat
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Config holds the limits of SPEC §6 (config keys ws.* and history.*). A zero
+// field takes the default shown in its comment, so Config{} is usable.
+type Config struct {
+	MaxFrame        int64         // largest inbound frame in bytes (64 KiB); larger closes with 1009
+	MaxText         int           // largest "text" of a send in bytes (4096); larger is too_large
+	SendRate        float64       // sends per second per connection (20)
+	SendBurst       int           // send burst per connection (40)
+	Queue           int           // outbound frames buffered per connection (256); full closes with 4008
+	PingInterval    time.Duration // WebSocket ping period (30s); must be less than PongTimeout
+	PongTimeout     time.Duration // a connection silent this long is dead (60s)
+	MaxConnsPerUser int           // connections per user (16); one more is closed with 4029
+	OnJoin          int           // messages replayed by a join without since (50); negative means none
+	HistoryLimit    int           // largest "limit" a history request gets (200)
+	MaxReplay       int           // largest replay of a join with since (1000); see joinedFrame.More
+	MaxRooms        int           // rooms one connection may join at once (100)
+	ExpiryGrace     time.Duration // time between token_expired and close 4001 (3s; SPEC says within 5s)
+	WriteTimeout    time.Duration // deadline of one socket write (10s)
+	StoreTimeout    time.Duration // deadline of one Store or Authenticator call (10s)
+}
+
+// withDefaults returns cfg with every zero field replaced by its default.
+func (cfg Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = 64 << 10
+	}
+	if cfg.SendRate <= 0 {
+		cfg.SendRate = 20
+	}
+	def(&cfg.MaxText, 4096)
+	def(&cfg.SendBurst, 40)
+	def(&cfg.Queue, 256)
+	def(&cfg.MaxConnsPerUser, 16)
+	def(&cfg.OnJoin, 50)
+	def(&cfg.HistoryLimit, 200)
+	def(&cfg.MaxReplay, 1000)
+	def(&cfg.MaxRooms, 100)
+	if cfg.OnJoin < 0 {
+		cfg.OnJoin = 0
+	}
+	defDur(&cfg.PingInterval, 30*time.Second)
+	defDur(&cfg.PongTimeout, 60*time.Second)
+	defDur(&cfg.ExpiryGrace, 3*time.Second)
+	defDur(&cfg.WriteTimeout, 10*time.Second)
+	defDur(&cfg.StoreTimeout, 10*time.Second)
+	return cfg
+}
+
+// Identity is who a connection belongs to, from the token the HTTP layer
+// verified before the upgrade.
+type Identity struct {
+	User    string    // username (matched case-insensitively, kept lower-case)
+	Expires time.Time // token exp; the zero time means the token never expires
+}
+
+// Authenticator re-verifies a token sent in an {"type":"auth"} frame. It must
+// apply every check the HTTP layer applies at upgrade time (signature, exp,
+// user enabled, token version) and return an error if any fails.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Identity, error)
+}
+
+// Message is one stored chat message.
+type Message struct {
+	Room string
+	ID   uint64 // 1, 2, 3, … within Room
+	From string
+	Text string
+	TS   time.Time
+}
+
+// Store persists messages. See the package documentation, "Store contract",
+// for the guarantees the Hub relies on.
+type Store interface {
+	// AppendMessage commits a message and returns it with its id. It returns
+	// only once the message is durable. An error means nothing was committed
+	// and no id was used.
+	AppendMessage(ctx context.Context, room, from, text string, ts time.Time) (Message, error)
+	// MessagesAfter returns up to limit messages with id > after, ascending.
+	MessagesAfter(room string, after uint64, limit int) ([]Message, error)
+	// MessagesBefore returns the limit newest messages with id < before
+	// (before == 0: the newest), ascending.
+	MessagesBefore(room string, before uint64, limit int) ([]Message, error)
+}
+
+// RoomStats describes one room with at least one connection in it.
+type RoomStats struct {
+	Name    string `json:"name"`
+	Members int    `json:"members"`     // unique users online
+	Conns   int    `json:"connections"` // connections joined
+}
+
+// Hub owns the rooms and connections of the chat service. Create it with
+// NewHub, run Run in a goroutine, and hand it upgraded connections with Serve.
+// All methods are safe for concurrent use.
+type Hub struct {
+	store Store
+	auth  Authenticator
+	cfg   Config
+	log   *slog.Logger
+	tick  time.Duration    // sweep period: pings and token expiry
+	now   func() time.Time // message timestamps; tests may replace it
+
+	mu      sync.Mutex           // guards rooms, users, closing; taken before room.mu and client.mu
+	rooms   map[string]*room     // rooms with members or in-flight sends
+	users   map[string][]*client // live connections per user
+	closing bool                 // Shutdown began: Serve refuses new connections
+
+	sendMu   sync.RWMutex   // guards draining against appends.Add
+	draining bool           // Shutdown began: no new AppendMessage calls
+	appends  sync.WaitGroup // AppendMessage calls in progress
+	pumps    sync.WaitGroup // reader and writer goroutines
+
+	shutdownOnce sync.Once
+	done         chan struct{} // closed once every pump has exited after Shutdown
+}
+
+// NewHub returns a Hub that persists messages in store and re-verifies auth
+// frames with auth. A nil log discards log output.
+func NewHub(store Store, auth Authenticator, cfg Config, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	// One sweep serves every connection, so there are no per-connection
+	// timers; its period bounds how late a ping or an expiry can be.
+	tick := min(time.Second, cfg.PingInterval/2, cfg.ExpiryGrace/2)
+	tick = max(tick, 5*time.Millisecond)
+	return &Hub{
+		store: store, auth: auth, cfg: cfg, log: log, tick: tick, now: time.Now,
+		rooms: make(map[string]*room),
+		users: make(map[string][]*client),
+		done:  make(chan struct{}),
+	}
+}
+
+// Run pings connections and enforces token expiry until ctx is done, then
+// shuts the hub down (see Shutdown) and returns once every socket is closed.
+func (h *Hub) Run(ctx context.Context) {
+	t := time.NewTicker(h.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = h.Shutdown(context.Background())
+			return
+		case now := <-t.C:
+			h.sweep(now)
+		}
+	}
+}
+
+// sweep visits every connection once; it only flips flags and enqueues, so it
+// is cheap enough to hold h.mu throughout.
+func (h *Hub) sweep(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, cs := range h.users {
+		for _, c := range cs {
+			c.tick(now)
+		}
+	}
+}
+
+// Serve takes over an upgraded connection for the authenticated id and starts
+// its reader and writer goroutines; it returns at once. The caller must not
+// use conn afterwards. A connection over the user's limit is closed with 4029
+// and one arriving during shutdown with 1001; Serve then blocks until the
+// close handshake ends (at most about a second).
+func (h *Hub) Serve(conn *websocket.Conn, id Identity) {
+	id.User = strings.ToLower(id.User)
+	c := newClient(h, conn, id)
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		h.reject(conn, CloseGoingAway, "server shutting down")
+		return
+	}
+	if len(h.users[id.User]) >= h.cfg.MaxConnsPerUser {
+		h.mu.Unlock()
+		h.log.Info("chat: too many connections", "user", id.User)
+		h.reject(conn, CloseTooManyConns, "too many connections")
+		return
+	}
+	h.users[id.User] = append(h.users[id.User], c)
+	h.pumps.Add(2) // under h.mu with closing false, so never after pumps.Wait began
+	h.mu.Unlock()
+	h.log.Debug("chat: connected", "user", id.User)
+	go c.writePump()
+	go c.readPump()
+}
+
+// reject closes a connection that never got pumps, waiting briefly for the
+// peer's close reply so our close frame is not lost to a TCP reset.
+func (h *Hub) reject(conn *websocket.Conn, code int, text string) {
+	defer conn.Close()
+	deadline := time.Now().Add(closeGrace)
+	if err := conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline); err != nil {
+		return
+	}
+	conn.SetReadLimit(h.cfg.MaxFrame)
+	_ = conn.SetReadDeadline(deadline)
+	for {
+		if _, _, err := conn.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+// unregister removes c from the hub and from every room it joined. It is
+// called once, by c's reader as it exits.
+func (h *Hub) unregister(c *client) {
+	h.mu.Lock()
+	cs := slices.DeleteFunc(h.users[c.user], func(x *client) bool { return x == c })
+	if len(cs) == 0 {
+		delete(h.users, c.user)
+	} else {
+		h.users[c.user] = cs
+	}
+	h.mu.Unlock()
+
+	c.mu.Lock()
+	rooms := c.rooms
+	c.rooms = nil
+	c.mu.Unlock()
+	for _, r := range rooms {
+		h.leave(r, c)
+	}
+	h.log.Debug("chat: disconnected", "user", c.user)
+}
+
+// Kick closes every connection of user with 4003 (disabled, removed or
+// revoked). Queued frames are dropped so the close frame goes out at once.
+func (h *Hub) Kick(user string) {
+	h.mu.Lock()
+	cs := slices.Clone(h.users[strings.ToLower(user)])
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.close(CloseRevoked, "access revoked")
+	}
+	if len(cs) > 0 {
+		h.log.Info("chat: kicked", "user", user, "connections", len(cs))
+	}
+}
+
+// Conns returns the number of live connections.
+func (h *Hub) Conns() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, cs := range h.users {
+		n += len(cs)
+	}
+	return n
+}
+
+// Rooms returns the rooms that have members, sorted by name.
+func (h *Hub) Rooms() []RoomStats {
+	h.mu.Lock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.Unlock()
+	out := make([]RoomStats, 0, len(rooms))
+	for _, r := range rooms {
+		r.mu.Lock()
+		if len(r.members) > 0 {
+			out = append(out, RoomStats{Name: r.name, Members: len(r.users), Conns: len(r.members)})
+		}
+		r.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b RoomStats) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// CloseRoom removes every member from the room (call it after an admin
+// deleted the room). Each member connection gets an error frame with code
+// not_found naming the room; no presence frames are sent. Joining the name
+// again creates a fresh room.
+func (h *Hub) CloseRoom(name string) {
+	h.mu.Lock()
+	r := h.rooms[name]
+	delete(h.rooms, name)
+	h.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dead = true
+	f := frame{data: encode(errorFrame{Type: "error", Code: CodeNotFound, Detail: "room deleted", Room: name})}
+	for c := range r.members {
+		c.removeRoom(r)
+		c.enqueue(f)
+	}
+	r.members, r.users = nil, nil
+}
+
+// Shutdown stops new sends, waits until every AppendMessage in progress has
+// committed and its ack and broadcast are queued, then closes every socket
+// with 1001 after its queue is written, and waits for all goroutines. If ctx
+// ends first, it closes the remaining sockets abruptly and returns ctx.Err().
+// It is safe to call more than once and concurrently with Run.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.shutdownOnce.Do(func() { go h.drain() })
+	select {
+	case <-h.done:
+		return nil
+	case <-ctx.Done():
+		h.mu.Lock()
+		for _, cs := range h.users {
+			for _, c := range cs {
+				_ = c.conn.NetConn().Close()
+			}
+		}
+		h.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// drain is the body of Shutdown; it runs once.
+func (h *Hub) drain() {
+	h.sendMu.Lock()
+	h.draining = true
+	h.sendMu.Unlock()
+	h.mu.Lock()
+	h.closing = true
+	h.mu.Unlock()
+
+	h.appends.Wait()
+
+	h.mu.Lock()
+	var cs []*client
+	for _, list := range h.users {
+		cs = append(cs, list...)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.close(CloseGoingAway, "server shutting down")
+	}
+	h.pumps.Wait()
+	close(h.done)
+}

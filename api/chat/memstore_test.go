@@ -1,0 +1,108 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// memStore is an in-memory Store for tests. It keeps the real store's
+// contract (ids from 1 per room, no id used by a failed append) and can
+// simulate commit latency, so that concurrent appends return out of order as
+// they do with bbolt's batched commits.
+type memStore struct {
+	mu     sync.Mutex
+	rooms  map[string][]Message // guarded by mu
+	fail   error                // guarded by mu; returned by AppendMessage when set
+	jitter time.Duration        // max simulated commit latency after the id is assigned
+	gate   chan struct{}        // when non-nil, AppendMessage waits for a value on it
+}
+
+var _ Store = (*memStore)(nil)
+
+func newMemStore() *memStore { return &memStore{rooms: make(map[string][]Message)} }
+
+var errStoreDown = errors.New("store down")
+
+func (s *memStore) AppendMessage(ctx context.Context, room, from, text string, ts time.Time) (Message, error) {
+	if s.gate != nil {
+		select {
+		case <-s.gate:
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	if s.fail != nil {
+		err := s.fail
+		s.mu.Unlock()
+		return Message{}, err
+	}
+	m := Message{Room: room, ID: uint64(len(s.rooms[room]) + 1), From: from, Text: text, TS: ts}
+	s.rooms[room] = append(s.rooms[room], m)
+	s.mu.Unlock()
+	if s.jitter > 0 {
+		// Simulated fsync: the id is fixed, the return is delayed.
+		time.Sleep(rand.N(s.jitter))
+	}
+	return m, nil
+}
+
+func (s *memStore) setFail(err error) {
+	s.mu.Lock()
+	s.fail = err
+	s.mu.Unlock()
+}
+
+func (s *memStore) MessagesAfter(room string, after uint64, limit int) ([]Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := s.rooms[room]
+	if after >= uint64(len(ms)) {
+		return nil, nil
+	}
+	ms = ms[after:]
+	return slices.Clone(ms[:min(limit, len(ms))]), nil
+}
+
+func (s *memStore) MessagesBefore(room string, before uint64, limit int) ([]Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := s.rooms[room]
+	if before > 0 && before-1 < uint64(len(ms)) {
+		ms = ms[:before-1]
+	}
+	return slices.Clone(ms[max(0, len(ms)-limit):]), nil
+}
+
+// fill appends n messages to room directly, as if sent earlier.
+func (s *memStore) fill(room string, n int) {
+	for i := 0; i < n; i++ {
+		_, _ = s.AppendMessage(context.Background(), room, "seed", "old", time.Now())
+	}
+}
+
+// fakeAuth accepts the tokens in its map.
+type fakeAuth struct {
+	mu     sync.Mutex
+	tokens map[string]Identity
+}
+
+func (a *fakeAuth) Authenticate(_ context.Context, token string) (Identity, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	id, ok := a.tokens[token]
+	if !ok {
+		return Identity{}, errors.New("invalid token")
+	}
+	return id, nil
+}
+
+func (a *fakeAuth) add(token string, id Identity) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tokens[token] = id
+}

@@ -1,0 +1,154 @@
+package chat
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Error codes carried in the "code" field of an error frame (SPEC §6).
+const (
+	CodeBadRequest   = "bad_request"   // undecodable frame, unknown type, invalid field
+	CodeUnauthorized = "unauthorized"  // an auth frame whose token is invalid or names another user
+	CodeForbidden    = "forbidden"     // acting on a room the connection has not joined
+	CodeNotFound     = "not_found"     // leaving a room not joined; the room was deleted
+	CodeTooLarge     = "too_large"     // text longer than Config.MaxText
+	CodeRateLimited  = "rate_limited"  // more sends than Config.SendRate/SendBurst allow
+	CodeTokenExpired = "token_expired" // the connection's token reached exp; send auth now
+	// CodeInternal reports a store failure. SPEC §6 lists no code for server
+	// faults; this is an addition, and the client may retry the request.
+	CodeInternal = "internal"
+)
+
+// WebSocket close codes this package sends (SPEC §6). 1001 and 1009 are
+// standard (RFC 6455); the 4xxx codes are application codes.
+const (
+	CloseGoingAway       = 1001 // server shutting down: reconnect with backoff, join with since
+	CloseTooLarge        = 1009 // frame larger than Config.MaxFrame
+	CloseTokenExpired    = 4001 // token expired and no auth frame arrived in time
+	CloseRevoked         = 4003 // user disabled, removed or tokens revoked (Hub.Kick)
+	CloseTooSlow         = 4008 // outbound queue full
+	CloseTooManyConns    = 4029 // more than Config.MaxConnsPerUser connections
+	closeNormal          = 1000 // echo of a peer close without a code
+	closeNoFrame         = -1   // internal: the socket is dead, close it without a close frame
+	closeAlreadySent     = -2   // internal: gorilla already wrote the close frame (1009)
+	maxRoomName          = 64
+	defaultHistoryLimit  = 50 // history "limit" when the client sends none
+	timestampLayout      = "2006-01-02T15:04:05.000Z07:00"
+	maxRefLen            = 128 // longer refs are rejected so errors cannot amplify
+	maxControlPayloadLen = 123 // close reason limit: 125 bytes minus the 2-byte code
+)
+
+// inbound is every client frame decoded into one struct: the fields that a
+// type does not use are ignored, unknown fields are ignored too (forward
+// compatibility), and pointers tell "absent" from zero where that matters.
+type inbound struct {
+	Type   string  `json:"type"`
+	Ref    string  `json:"ref"`
+	Room   string  `json:"room"`
+	Since  *uint64 `json:"since"`
+	Text   string  `json:"text"`
+	Before uint64  `json:"before"`
+	Limit  int     `json:"limit"`
+	Token  string  `json:"token"`
+}
+
+// wireMessage is one chat message as it appears inside joined and history
+// frames.
+type wireMessage struct {
+	Room string `json:"room"`
+	ID   uint64 `json:"id"`
+	From string `json:"from"`
+	Text string `json:"text"`
+	TS   string `json:"ts"`
+}
+
+// messageFrame is the live broadcast of one committed message.
+type messageFrame struct {
+	Type string `json:"type"` // "message"
+	wireMessage
+}
+
+type joinedFrame struct {
+	Type     string        `json:"type"` // "joined"
+	Ref      string        `json:"ref,omitempty"`
+	Room     string        `json:"room"`
+	Members  []string      `json:"members"`
+	Messages []wireMessage `json:"messages"`
+	// More is true when the replay was capped at Config.MaxReplay: the
+	// client pages older messages with history before=messages[0].id.
+	More bool `json:"more,omitempty"`
+}
+
+type historyFrame struct {
+	Type     string        `json:"type"` // "history"
+	Ref      string        `json:"ref,omitempty"`
+	Room     string        `json:"room"`
+	Messages []wireMessage `json:"messages"`
+}
+
+type ackFrame struct {
+	Type string `json:"type"` // "ack"
+	Ref  string `json:"ref,omitempty"`
+	Room string `json:"room,omitempty"`
+	ID   uint64 `json:"id,omitempty"`
+}
+
+type presenceFrame struct {
+	Type  string `json:"type"` // "presence"
+	Room  string `json:"room"`
+	User  string `json:"user"`
+	Event string `json:"event"` // "join" | "leave"
+}
+
+type errorFrame struct {
+	Type   string `json:"type"` // "error"
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+	Ref    string `json:"ref,omitempty"`
+	Room   string `json:"room,omitempty"`
+}
+
+type pongFrame struct {
+	Type string `json:"type"` // "pong"
+	Ref  string `json:"ref,omitempty"`
+}
+
+// toWire converts a stored message to its wire shape (RFC 3339 UTC, ms).
+func toWire(m Message) wireMessage {
+	return wireMessage{Room: m.Room, ID: m.ID, From: m.From, Text: m.Text, TS: m.TS.UTC().Format(timestampLayout)}
+}
+
+func toWireList(ms []Message) []wireMessage {
+	out := make([]wireMessage, len(ms)) // never nil: "messages":[] rather than null
+	for i, m := range ms {
+		out[i] = toWire(m)
+	}
+	return out
+}
+
+// encode marshals a frame. The frame types above contain only strings,
+// numbers and slices of them, so Marshal cannot fail.
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("chat: encode: " + err.Error())
+	}
+	return b
+}
+
+// validRoom reports whether name is 1..64 of [a-z0-9._-] (SPEC §6).
+func validRoom(name string) bool {
+	if len(name) == 0 || len(name) > maxRoomName {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// formatTime is split out for tests that compare timestamps.
+func formatTime(t time.Time) string { return t.UTC().Format(timestampLayout) }

@@ -1,0 +1,298 @@
+package chat
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/gorilla/websocket"
+)
+
+// room is one chat room while it has members or sends in flight.
+//
+// Ordering: the store assigns ids, and sends from different connections
+// commit concurrently (the store batches them into one fsync), so commits
+// return in any order. r.pending is a reorder buffer: a committed message is
+// broadcast only once every lower id has been, so each member sees ids in
+// order and without gaps. Broadcasting only enqueues (never writes a socket),
+// so holding r.mu while doing it is cheap.
+type room struct {
+	name string
+
+	mu       sync.Mutex                            // guards every field below; taken after Hub.mu, before client.mu
+	dead     bool                                  // removed from Hub.rooms; a joiner holding r must look the name up again
+	loaded   bool                                  // last was read from the store
+	last     uint64                                // highest id broadcast (or stored when the room was loaded)
+	inflight int                                   // AppendMessage calls in progress for this room
+	pending  map[uint64]*websocket.PreparedMessage // committed, waiting for a lower id
+	members  map[*client]struct{}
+	users    map[string]int // connections per user among members: presence and stats
+}
+
+// room returns the live room called name, creating it if needed.
+func (h *Hub) room(name string) *room {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[name]
+	if r == nil {
+		r = &room{name: name}
+		h.rooms[name] = r
+	}
+	return r
+}
+
+// maybeRemove drops r from the hub once it has no members and nothing in
+// flight, so idle rooms cost no memory. It takes h.mu then r.mu, the lock
+// order, which is why callers must not hold r.mu.
+func (h *Hub) maybeRemove(r *room) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dead || len(r.members) > 0 || r.inflight > 0 {
+		return
+	}
+	r.dead = true
+	if h.rooms[r.name] == r {
+		delete(h.rooms, r.name)
+	}
+}
+
+// join adds c to the room in.Room and queues the joined reply with the
+// replay. Replay and membership change happen under r.mu, and every
+// broadcast takes r.mu too, so the client gets exactly the messages up to
+// r.last in joined and every later one as a message frame.
+func (h *Hub) join(c *client, in *inbound) {
+	for {
+		r := h.room(in.Room)
+		r.mu.Lock()
+		if r.dead { // removed between lookup and lock: look again
+			r.mu.Unlock()
+			continue
+		}
+		ok := h.joinLocked(r, c, in)
+		r.mu.Unlock()
+		if !ok {
+			h.maybeRemove(r)
+		}
+		return
+	}
+}
+
+// joinLocked does the work of join with r.mu held; it reports whether c is
+// a member afterwards.
+func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
+	_, already := r.members[c]
+	if !already && c.roomCount() >= h.cfg.MaxRooms {
+		c.replyError(CodeForbidden, "too many rooms joined", in.Ref)
+		return false
+	}
+	if !r.loaded {
+		newest, err := h.store.MessagesBefore(r.name, 0, 1)
+		if err != nil {
+			h.log.Error("chat: load room", "room", r.name, "err", err)
+			c.replyError(CodeInternal, "store unavailable", in.Ref)
+			return already
+		}
+		if len(newest) > 0 {
+			r.last = newest[len(newest)-1].ID
+		}
+		r.loaded = true
+	}
+	msgs, more, err := h.replay(r, in.Since)
+	if err != nil {
+		h.log.Error("chat: replay", "room", r.name, "err", err)
+		c.replyError(CodeInternal, "store unavailable", in.Ref)
+		return already
+	}
+	if !already {
+		if r.members == nil {
+			r.members = make(map[*client]struct{})
+			r.users = make(map[string]int)
+		}
+		r.members[c] = struct{}{}
+		r.users[c.user]++
+		c.addRoom(r)
+		if r.users[c.user] == 1 { // the user's first connection here
+			r.broadcast(presence(r.name, c.user, "join"), c)
+		}
+	}
+	members := make([]string, 0, len(r.users))
+	for u := range r.users {
+		members = append(members, u)
+	}
+	slices.Sort(members)
+	c.reply(joinedFrame{Type: "joined", Ref: in.Ref, Room: r.name, Members: members, Messages: toWireList(msgs), More: more})
+	return true
+}
+
+// replay reads what a join returns: ids in (since, r.last], at most
+// MaxReplay of the newest, or the newest OnJoin without since. Messages
+// above r.last are left out: they are committed but not yet broadcast, and
+// the joiner will get them as message frames. r.mu must be held.
+func (h *Hub) replay(r *room, since *uint64) (msgs []Message, more bool, err error) {
+	limit := h.cfg.OnJoin
+	if since != nil {
+		if *since >= r.last {
+			return nil, false, nil
+		}
+		limit = int(min(r.last-*since, uint64(h.cfg.MaxReplay)))
+	}
+	if limit == 0 || r.last == 0 {
+		return nil, false, nil
+	}
+	msgs, err = h.store.MessagesBefore(r.name, r.last+1, limit)
+	if err != nil || since == nil {
+		return msgs, false, err
+	}
+	// Ids can have holes (retention), so the count may reach below since.
+	msgs = slices.DeleteFunc(msgs, func(m Message) bool { return m.ID <= *since })
+	more = len(msgs) == limit && msgs[0].ID > *since+1
+	return msgs, more, nil
+}
+
+// leave removes c from r, telling the others when c was the user's last
+// connection there.
+func (h *Hub) leave(r *room, c *client) {
+	r.mu.Lock()
+	if _, ok := r.members[c]; ok {
+		delete(r.members, c)
+		if r.users[c.user]--; r.users[c.user] == 0 {
+			delete(r.users, c.user)
+			r.broadcast(presence(r.name, c.user, "leave"), nil)
+		}
+	}
+	c.removeRoom(r)
+	empty := len(r.members) == 0
+	r.mu.Unlock()
+	if empty {
+		h.maybeRemove(r)
+	}
+}
+
+// send appends text to r as c's user. It runs on c's reader goroutine and
+// blocks for the commit, which keeps one connection's messages in the order
+// it sent them; other connections commit concurrently.
+func (h *Hub) send(r *room, c *client, text, ref string) {
+	h.sendMu.RLock()
+	if h.draining {
+		h.sendMu.RUnlock()
+		c.replyError(CodeInternal, "server shutting down", ref)
+		return
+	}
+	h.appends.Add(1)
+	h.sendMu.RUnlock()
+	defer h.appends.Done() // after the ack and broadcast are queued: Shutdown relies on it
+
+	r.mu.Lock()
+	if _, ok := r.members[c]; !ok { // room deleted or left concurrently
+		r.mu.Unlock()
+		c.replyError(CodeForbidden, "not a member of this room", ref)
+		return
+	}
+	r.inflight++
+	r.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StoreTimeout)
+	m, err := h.store.AppendMessage(ctx, r.name, c.user, text, h.now())
+	cancel()
+	var pm *websocket.PreparedMessage
+	if err == nil {
+		// Encode once, outside the lock, for every recipient.
+		pm = prepare(messageFrame{Type: "message", wireMessage: toWire(m)})
+	}
+
+	r.mu.Lock()
+	r.inflight--
+	if err == nil {
+		r.commit(m.ID, pm, h)
+	}
+	r.flushIfIdle()
+	empty := len(r.members) == 0 && r.inflight == 0
+	r.mu.Unlock()
+	if empty {
+		h.maybeRemove(r)
+	}
+
+	if err != nil {
+		h.log.Error("chat: append", "room", r.name, "user", c.user, "err", err)
+		c.replyError(CodeInternal, "message not stored", ref)
+		return
+	}
+	c.reply(ackFrame{Type: "ack", Ref: ref, Room: r.name, ID: m.ID})
+}
+
+// commit broadcasts message id, and any buffered successors, once it is next
+// in line; otherwise it buffers it. r.mu must be held.
+func (r *room) commit(id uint64, pm *websocket.PreparedMessage, h *Hub) {
+	switch {
+	case id <= r.last:
+		// Only a store that breaks its contract (or a write that bypassed
+		// the hub) gets here. Delivering late beats not delivering.
+		h.log.Warn("chat: message id out of order", "room", r.name, "id", id, "last", r.last)
+		r.broadcast(pm, nil)
+		return
+	case id > r.last+1:
+		if r.pending == nil {
+			r.pending = make(map[uint64]*websocket.PreparedMessage)
+		}
+		r.pending[id] = pm
+		return
+	}
+	r.broadcast(pm, nil)
+	r.last = id
+	for {
+		next, ok := r.pending[r.last+1]
+		if !ok {
+			break
+		}
+		delete(r.pending, r.last+1)
+		r.broadcast(next, nil)
+		r.last++
+	}
+}
+
+// flushIfIdle handles a hole that can never fill: with no append in flight,
+// nothing can commit the missing id (a failed append uses no id in a correct
+// store), so the buffered messages go out in id order. r.mu must be held.
+func (r *room) flushIfIdle() {
+	if r.inflight > 0 || len(r.pending) == 0 {
+		return
+	}
+	ids := make([]uint64, 0, len(r.pending))
+	for id := range r.pending {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		r.broadcast(r.pending[id], nil)
+	}
+	r.last = ids[len(ids)-1]
+	r.pending = nil
+}
+
+// broadcast queues pm for every member except skip. It never blocks: a
+// member whose queue is full is closed with 4008 by enqueue. r.mu must be
+// held, which is what orders broadcasts within a room.
+func (r *room) broadcast(pm *websocket.PreparedMessage, skip *client) {
+	f := frame{pm: pm}
+	for c := range r.members {
+		if c != skip {
+			c.enqueue(f)
+		}
+	}
+}
+
+// presence encodes a presence frame for broadcast.
+func presence(room, user, event string) *websocket.PreparedMessage {
+	return prepare(presenceFrame{Type: "presence", Room: room, User: user, Event: event})
+}
+
+// prepare encodes v once as a text frame that many connections can share.
+func prepare(v any) *websocket.PreparedMessage {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, encode(v))
+	if err != nil { // only fails for compression errors; we never compress
+		panic("chat: prepare: " + err.Error())
+	}
+	return pm
+}
