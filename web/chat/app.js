@@ -414,7 +414,9 @@ el.messageInput.addEventListener('keydown', (ev) => {
 
 function sendText() {
   const room = activeRoom();
-  const text = el.messageInput.value;
+  // Blank lines at either end are never meant (a stray Enter); inner ones and
+  // indentation are kept.
+  const text = el.messageInput.value.replace(/^(?:[ \t]*\r?\n)+|(?:\r?\n[ \t]*)+$/g, '');
   if (!room || !text.trim()) return;
   const n = textBytes(text);
   if (n > MAX_TEXT_BYTES) {

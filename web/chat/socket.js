@@ -151,7 +151,9 @@ export class Connection {
       case Close.REVOKED:
         this.stopped = true;
         this.o.onState('closed');
-        this.o.onRevoked(reason || 'Your access was revoked or your account was disabled. Sign in again.');
+        this.o.onRevoked(reason
+          ? `The server ended your session (${reason}). Sign in again.`
+          : 'The server ended your session: access revoked or account disabled. Sign in again.');
         return;
       case Close.TOO_MANY:
         this.stopped = true;
