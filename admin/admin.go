@@ -37,6 +37,15 @@ type Admin interface {
 	// InspectToken decodes a token and verifies it completely. An invalid
 	// token is not an error: the Inspection says why it is invalid.
 	InspectToken(ctx context.Context, token string) (Inspection, error)
+	// Sessions lists a user's live sessions (refresh-token families).
+	Sessions(ctx context.Context, name string) ([]SessionInfo, error)
+	// Revoke ends one session, one access token (by jti), or with All
+	// every token and session of a user.
+	Revoke(ctx context.Context, req RevokeRequest) (RevokeResult, error)
+	// Rooms lists the chat rooms with stored history.
+	Rooms(ctx context.Context) ([]RoomInfo, error)
+	// DeleteRoom removes a room and its history.
+	DeleteRoom(ctx context.Context, name string) error
 	// Keys lists the signing keys that still verify.
 	Keys(ctx context.Context) ([]KeyInfo, error)
 	// RotateKey retires the active key and creates a new one.
@@ -102,4 +111,42 @@ type KeyInfo struct {
 	RetiredAt time.Time `json:"retired_at,omitzero"`
 	// Expires is when a retired key stops verifying.
 	Expires time.Time `json:"expires,omitzero"`
+}
+
+// SessionInfo is one live session: a refresh-token family.
+type SessionInfo struct {
+	ID         string    `json:"id"`
+	Username   string    `json:"username"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsed   time.Time `json:"last_used"`
+	ClientAddr string    `json:"client_addr"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// RevokeRequest names what Revoke ends: ID (a session id or an access
+// token's jti), or User with All.
+type RevokeRequest struct {
+	ID   string `json:"id,omitempty"`
+	User string `json:"user,omitempty"`
+	All  bool   `json:"all,omitempty"`
+}
+
+// RevokeResult says what Revoke ended.
+type RevokeResult struct {
+	// Kind is "session", "token" or "user".
+	Kind     string `json:"kind"`
+	ID       string `json:"id,omitempty"`
+	Username string `json:"username,omitempty"`
+}
+
+// RoomInfo describes a chat room.
+type RoomInfo struct {
+	Name      string    `json:"name"`
+	Messages  int       `json:"messages"`
+	LastID    uint64    `json:"last_id"`
+	CreatedAt time.Time `json:"created_at"`
+	// Online is the number of users connected to the room, Connections
+	// their connections; both are 0 when no server is running.
+	Online      int `json:"online"`
+	Connections int `json:"connections"`
 }

@@ -141,3 +141,20 @@ func (r *keyRing) rotate() (KeyInfo, error) {
 	}
 	return KeyInfo{Kid: k.Kid, Active: true, Source: "store", CreatedAt: k.CreatedAt}, nil
 }
+
+// maxTTL is the longest token lifetime any live key has signed, at least
+// floor: no token still verifying can outlive it.
+func (r *keyRing) maxTTL(floor time.Duration) time.Duration {
+	longest := floor
+	if r.external != nil {
+		return max(longest, 30*24*time.Hour) // unknown: be generous
+	}
+	keys, err := r.load()
+	if err != nil {
+		return max(longest, 30*24*time.Hour)
+	}
+	for _, k := range keys {
+		longest = max(longest, k.MaxTTL)
+	}
+	return longest
+}

@@ -279,3 +279,16 @@ func (s *Service) Authenticate(_ context.Context, name, password string) (store.
 	}
 	return u, nil
 }
+
+// Rooms implements Admin. Without a running server nobody is online.
+func (s *Service) Rooms(context.Context) ([]RoomInfo, error) {
+	rooms, err := s.db.Rooms()
+	out := make([]RoomInfo, len(rooms))
+	for i, r := range rooms {
+		out[i] = RoomInfo{Name: r.Name, Messages: r.Messages, LastID: r.LastID, CreatedAt: r.CreatedAt}
+	}
+	return out, err
+}
+
+// DeleteRoom implements Admin.
+func (s *Service) DeleteRoom(_ context.Context, name string) error { return s.db.DeleteRoom(name) }

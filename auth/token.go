@@ -45,6 +45,8 @@ type UserState struct {
 // Users looks up the current state of a token's subject.
 type Users interface {
 	TokenState(name string) (UserState, error)
+	// Denied reports whether the single token jti was revoked.
+	Denied(jti string) bool
 }
 
 // Reason says which check a token failed. The strings are what
@@ -176,6 +178,8 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 		return nil, &TokenError{Reason: ReasonUserDisabled, Detail: fmt.Sprintf("user %q is disabled", c.Subject)}
 	case st.Version != c.Ver:
 		return nil, &TokenError{Reason: ReasonRevoked, Detail: "the user's tokens were revoked after this one was issued"}
+	case t.users.Denied(c.ID):
+		return nil, &TokenError{Reason: ReasonRevoked, Detail: "this token was revoked"}
 	}
 	c.Role = st.Role // the current role, not the one at issue time
 	return c, nil

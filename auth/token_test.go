@@ -22,6 +22,7 @@ func (k fakeKeys) VerifyKey(kid string) ([]byte, bool)              { s, ok := k
 type fakeUsers map[string]UserState
 
 func (u fakeUsers) TokenState(name string) (UserState, error) { return u[name], nil }
+func (u fakeUsers) Denied(jti string) bool                    { return jti == "denied-jti" }
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
@@ -129,6 +130,7 @@ func TestVerifyReasons(t *testing.T) {
 		{"WrongIssuer", sign(t, jwt.SigningMethodHS256, "k1", keys["k1"], jwt.MapClaims{"sub": "alice", "ver": 7, "iat": t0.Unix(), "exp": t0.Add(time.Hour).Unix(), "jti": "j", "iss": "evil"}), ReasonIssuer},
 		{"UserRemoved", sign(t, jwt.SigningMethodHS256, "k1", keys["k1"], claims("zed", 1, t0, t0.Add(time.Hour))), ReasonUserRemoved},
 		{"UserDisabled", sign(t, jwt.SigningMethodHS256, "k1", keys["k1"], claims("dave", 3, t0, t0.Add(time.Hour))), ReasonUserDisabled},
+		{"DeniedJTI", sign(t, jwt.SigningMethodHS256, "k1", keys["k1"], jwt.MapClaims{"sub": "alice", "ver": 7, "iat": t0.Unix(), "exp": t0.Add(time.Hour).Unix(), "jti": "denied-jti", "iss": "chatctl"}), ReasonRevoked},
 		{"Revoked", sign(t, jwt.SigningMethodHS256, "k1", keys["k1"], claims("erin", 98, t0, t0.Add(time.Hour))), ReasonRevoked},
 	}
 	for _, tc := range tests {

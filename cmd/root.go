@@ -76,6 +76,11 @@ is running.`,
 		if a.output != "text" && a.output != "json" {
 			return fmt.Errorf("--output must be text or json, got %q", a.output)
 		}
+		// An empty --db (say, from an unset shell variable) must not
+		// quietly fall back to ./chatctl.db.
+		if f := cmd.Flags().Lookup("db"); f != nil && f.Changed && strings.TrimSpace(a.dbPath) == "" {
+			return errors.New("--db must not be empty")
+		}
 		return nil
 	}
 	// Flag errors get the command's name, so the one-line error says
@@ -89,12 +94,35 @@ is running.`,
 		a.newTokenCommand(),
 		a.newKeyCommand(),
 		a.newConfigCommand(),
+		a.newServeCommand(),
+		a.newRoomCommand(),
 	)
+	// A command that only groups others would print its help and exit 0
+	// on a mistyped subcommand; make that an error as SPEC §4 wants.
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = groupRunE
+		}
+	}
 	return root
 }
 
+// groupRunE runs a command that only groups subcommands: help when called
+// alone, an error for an unknown subcommand.
+func groupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], cmd.CommandPath(), cmd.CommandPath())
+	}
+	return cmd.Help()
+}
+
 // config loads, overrides with flags and validates the configuration once.
-func (a *app) config() (*configs.Config, error) {
+func (a *app) config() (*configs.Config, error) { return a.configWith(nil) }
+
+// configWith is config with more flag values (key -> value; empty values
+// are flags that were not given).
+func (a *app) configWith(flags map[string]string) (*configs.Config, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
 	}
@@ -102,8 +130,15 @@ func (a *app) config() (*configs.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.dbPath != "" {
-		if err := cfg.Set("db", a.dbPath, configs.SourceFlag); err != nil {
+	if flags == nil {
+		flags = map[string]string{}
+	}
+	flags["db"] = a.dbPath
+	for key, v := range flags {
+		if v == "" {
+			continue
+		}
+		if err := cfg.Set(key, v, configs.SourceFlag); err != nil {
 			return nil, err
 		}
 	}

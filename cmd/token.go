@@ -22,7 +22,7 @@ func (a *app) newTokenCommand() *cobra.Command {
 		Example: `  TOKEN=$(chatctl token issue alice)
   chatctl token inspect "$TOKEN"`,
 	}
-	c.AddCommand(a.newTokenIssueCommand(), a.newTokenInspectCommand())
+	c.AddCommand(a.newTokenIssueCommand(), a.newTokenInspectCommand(), a.newTokenListCommand(), a.newTokenRevokeCommand())
 	return c
 }
 

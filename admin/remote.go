@@ -1,0 +1,243 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/chatctl/chatctl/configs"
+	"github.com/chatctl/chatctl/store"
+)
+
+// Remote implements Admin by calling the /admin HTTP API of a running
+// `chatctl serve` over its Unix socket. The server answers with the same
+// Service the CLI would use on the store, so no rule exists twice.
+type Remote struct {
+	socket string
+	client *http.Client
+}
+
+var _ Admin = (*Remote)(nil)
+
+// remoteBase is a placeholder host: the transport always dials the socket.
+const remoteBase = "http://chatctl"
+
+// Dial connects to the admin socket at path, checking that a server
+// answers within timeout.
+func Dial(path string, timeout time.Duration) (*Remote, error) {
+	r := &Remote{socket: path, client: &http.Client{
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+			MaxIdleConns: 1,
+		},
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var health map[string]any
+	if err := r.call(ctx, http.MethodGet, "/admin/ping", nil, &health); err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Connect returns the Admin for cfg: the running server through its
+// socket when there is one, else the store itself. When the store is held
+// by something that offers no socket, the error says so, within about the
+// store's lock timeout (well under 2 s).
+func Connect(cfg *configs.Config) (Admin, error) {
+	sock := cfg.SocketPath()
+	if _, err := os.Stat(sock); err == nil {
+		if r, err := Dial(sock, 500*time.Millisecond); err == nil {
+			return r, nil
+		}
+	}
+	s, err := Open(cfg)
+	if err == nil || !errors.Is(err, store.ErrLocked) {
+		return s, err
+	}
+	// A server may have started meanwhile and opened its socket.
+	if r, derr := Dial(sock, 300*time.Millisecond); derr == nil {
+		return r, nil
+	}
+	return nil, fmt.Errorf("%w; no chatctl server answers on %s", err, sock)
+}
+
+// Close releases idle connections.
+func (r *Remote) Close() error {
+	r.client.CloseIdleConnections()
+	return nil
+}
+
+// call sends in as JSON and decodes the answer into out; error answers
+// become errors matching the server's sentinels.
+func (r *Remote) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, remoteBase+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Detail string `json:"detail"`
+			Code   string `json:"code"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Detail == "" {
+			return fmt.Errorf("server answered %s", resp.Status)
+		}
+		return errorFromCode(e.Code, e.Detail)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+func userPath(name string, rest string) string { return "/admin/users/" + url.PathEscape(name) + rest }
+
+// AddUser implements Admin.
+func (r *Remote) AddUser(ctx context.Context, req AddUserRequest) (res AddUserResult, err error) {
+	return res, r.call(ctx, http.MethodPost, "/admin/users", req, &res)
+}
+
+// Users implements Admin.
+func (r *Remote) Users(ctx context.Context) (out []UserInfo, err error) {
+	return out, r.call(ctx, http.MethodGet, "/admin/users", nil, &out)
+}
+
+// User implements Admin.
+func (r *Remote) User(ctx context.Context, name string) (u UserInfo, err error) {
+	return u, r.call(ctx, http.MethodGet, userPath(name, ""), nil, &u)
+}
+
+// SetPassword implements Admin.
+func (r *Remote) SetPassword(ctx context.Context, name, password string) (u UserInfo, err error) {
+	return u, r.call(ctx, http.MethodPut, userPath(name, "/password"), PasswordRequest{Password: password}, &u)
+}
+
+// SetRole implements Admin.
+func (r *Remote) SetRole(ctx context.Context, name, role string) (u UserInfo, err error) {
+	return u, r.call(ctx, http.MethodPut, userPath(name, "/role"), RoleRequest{Role: role}, &u)
+}
+
+// SetDisabled implements Admin.
+func (r *Remote) SetDisabled(ctx context.Context, name string, disabled bool) (u UserInfo, err error) {
+	return u, r.call(ctx, http.MethodPut, userPath(name, "/disabled"), DisabledRequest{Disabled: disabled}, &u)
+}
+
+// RemoveUser implements Admin.
+func (r *Remote) RemoveUser(ctx context.Context, name string) error {
+	return r.call(ctx, http.MethodDelete, userPath(name, ""), nil, nil)
+}
+
+// IssueToken implements Admin.
+func (r *Remote) IssueToken(ctx context.Context, name string, ttl time.Duration) (t IssuedToken, err error) {
+	return t, r.call(ctx, http.MethodPost, userPath(name, "/tokens"), IssueRequest{TTL: Duration(ttl)}, &t)
+}
+
+// InspectToken implements Admin.
+func (r *Remote) InspectToken(ctx context.Context, token string) (in Inspection, err error) {
+	return in, r.call(ctx, http.MethodPost, "/admin/tokens/inspect", InspectRequest{Token: token}, &in)
+}
+
+// Sessions implements Admin.
+func (r *Remote) Sessions(ctx context.Context, name string) (out []SessionInfo, err error) {
+	return out, r.call(ctx, http.MethodGet, userPath(name, "/sessions"), nil, &out)
+}
+
+// Revoke implements Admin.
+func (r *Remote) Revoke(ctx context.Context, req RevokeRequest) (res RevokeResult, err error) {
+	return res, r.call(ctx, http.MethodPost, "/admin/revoke", req, &res)
+}
+
+// Rooms implements Admin.
+func (r *Remote) Rooms(ctx context.Context) (out []RoomInfo, err error) {
+	return out, r.call(ctx, http.MethodGet, "/admin/rooms", nil, &out)
+}
+
+// DeleteRoom implements Admin.
+func (r *Remote) DeleteRoom(ctx context.Context, name string) error {
+	return r.call(ctx, http.MethodDelete, "/admin/rooms/"+url.PathEscape(name), nil, nil)
+}
+
+// Keys implements Admin.
+func (r *Remote) Keys(ctx context.Context) (out []KeyInfo, err error) {
+	return out, r.call(ctx, http.MethodGet, "/admin/keys", nil, &out)
+}
+
+// RotateKey implements Admin.
+func (r *Remote) RotateKey(ctx context.Context) (k KeyInfo, err error) {
+	return k, r.call(ctx, http.MethodPost, "/admin/keys/rotate", nil, &k)
+}
+
+// Request bodies of the /admin API.
+type (
+	// PasswordRequest is the body of PUT /admin/users/{name}/password.
+	PasswordRequest struct {
+		Password string `json:"password"`
+	}
+	// RoleRequest is the body of PUT /admin/users/{name}/role.
+	RoleRequest struct {
+		Role string `json:"role"`
+	}
+	// DisabledRequest is the body of PUT /admin/users/{name}/disabled.
+	DisabledRequest struct {
+		Disabled bool `json:"disabled"`
+	}
+	// IssueRequest is the body of POST /admin/users/{name}/tokens.
+	IssueRequest struct {
+		TTL Duration `json:"ttl,omitempty"`
+	}
+	// InspectRequest is the body of POST /admin/tokens/inspect.
+	InspectRequest struct {
+		Token string `json:"token"`
+	}
+)
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("30m").
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration such as \"30m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	*d = Duration(v)
+	return nil
+}

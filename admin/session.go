@@ -1,0 +1,120 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/chatctl/chatctl/auth"
+	"github.com/chatctl/chatctl/store"
+)
+
+// sessionPrefix marks session ids, so `token revoke ID` can tell them from
+// access-token jtis.
+const sessionPrefix = "ses_"
+
+// TokenPair is what a login or a refresh returns (RFC 6749 §5.1).
+type TokenPair struct {
+	IssuedToken
+	RefreshToken string `json:"refresh_token"`
+	SessionID    string `json:"-"`
+}
+
+// Denied implements auth.Users.
+func (s *Service) Denied(jti string) bool { return s.db.Denied(jti) }
+
+// Login checks a password and starts a session: an access token plus the
+// first refresh token of a new family. clientAddr is recorded for
+// `token list`.
+func (s *Service) Login(ctx context.Context, name, password, clientAddr string) (TokenPair, error) {
+	u, err := s.Authenticate(ctx, name, password)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	refresh := auth.RandomID(32) // 256 bits
+	sess, err := s.db.CreateSession(u.Name, sessionPrefix+auth.RandomID(12), refresh, clientAddr, s.cfg.Token.RefreshTTL)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	tok, err := s.mint(u, 0)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	return TokenPair{IssuedToken: tok, RefreshToken: refresh, SessionID: sess.ID}, nil
+}
+
+// Refresh spends a refresh token and returns a new pair. A spent token
+// revokes its session (store.ErrRefreshReused); unknown, expired or
+// revoked ones give store.ErrRefreshInvalid, as does a disabled user.
+func (s *Service) Refresh(_ context.Context, refresh, clientAddr string) (TokenPair, error) {
+	next := auth.RandomID(32)
+	sess, err := s.db.Refresh(refresh, next, clientAddr, s.cfg.Token.RefreshTTL)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	u, err := s.db.User(sess.User)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
+		return TokenPair{}, store.ErrRefreshInvalid
+	}
+	if err != nil {
+		return TokenPair{}, err
+	}
+	tok, err := s.mint(u, 0)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	return TokenPair{IssuedToken: tok, RefreshToken: next, SessionID: sess.ID}, nil
+}
+
+// Sessions implements Admin.
+func (s *Service) Sessions(_ context.Context, name string) ([]SessionInfo, error) {
+	n, err := auth.NormalizeName(name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.db.User(n); err != nil {
+		return nil, err
+	}
+	list, err := s.db.Sessions(n)
+	out := make([]SessionInfo, len(list))
+	for i, x := range list {
+		out[i] = SessionInfo{ID: x.ID, Username: x.User, CreatedAt: x.CreatedAt, LastUsed: x.LastUsed, ClientAddr: x.ClientAddr, ExpiresAt: x.ExpiresAt}
+	}
+	return out, err
+}
+
+// Revoke implements Admin.
+func (s *Service) Revoke(_ context.Context, req RevokeRequest) (RevokeResult, error) {
+	switch {
+	case req.User != "" && req.All:
+		u, err := s.update(req.User, store.Change{RevokeTokens: true})
+		if err != nil {
+			return RevokeResult{}, err
+		}
+		return RevokeResult{Kind: "user", Username: u.Username}, nil
+	case req.User != "" || req.All:
+		return RevokeRequest{}.invalid()
+	case strings.HasPrefix(req.ID, sessionPrefix):
+		sess, err := s.db.RevokeSession(req.ID)
+		if err != nil {
+			return RevokeResult{}, err
+		}
+		return RevokeResult{Kind: "session", ID: sess.ID, Username: sess.User}, nil
+	case req.ID != "":
+		// An access token cannot be recalled, only refused until it would
+		// have expired anyway: the longest lifetime any key has signed.
+		if err := s.db.DenyToken(req.ID, s.now().Add(s.keys.maxTTL(s.cfg.Token.TTL))); err != nil {
+			return RevokeResult{}, err
+		}
+		return RevokeResult{Kind: "token", ID: req.ID}, nil
+	}
+	return RevokeRequest{}.invalid()
+}
+
+func (RevokeRequest) invalid() (RevokeResult, error) {
+	return RevokeResult{}, fmt.Errorf("%w: give a session id, a token's jti, or a user with all", ErrBadRequest)
+}
+
+// ErrBadRequest is returned for a request that names nothing to act on.
+var ErrBadRequest = errors.New("bad request")

@@ -1,0 +1,238 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/api/chat"
+)
+
+// liveAdmin is the server's Admin: the Service, plus ending the live chat
+// connections of users whose tokens it revokes.
+type liveAdmin struct {
+	*admin.Service
+	hub *chat.Hub
+}
+
+func (a *liveAdmin) kicked(user string) { a.hub.Kick(user) }
+
+// Rooms implements admin.Admin with the members online from the hub.
+func (a *liveAdmin) Rooms(ctx context.Context) ([]admin.RoomInfo, error) {
+	rooms, err := a.Service.Rooms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	online := map[string]chat.RoomStats{}
+	for _, st := range a.hub.Rooms() {
+		online[st.Name] = st
+	}
+	for i := range rooms {
+		st := online[rooms[i].Name]
+		rooms[i].Online, rooms[i].Connections = st.Members, st.Conns
+	}
+	return rooms, nil
+}
+
+// DeleteRoom implements admin.Admin and closes the room in the hub.
+func (a *liveAdmin) DeleteRoom(ctx context.Context, name string) error {
+	if err := a.Service.DeleteRoom(ctx, name); err != nil {
+		return err
+	}
+	a.hub.CloseRoom(name)
+	return nil
+}
+
+// SetPassword implements admin.Admin and kicks the user.
+func (a *liveAdmin) SetPassword(ctx context.Context, name, pw string) (admin.UserInfo, error) {
+	u, err := a.Service.SetPassword(ctx, name, pw)
+	if err == nil {
+		a.kicked(u.Username)
+	}
+	return u, err
+}
+
+// SetDisabled implements admin.Admin and kicks a disabled user.
+func (a *liveAdmin) SetDisabled(ctx context.Context, name string, disabled bool) (admin.UserInfo, error) {
+	u, err := a.Service.SetDisabled(ctx, name, disabled)
+	if err == nil && disabled {
+		a.kicked(u.Username)
+	}
+	return u, err
+}
+
+// RemoveUser implements admin.Admin and kicks the user.
+func (a *liveAdmin) RemoveUser(ctx context.Context, name string) error {
+	u, err := a.Service.User(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := a.Service.RemoveUser(ctx, name); err != nil {
+		return err
+	}
+	a.kicked(u.Username)
+	return nil
+}
+
+// Revoke implements admin.Admin and kicks a user whose tokens all end.
+func (a *liveAdmin) Revoke(ctx context.Context, req admin.RevokeRequest) (admin.RevokeResult, error) {
+	res, err := a.Service.Revoke(ctx, req)
+	if err == nil && res.Kind == "user" {
+		a.kicked(res.Username)
+	}
+	return res, err
+}
+
+// Close does nothing: the server owns the store.
+func (a *liveAdmin) Close() error { return nil }
+
+// hashing runs a handler that does bcrypt work on the hash pool.
+func (s *Server) hashing(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.hashes.do(r.Context(), func() { next.ServeHTTP(w, r) }); err != nil {
+			s.hashErr(w, r, err)
+		}
+	})
+}
+
+// adminCall is the shape of every /admin handler: decode In, call, encode
+// the result with status.
+func adminCall[In, Out any](status int, call func(r *http.Request, in In) (Out, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in In
+		if r.ContentLength != 0 && r.Method != http.MethodGet && r.Method != http.MethodDelete {
+			var err error
+			if in, err = decode[In](r); err != nil {
+				writeError(w, r, logFrom(r), err)
+				return
+			}
+		}
+		out, err := call(r, in)
+		if err != nil {
+			writeError(w, r, logFrom(r), err)
+			return
+		}
+		encode(w, status, out)
+	})
+}
+
+type none struct{}
+
+func handleUsers(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, _ none) ([]admin.UserInfo, error) {
+		users, err := a.Users(r.Context())
+		if users == nil {
+			users = []admin.UserInfo{}
+		}
+		return users, err
+	})
+}
+
+func handleAddUser(a admin.Admin) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[admin.AddUserRequest](r)
+		if err != nil {
+			writeError(w, r, logFrom(r), err)
+			return
+		}
+		res, err := a.AddUser(r.Context(), req)
+		if err != nil {
+			writeError(w, r, logFrom(r), err)
+			return
+		}
+		status := http.StatusCreated
+		if !res.Created {
+			status = http.StatusOK
+		}
+		encode(w, status, res)
+	})
+}
+
+func handleUser(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, _ none) (admin.UserInfo, error) {
+		return a.User(r.Context(), r.PathValue("name"))
+	})
+}
+
+func handleRemoveUser(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, _ none) (map[string]any, error) {
+		name := r.PathValue("name")
+		return map[string]any{"username": name, "removed": true}, a.RemoveUser(r.Context(), name)
+	})
+}
+
+func handleSetPassword(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, in admin.PasswordRequest) (admin.UserInfo, error) {
+		return a.SetPassword(r.Context(), r.PathValue("name"), in.Password)
+	})
+}
+
+func handleSetRole(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, in admin.RoleRequest) (admin.UserInfo, error) {
+		return a.SetRole(r.Context(), r.PathValue("name"), in.Role)
+	})
+}
+
+func handleSetDisabled(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, in admin.DisabledRequest) (admin.UserInfo, error) {
+		return a.SetDisabled(r.Context(), r.PathValue("name"), in.Disabled)
+	})
+}
+
+func handleIssueToken(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, in admin.IssueRequest) (admin.IssuedToken, error) {
+		return a.IssueToken(r.Context(), r.PathValue("name"), time.Duration(in.TTL))
+	})
+}
+
+func handleSessions(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, _ none) ([]admin.SessionInfo, error) {
+		out, err := a.Sessions(r.Context(), r.PathValue("name"))
+		if out == nil {
+			out = []admin.SessionInfo{}
+		}
+		return out, err
+	})
+}
+
+func handleRevoke(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, in admin.RevokeRequest) (admin.RevokeResult, error) {
+		return a.Revoke(r.Context(), in)
+	})
+}
+
+func handleInspect(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, in admin.InspectRequest) (admin.Inspection, error) {
+		return a.InspectToken(r.Context(), in.Token)
+	})
+}
+
+func handleKeys(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, _ none) ([]admin.KeyInfo, error) {
+		return a.Keys(r.Context())
+	})
+}
+
+func handleRotateKey(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, _ none) (admin.KeyInfo, error) {
+		return a.RotateKey(r.Context())
+	})
+}
+
+func handleRooms(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, _ none) ([]admin.RoomInfo, error) {
+		out, err := a.Rooms(r.Context())
+		if out == nil {
+			out = []admin.RoomInfo{}
+		}
+		return out, err
+	})
+}
+
+func handleDeleteRoom(a admin.Admin) http.Handler {
+	return adminCall(http.StatusOK, func(r *http.Request, _ none) (map[string]any, error) {
+		name := r.PathValue("name")
+		return map[string]any{"room": name, "deleted": true}, a.DeleteRoom(r.Context(), name)
+	})
+}

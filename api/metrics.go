@@ -1,0 +1,73 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus series. Each server has its own
+// registry so tests can run several servers in one process.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	logins   *prometheus.CounterVec
+	tokens   *prometheus.CounterVec
+	wsConns  prometheus.Gauge
+	messages prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatctl_http_requests_total",
+			Help: "HTTP requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "chatctl_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatctl_logins_total",
+			Help: "Password logins by result: ok, failed or limited.",
+		}, []string{"result"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatctl_tokens_total",
+			Help: "Tokens by event (issued, refreshed, rejected) and, for rejections, the reason.",
+		}, []string{"event", "reason"}),
+		wsConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chatctl_ws_connections",
+			Help: "Open WebSocket connections.",
+		}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatctl_messages_total",
+			Help: "Chat messages committed.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.logins, m.tokens, m.wsConns, m.messages,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Pre-create the series dashboards expect, so they read 0, not absent.
+	for _, r := range []string{"ok", "failed", "limited"} {
+		m.logins.WithLabelValues(r)
+	}
+	m.tokens.WithLabelValues("issued", "")
+	m.tokens.WithLabelValues("refreshed", "")
+	return m
+}
+
+// observe records one finished request.
+func (m *metrics) observe(route string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

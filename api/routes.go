@@ -1,0 +1,86 @@
+package api
+
+import (
+	"net/http"
+)
+
+// route is one entry of the API surface. The table is the single list of
+// endpoints: it builds the mux, and a test holds /openapi.json to it.
+type route struct {
+	pattern string // Go 1.22 mux pattern: "METHOD /path"
+	handler http.Handler
+}
+
+// publicRoutes lists every route of the TCP listener.
+func (s *Server) publicRoutes() []route {
+	return []route{
+		// Unauthenticated.
+		{"GET /{$}", handleRoot()},
+		{"GET /health", handleHealth(s.svc)},
+		{"POST /token", s.handleToken()},
+		{"POST /users", s.handleCreateUser()},
+		{"GET /openapi.json", handleOpenAPI()},
+		{"GET /metrics", s.metrics.handler()},
+
+		// Bearer token required.
+		{"GET /users/me", s.requireAuth(handleMe(s.svc))},
+		{"GET /ws", s.handleWS()},
+	}
+}
+
+// routes builds the public mux: the routes above plus /admin for role
+// admin.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.publicRoutes() {
+		mux.Handle(rt.pattern, rt.handler)
+	}
+	s.adminRoutes(mux, true)
+	for _, p := range s.pages() {
+		mux.Handle(p.pattern, p.handler)
+	}
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errBody(w, http.StatusNotFound, "Not Found")
+	}))
+	return mux
+}
+
+// adminRouteTable lists the /admin API: what the CLI does, over HTTP.
+func (s *Server) adminRouteTable() []route {
+	a := s.admin
+	return []route{
+		{"GET /admin/users", handleUsers(a)},
+		{"POST /admin/users", s.hashing(handleAddUser(a))},
+		{"GET /admin/users/{name}", handleUser(a)},
+		{"DELETE /admin/users/{name}", handleRemoveUser(a)},
+		{"PUT /admin/users/{name}/password", s.hashing(handleSetPassword(a))},
+		{"PUT /admin/users/{name}/role", handleSetRole(a)},
+		{"PUT /admin/users/{name}/disabled", handleSetDisabled(a)},
+		{"POST /admin/users/{name}/tokens", handleIssueToken(a)},
+		{"GET /admin/users/{name}/sessions", handleSessions(a)},
+		{"POST /admin/revoke", handleRevoke(a)},
+		{"POST /admin/tokens/inspect", handleInspect(a)},
+		{"GET /admin/rooms", handleRooms(a)},
+		{"DELETE /admin/rooms/{name}", handleDeleteRoom(a)},
+		{"GET /admin/keys", handleKeys(a)},
+		{"POST /admin/keys/rotate", handleRotateKey(a)},
+	}
+}
+
+// adminRoutes adds the /admin API to mux, behind an admin bearer token
+// when authenticated is true (TCP), open on the Unix socket.
+func (s *Server) adminRoutes(mux *http.ServeMux, authenticated bool) *http.ServeMux {
+	for _, rt := range s.adminRouteTable() {
+		h := rt.handler
+		if authenticated {
+			h = s.requireAuth(requireAdmin(h))
+		}
+		mux.Handle(rt.pattern, h)
+	}
+	if !authenticated {
+		mux.Handle("GET /admin/ping", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			encode(w, http.StatusOK, map[string]string{"status": "ok"})
+		}))
+	}
+	return mux
+}

@@ -1,0 +1,195 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/configs"
+	"github.com/chatctl/chatctl/store"
+)
+
+// Server timeouts. Slow clients cannot hold a request open forever; the
+// WebSocket connections leave these behind when they are upgraded.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// pruneEvery is how often history.max_age is enforced.
+	pruneEvery = time.Minute
+)
+
+// ServeOptions are the optional parts of Serve.
+type ServeOptions struct {
+	// Stdout receives the operator-facing start-up lines.
+	Stdout io.Writer
+	// Ready, when set, is called with the TCP address once both listeners
+	// accept connections.
+	Ready func(addr string)
+}
+
+// Serve runs chatctl's server until ctx is done, then drains: it stops
+// accepting, closes every WebSocket with 1001 after committing what was
+// acknowledged, and closes the store. A clean drain returns nil.
+func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts ServeOptions) error {
+	if opts.Stdout == nil {
+		opts.Stdout = io.Discard
+	}
+	svc, err := admin.Open(cfg)
+	if errors.Is(err, store.ErrLocked) {
+		if r, derr := admin.Dial(cfg.SocketPath(), 500*time.Millisecond); derr == nil {
+			r.Close()
+			return fmt.Errorf("another chatctl serve is already running on %s (admin socket %s)", cfg.DB, cfg.SocketPath())
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	sock, err := listenSocket(cfg.SocketPath())
+	if err != nil {
+		// The server still works; only the CLI cannot reach it meanwhile.
+		log.Warn("admin socket unavailable; CLI commands will fail while this server runs", "err", err)
+	}
+
+	srv := NewServer(log, cfg, svc, Options{})
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		srv.Hub().Run(hubCtx)
+	}()
+
+	public := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	private := &http.Server{Handler: srv.SocketHandler(), ReadHeaderTimeout: readHeaderTimeout}
+	errc := make(chan error, 2)
+	go func() { errc <- public.Serve(ln) }()
+	if sock != nil {
+		go func() { errc <- private.Serve(sock) }()
+		defer os.Remove(cfg.SocketPath())
+	}
+
+	stopPrune := startPruning(svc.DB(), cfg.History.MaxAge, log)
+	defer stopPrune()
+
+	addr := ln.Addr().String()
+	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath())
+	fmt.Fprintf(opts.Stdout, "chatctl listening on http://%s (store %s)\n", addr, cfg.DB)
+	if users, err := svc.Users(ctx); err == nil && len(users) == 0 {
+		fmt.Fprintf(opts.Stdout, "no users yet: add one with\n  chatctl --db %s user add NAME --role admin\n", cfg.DB)
+	}
+	if opts.Ready != nil {
+		opts.Ready(addr)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("server failed", "err", err)
+		}
+	}
+	log.Info("shutting down")
+	return drain(cfg, log, public, private, srv, stopHub, hubDone)
+}
+
+// drain stops accepting and waits for requests, closes WebSockets with
+// 1001 once acknowledged messages are committed, then stops the workers.
+// The store is closed by Serve's defer, which flushes queued appends.
+func drain(cfg *configs.Config, log *slog.Logger, public, private *http.Server, srv *Server, stopHub func(), hubDone <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var errs []error
+	var mu sync.Mutex
+	for _, s := range []*http.Server{public, private} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	if err := srv.Hub().Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close chat connections: %w", err))
+	}
+	stopHub()
+	<-hubDone
+	wg.Wait()
+	srv.Close()
+	if err := errors.Join(errs...); err != nil {
+		log.Warn("shutdown was not clean", "err", err)
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// listenSocket opens the admin socket at path, mode 0600. A stale socket
+// file from a server that died is replaced; the store lock we hold proves
+// no other server is using it.
+func listenSocket(path string) (net.Listener, error) {
+	if _, err := os.Stat(path); err == nil {
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	// Create it private from the first moment: umask 0177 for the bind.
+	ln, err := listenUnixPrivate(path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// startPruning deletes messages older than maxAge every pruneEvery. It
+// returns a function that stops it.
+func startPruning(db *store.DB, maxAge time.Duration, log *slog.Logger) func() {
+	if maxAge <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(pruneEvery)
+		defer t.Stop()
+		for {
+			if n, err := db.PruneMessages(maxAge); err != nil {
+				log.Error("prune history", "err", err)
+			} else if n > 0 {
+				log.Info("pruned history", "messages", n)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done) }
+}

@@ -1,0 +1,78 @@
+// Package api is chatctl's HTTP server: the OAuth2 token endpoint, the
+// user and admin APIs, the WebSocket chat endpoint, OpenAPI, metrics and
+// the pages. Every rule about users, passwords and tokens lives in package
+// admin (and auth below it); handlers only translate HTTP to calls.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/api/chat"
+	"github.com/chatctl/chatctl/auth"
+	"github.com/chatctl/chatctl/configs"
+	"github.com/chatctl/chatctl/store"
+)
+
+// Server is the HTTP handler of chatctl serve.
+type Server struct {
+	cfg       *configs.Config
+	svc       *admin.Service
+	admin     admin.Admin // svc, plus kicking users off the chat on revocation
+	tokens    *auth.Tokens
+	log       *slog.Logger
+	metrics   *metrics
+	proxies   []netip.Prefix
+	hashes    *hashPool
+	hub       *chat.Hub
+	ipFails   *failureLimiter
+	nameFails *failureLimiter
+	now       func() time.Time
+
+	handler http.Handler // the public routes with middleware
+	socket  http.Handler // the admin routes for the Unix socket
+}
+
+// Options are optional parts of a Server.
+type Options struct {
+	// Now is the clock for rate limits; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewServer returns the server for cfg on the admin service svc.
+func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts Options) *Server {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		cfg: cfg, svc: svc, tokens: svc.Tokens(), log: log, now: opts.Now,
+		metrics:   newMetrics(),
+		proxies:   parsePrefixes(cfg.TrustedProxies),
+		hashes:    newHashPool(hashWorkers(), 64*hashWorkers()),
+		ipFails:   newFailureLimiter(cfg.Login.IPBurst, cfg.Login.IPPerMinute, opts.Now),
+		nameFails: newFailureLimiter(cfg.Login.UserBurst, cfg.Login.UserPerMinute, opts.Now),
+	}
+	svc.DB().SetRetention(store.Retention{MaxPerRoom: cfg.History.MaxPerRoom})
+	s.hub = chat.NewHub(hubStore{svc.DB(), s.metrics}, hubAuth{s}, hubConfig(s), log)
+	s.admin = &liveAdmin{Service: svc, hub: s.hub}
+	s.handler = s.secure(s.observe(s.cors(s.routes())))
+	s.socket = s.observe(s.adminRoutes(http.NewServeMux(), false))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// SocketHandler serves the /admin API without authentication, for the
+// Unix socket whose file mode (0600) is the access control.
+func (s *Server) SocketHandler() http.Handler { return s.socket }
+
+// Hub returns the chat hub. Run its Run method for pings, token expiry and
+// shutdown.
+func (s *Server) Hub() *chat.Hub { return s.hub }
+
+// Close stops the bcrypt workers. Call it after the HTTP server stopped.
+func (s *Server) Close() { close(s.hashes.jobs) }

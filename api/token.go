@@ -1,0 +1,167 @@
+package api
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/store"
+)
+
+// tokenResponse is the body of a successful POST /token (RFC 6749 §5.1).
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// oauthError answers /token failures: {"detail"} as the seed, plus the
+// RFC 6749 §5.2 error code.
+func oauthError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Cache-Control", "no-store")
+	encode(w, status, detail{Detail: msg, Error: code})
+}
+
+// parseForm reads the form body of /token. Like the seed's
+// OAuth2PasswordRequestForm it takes urlencoded or multipart forms; JSON
+// is refused with a message saying what is expected.
+func parseForm(r *http.Request, maxBody int64) (status int, msg string) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var err error
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		err = r.ParseForm()
+	case "multipart/form-data":
+		err = r.ParseMultipartForm(maxBody)
+	default:
+		return http.StatusUnprocessableEntity, "expected form fields (Content-Type: application/x-www-form-urlencoded): grant_type, username, password or refresh_token"
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return http.StatusRequestEntityTooLarge, "request body too large"
+		}
+		return http.StatusUnprocessableEntity, "invalid form body: " + err.Error()
+	}
+	return 0, ""
+}
+
+// handleToken is the OAuth2 token endpoint: the password grant (the
+// default, as in the seed) and the refresh_token grant.
+func (s *Server) handleToken() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status, msg := parseForm(r, s.cfg.HTTP.MaxBody); status != 0 {
+			oauthError(w, status, "invalid_request", msg)
+			return
+		}
+		switch gt := r.PostForm.Get("grant_type"); gt {
+		case "", "password":
+			s.passwordGrant(w, r)
+		case "refresh_token":
+			s.refreshGrant(w, r)
+		default:
+			oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be password or refresh_token")
+		}
+	})
+}
+
+// missing lists required form fields that are absent or empty.
+func missing(r *http.Request, fields ...string) string {
+	var out []string
+	for _, f := range fields {
+		if r.PostForm.Get(f) == "" {
+			out = append(out, f)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request) {
+	if m := missing(r, "username", "password"); m != "" {
+		oauthError(w, http.StatusUnprocessableEntity, "invalid_request", "field required: "+m)
+		return
+	}
+	name, password := r.PostForm.Get("username"), r.PostForm.Get("password")
+	ip := clientAddr(r, s.proxies)
+	userKey := strings.ToLower(name)
+	// Take a token from both buckets before any bcrypt work, so a flood is
+	// refused cheaply; a success gives them back.
+	okIP, waitIP := s.ipFails.take(ip)
+	okName, waitName := true, waitIP
+	if okIP {
+		if okName, waitName = s.nameFails.take(userKey); !okName {
+			s.ipFails.refund(ip)
+		}
+	}
+	if !okIP || !okName {
+		s.metrics.logins.WithLabelValues("limited").Inc()
+		w.Header().Set("Retry-After", retryAfter(max(waitIP, waitName)))
+		oauthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "Too many failed logins; try again later")
+		return
+	}
+	var pair admin.TokenPair
+	var err error
+	if perr := s.hashes.do(r.Context(), func() {
+		pair, err = s.svc.Login(r.Context(), name, password, ip)
+	}); perr != nil {
+		s.ipFails.refund(ip)
+		s.nameFails.refund(userKey)
+		s.hashErr(w, r, perr)
+		return
+	}
+	if errors.Is(err, admin.ErrInvalidCredentials) {
+		s.metrics.logins.WithLabelValues("failed").Inc()
+		s.log.Info("login failed", "user", userKey, "client", ip)
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		oauthError(w, http.StatusUnauthorized, "invalid_grant", "Incorrect username or password")
+		return
+	}
+	s.ipFails.refund(ip)
+	s.nameFails.refund(userKey)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	s.metrics.tokens.WithLabelValues("issued", "").Inc()
+	writeTokens(w, pair)
+}
+
+func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request) {
+	if m := missing(r, "refresh_token"); m != "" {
+		oauthError(w, http.StatusUnprocessableEntity, "invalid_request", "field required: "+m)
+		return
+	}
+	ip := clientAddr(r, s.proxies)
+	if ok, wait := s.ipFails.take(ip); !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		oauthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "Too many failed attempts; try again later")
+		return
+	}
+	pair, err := s.svc.Refresh(r.Context(), r.PostForm.Get("refresh_token"), ip)
+	switch {
+	case errors.Is(err, store.ErrRefreshReused):
+		s.metrics.tokens.WithLabelValues("rejected", "refresh reused").Inc()
+		s.log.Warn("refresh token reused; session revoked", "client", ip)
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "Refresh token already used; the session is revoked")
+	case errors.Is(err, store.ErrRefreshInvalid):
+		s.metrics.tokens.WithLabelValues("rejected", "refresh invalid").Inc()
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "Invalid or expired refresh token")
+	case err != nil:
+		s.ipFails.refund(ip)
+		writeError(w, r, s.log, err)
+	default:
+		s.ipFails.refund(ip)
+		s.metrics.tokens.WithLabelValues("refreshed", "").Inc()
+		writeTokens(w, pair)
+	}
+}
+
+func writeTokens(w http.ResponseWriter, p admin.TokenPair) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	encode(w, http.StatusOK, tokenResponse{AccessToken: p.AccessToken, TokenType: "bearer", ExpiresIn: p.ExpiresIn, RefreshToken: p.RefreshToken})
+}

@@ -1,0 +1,181 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/auth"
+)
+
+func handleRoot() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		encode(w, http.StatusOK, map[string]string{"message": "Welcome to the Real-time Chat API!"})
+	})
+}
+
+// handleHealth answers 200 while the store can be read, else 503 with the
+// reason.
+func handleHealth(svc *admin.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := svc.DB().Schema(); err != nil {
+			encode(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "detail": "store: " + err.Error()})
+			return
+		}
+		encode(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// ctxKey is the type of this package's context keys.
+type ctxKey int
+
+const claimsKey ctxKey = 0
+
+// claimsFrom returns the verified token claims requireAuth stored.
+func claimsFrom(ctx context.Context) *auth.Claims {
+	c, _ := ctx.Value(claimsKey).(*auth.Claims)
+	return c
+}
+
+// bearer extracts the token of an "Authorization: Bearer" header.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// unauthorized is the seed's answer to a missing or bad token.
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", "Bearer")
+	errBody(w, http.StatusUnauthorized, "Could not validate credentials")
+}
+
+// verify checks a token and counts rejections by reason.
+func (s *Server) verify(token string) (*auth.Claims, error) {
+	c, err := s.tokens.Verify(token)
+	if err != nil {
+		reason := string(auth.ReasonOf(err))
+		if reason == "" {
+			reason = "error"
+		}
+		s.metrics.tokens.WithLabelValues("rejected", reason).Inc()
+	}
+	return c, err
+}
+
+// requireAuth lets a request through only with a valid bearer token, and
+// puts its claims in the context.
+func (s *Server) requireAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := bearer(r)
+		if tok == "" {
+			s.metrics.tokens.WithLabelValues("rejected", "missing").Inc()
+			unauthorized(w)
+			return
+		}
+		c, err := s.verify(tok)
+		if err != nil {
+			if !errors.Is(err, auth.ErrInvalidToken) {
+				s.log.Error("verify token", "err", err)
+			}
+			unauthorized(w)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey, c)))
+	})
+}
+
+// requireAdmin refuses tokens of users whose current role is not admin.
+func requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c := claimsFrom(r.Context()); c == nil || c.Role != auth.RoleAdmin {
+			errBody(w, http.StatusForbidden, "Admin role required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// me is the body of GET /users/me: the seed's fields plus role and
+// creation time.
+type me struct {
+	Username  string    `json:"username"`
+	Message   string    `json:"message"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func handleMe(svc *admin.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := claimsFrom(r.Context())
+		u, err := svc.DB().User(c.Subject) // cached: no store read
+		if err != nil {
+			unauthorized(w) // removed between verification and now
+			return
+		}
+		encode(w, http.StatusOK, me{Username: u.Name, Message: "You are authenticated!", Role: u.Role, CreatedAt: u.CreatedAt})
+	})
+}
+
+// signupRequest is the body of POST /users.
+type signupRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Role     string `json:"role,omitempty"`
+}
+
+// handleCreateUser signs up a user when signup is on; an admin's bearer
+// token may always create users and choose their role.
+func (s *Server) handleCreateUser() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		isAdmin := false
+		if tok := bearer(r); tok != "" {
+			c, err := s.verify(tok)
+			if err != nil {
+				unauthorized(w)
+				return
+			}
+			isAdmin = c.Role == auth.RoleAdmin
+		}
+		if !isAdmin && !s.cfg.Signup {
+			errBody(w, http.StatusForbidden, "Sign-up is disabled")
+			return
+		}
+		req, err := decode[signupRequest](r)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		if req.Role != "" && req.Role != auth.RoleUser && !isAdmin {
+			errBody(w, http.StatusForbidden, "Only an admin can choose the role")
+			return
+		}
+		var res admin.AddUserResult
+		err = s.hashes.do(r.Context(), func() {
+			res, err = s.admin.AddUser(r.Context(), admin.AddUserRequest{Name: req.Username, Password: req.Password, Role: req.Role})
+		})
+		if err != nil {
+			s.hashErr(w, r, err)
+			return
+		}
+		encode(w, http.StatusCreated, res.User)
+	})
+}
+
+// hashErr answers a request whose bcrypt work failed or could not run.
+func (s *Server) hashErr(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errBusy) {
+		w.Header().Set("Retry-After", "1")
+		errBody(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	if r.Context().Err() != nil {
+		return // the client left
+	}
+	writeError(w, r, s.log, err)
+}
