@@ -166,19 +166,45 @@ type connPool struct {
 	closed   map[string]uint64
 }
 
-// dialAll dials every connection, paced by a token bucket, and returns
-// when all handshakes have finished or ctx ended.
+// dialAll dials every connection, paced, and returns when all handshakes
+// have finished or ctx ended.
 func (p *connPool) dialAll(ctx context.Context, o ConnsOptions, endpoint string, toks []connToken, srcs []net.IP, perSec float64) {
+	pace(ctx, o.N, perSec, o.MaxInFlight, func(i int) {
+		var src net.IP
+		if len(srcs) > 0 {
+			src = srcs[i%len(srcs)]
+		}
+		c, cause := dialWS(ctx, o.Target, endpoint, toks[i].Token, src, o.DialTimeout, p.hist, i)
+		if c == nil {
+			if cause != "canceled" {
+				p.failed.Add(1)
+				p.count(p.failures, cause)
+			}
+			return
+		}
+		p.mu.Lock()
+		p.conns[i] = c
+		p.mu.Unlock()
+		p.opened.Add(1)
+		p.open.Add(1)
+		p.readers.Add(1)
+		go p.discard(c)
+	})
+}
+
+// pace calls fn(0..n-1), each in its own goroutine, starting perSec per
+// second with at most inFlight running, and returns when all have
+// returned. When ctx ends it starts no more.
+func pace(ctx context.Context, n int, perSec float64, inFlight int, fn func(i int)) {
 	// A burst of 10 ms worth keeps the pace accurate at high rates, where
 	// timers fire later than the sub-millisecond gaps between dials.
 	lim := rate.NewLimiter(rate.Limit(perSec), max(1, int(perSec/100)))
-	inFlight := o.MaxInFlight
 	if inFlight <= 0 {
 		inFlight = DefaultMaxInFlight
 	}
 	sem := make(chan struct{}, inFlight)
-	var dials sync.WaitGroup
-	for i := 0; i < o.N; i++ {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
 		if lim.Wait(ctx) != nil {
 			break
 		}
@@ -189,32 +215,13 @@ func (p *connPool) dialAll(ctx context.Context, o ConnsOptions, endpoint string,
 		if ctx.Err() != nil {
 			break
 		}
-		var src net.IP
-		if len(srcs) > 0 {
-			src = srcs[i%len(srcs)]
-		}
-		dials.Add(1)
+		wg.Add(1)
 		go func() {
-			defer dials.Done()
-			c, cause := dialWS(ctx, o.Target, endpoint, toks[i].Token, src, o.DialTimeout, p.hist, i)
-			<-sem
-			if c == nil {
-				if cause != "canceled" {
-					p.failed.Add(1)
-					p.count(p.failures, cause)
-				}
-				return
-			}
-			p.mu.Lock()
-			p.conns[i] = c
-			p.mu.Unlock()
-			p.opened.Add(1)
-			p.open.Add(1)
-			p.readers.Add(1)
-			go p.discard(c)
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
 		}()
 	}
-	dials.Wait()
+	wg.Wait()
 }
 
 // connDialer is shared by all bench WebSocket clients: small read buffer,
