@@ -58,7 +58,7 @@ type StepOptions struct {
 	Start  float64       `json:"start"`   // first rate (default FanoutOptions.Rate)
 	Step   float64       `json:"step"`    // increment per round (default Start)
 	Max    float64       `json:"max"`     // last rate tried (default Start+19*Step)
-	MaxP99 time.Duration `json:"max_p99"` // p99 bound (default 100ms)
+	MaxP99 time.Duration `json:"max_p99_ns"` // p99 bound (default 100ms)
 }
 
 // FanoutResult is the outcome of RunFanout: one round, or one per step.

@@ -3,10 +3,14 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -75,5 +79,29 @@ func TestRunnersPreflight(t *testing.T) {
 	}
 	if _, err := RunHTTP(ctx, HTTPOptions{Target: Target{URL: "ftp://x"}}); err == nil {
 		t.Error("RunHTTP accepted a bad URL")
+	}
+}
+
+// Ensure transport errors get the labels that results report.
+func TestErrKind(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, "refused"},
+		{fmt.Errorf("read: %w", syscall.ECONNRESET), "reset"},
+		{&net.OpError{Op: "socket", Err: os.NewSyscallError("socket", syscall.EMFILE)}, "fd_limit"},
+		{fmt.Errorf("bind: %w", syscall.EADDRNOTAVAIL), "no_ports"},
+		{context.DeadlineExceeded, "timeout"},
+		{fmt.Errorf("x: %w", os.ErrDeadlineExceeded), "timeout"},
+		{context.Canceled, "canceled"},
+		{io.ErrUnexpectedEOF, "eof"},
+		{&net.DNSError{Err: "no such host", Name: "nope"}, "dns"},
+		{errors.New("weird"), "other"},
+	}
+	for _, tt := range tests {
+		if got := errKind(tt.err); got != tt.want {
+			t.Errorf("errKind(%v) = %q, want %q", tt.err, got, tt.want)
+		}
 	}
 }

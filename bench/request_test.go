@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,10 @@ func TestRunHTTP(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), "req/s") {
 		t.Fatalf("no progress lines: %q", progress.String())
+	}
+	js, err := json.Marshal(r)
+	if err != nil || !strings.Contains(string(js), `"ok_per_sec":`) || !strings.Contains(string(js), `"p99_ns":`) {
+		t.Fatalf("json %s, %v", js, err)
 	}
 	var out bytes.Buffer
 	r.WriteText(&out)
