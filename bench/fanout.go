@@ -55,9 +55,9 @@ type FanoutOptions struct {
 // server sustains: rounds at Start, Start+Step, ... up to Max, stopping at
 // the first round whose p99 exceeds MaxP99 or that loses anything.
 type StepOptions struct {
-	Start  float64       `json:"start"`   // first rate (default FanoutOptions.Rate)
-	Step   float64       `json:"step"`    // increment per round (default Start)
-	Max    float64       `json:"max"`     // last rate tried (default Start+19*Step)
+	Start  float64       `json:"start"`      // first rate (default FanoutOptions.Rate)
+	Step   float64       `json:"step"`       // increment per round (default Start)
+	Max    float64       `json:"max"`        // last rate tried (default Start+19*Step)
 	MaxP99 time.Duration `json:"max_p99_ns"` // p99 bound (default 100ms)
 }
 
