@@ -1,0 +1,264 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+// Defaults for RunFanout.
+const (
+	DefaultMembers   = 100
+	DefaultRooms     = 1
+	DefaultRate      = 100 // messages per second, all rooms together
+	DefaultDrain     = 2 * time.Second
+	DefaultSendLimit = 20 // server's ws sends per second per connection
+	DefaultSendBurst = 40
+	DefaultMaxP99    = 100 * time.Millisecond
+	DefaultStepCount = 20 // rounds in a step run when StepOptions.Max is unset
+
+	// sendHeadroom is the share of the server's per-connection send limit a
+	// publisher uses, so that timer jitter never trips rate_limited.
+	sendHeadroom = 0.8
+)
+
+// FanoutOptions configures RunFanout.
+type FanoutOptions struct {
+	Target
+	Creds           Provisioner   // users to connect as (not used when Raw)
+	MaxConnsPerUser int           // server's ws per-user cap (default 16)
+	Members         int           // receiving connections, spread evenly over the rooms (default 100)
+	Rooms           int           // default 1; always 1 when Raw
+	Publishers      int           // sending connections; 0 sizes them to the send limit
+	Rate            float64       // messages per second over all rooms (default 100)
+	Duration        time.Duration // publishing time of a round (default 10s)
+	Drain           time.Duration // grace for late deliveries after a round (default 2s)
+	MessageSize     int           // pad message texts to this many bytes (0: about 40)
+	SendLimit       float64       // server's sends/s per connection (default 20)
+	SendBurst       int           // server's send burst (default 40); informational
+	Raw             bool          // gorilla examples/chat protocol: no auth, no rooms
+	Step            *StepOptions  // nil: one round at Rate
+	ConnectRate     float64       // connections per second during setup (default 500)
+	DialTimeout     time.Duration // per handshake and join (default 10s)
+	SkipPreflight   bool
+	Progress        io.Writer
+	// ProgressInterval defaults to 1s.
+	ProgressInterval time.Duration
+}
+
+// StepOptions turns a fanout run into a search for the highest rate the
+// server sustains: rounds at Start, Start+Step, ... up to Max, stopping at
+// the first round whose p99 exceeds MaxP99 or that loses anything.
+type StepOptions struct {
+	Start  float64       `json:"start"`      // first rate (default FanoutOptions.Rate)
+	Step   float64       `json:"step"`       // increment per round (default Start)
+	Max    float64       `json:"max"`        // last rate tried (default Start+19*Step)
+	MaxP99 time.Duration `json:"max_p99_ns"` // p99 bound (default 100ms)
+}
+
+// FanoutResult is the outcome of RunFanout: one round, or one per step.
+type FanoutResult struct {
+	Target        string            `json:"target"`
+	Mode          string            `json:"mode"` // "chatctl" or "raw"
+	Members       int               `json:"members"`
+	Rooms         int               `json:"rooms"`
+	Publishers    int               `json:"publishers"`
+	Setup         time.Duration     `json:"setup_ns"`
+	SetupFailures map[string]uint64 `json:"setup_failures,omitempty"`
+	Rounds        []FanoutRound     `json:"rounds"`
+	Step          *StepOptions      `json:"step,omitempty"`
+	BestRate      float64           `json:"best_rate"` // highest rate whose round held (0: none)
+	Interrupted   bool              `json:"interrupted"`
+}
+
+// FanoutRound is one round of publishing at a fixed rate.
+type FanoutRound struct {
+	Round           int               `json:"round"`
+	TargetRate      float64           `json:"target_rate"` // messages/s asked for
+	SendRate        float64           `json:"send_rate"`   // messages/s written
+	Elapsed         time.Duration     `json:"elapsed_ns"`  // publishing window
+	Sent            uint64            `json:"sent"`        // written to the socket
+	Acked           uint64            `json:"acked"`       // acked by the server (raw: = sent)
+	Unacked         uint64            `json:"unacked"`     // neither acked nor refused by the end
+	Expected        uint64            `json:"expected"`    // deliveries owed: acked × members of the room
+	Delivered       uint64            `json:"delivered"`   // of this round's messages, to members
+	DeliveredPerSec float64           `json:"delivered_per_sec"`
+	Lost            uint64            `json:"lost"`         // expected but not delivered after the drain
+	Extra           uint64            `json:"extra"`        // delivered beyond expected (duplicates)
+	OutOfOrder      uint64            `json:"out_of_order"` // id (raw: seq) not above the last one seen
+	Gaps            uint64            `json:"gaps"`         // ids skipped on a connection
+	Late            uint64            `json:"late"`         // messages of an earlier round
+	Errors          map[string]uint64 `json:"errors,omitempty"`
+	Closed          map[string]uint64 `json:"closed_by_server,omitempty"`
+	Latency         LatencySummary    `json:"latency"` // send → receipt
+	Held            bool              `json:"held"`
+	Reason          string            `json:"reason,omitempty"` // why it did not hold
+}
+
+// RunFanout connects Members receivers over Rooms and Publishers senders,
+// then publishes at Rate (or steps the rate, see StepOptions) and measures
+// delivery: rate, end-to-end latency, loss and order. With Raw it speaks
+// the gorilla chat example's protocol instead of SPEC §6. Cancelling ctx
+// stops the run; the rounds so far are returned.
+func RunFanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
+	o.setDefaults()
+	endpoint, err := o.wsEndpoint()
+	if err != nil {
+		return nil, err
+	}
+	rates := []float64{o.Rate}
+	if o.Step != nil {
+		rates = o.Step.rates()
+	}
+	maxRate := rates[len(rates)-1]
+	if o.Publishers, err = publishersFor(maxRate, o.Rooms, o.SendLimit, o.Publishers, o.Raw); err != nil {
+		return nil, err
+	}
+	s := &session{o: o, endpoint: endpoint, setupFail: map[string]uint64{}}
+	start := time.Now()
+	if err := s.setup(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	defer s.close()
+	r := &FanoutResult{Target: endpoint, Mode: "chatctl", Members: len(s.members), Rooms: o.Rooms,
+		Publishers: len(s.pubs), Setup: time.Since(start), SetupFailures: s.setupFail, Step: o.Step}
+	if o.Raw {
+		r.Mode = "raw"
+	}
+	maxP99 := time.Duration(0)
+	if o.Step != nil {
+		maxP99 = o.Step.MaxP99
+	}
+	for i, rate := range rates {
+		if ctx.Err() != nil {
+			break
+		}
+		round := s.round(ctx, i, rate, maxP99)
+		r.Rounds = append(r.Rounds, round)
+		if !round.Held {
+			break
+		}
+		r.BestRate = rate
+	}
+	r.Interrupted = ctx.Err() != nil
+	return r, nil
+}
+
+// setDefaults fills zero options.
+func (o *FanoutOptions) setDefaults() {
+	if o.Members <= 0 {
+		o.Members = DefaultMembers
+	}
+	if o.Rooms <= 0 || o.Raw {
+		o.Rooms = DefaultRooms
+	}
+	if o.Rate <= 0 {
+		o.Rate = DefaultRate
+	}
+	o.Duration = defaultDuration(o.Duration, DefaultDuration)
+	o.Drain = defaultDuration(o.Drain, DefaultDrain)
+	if o.SendLimit <= 0 {
+		o.SendLimit = DefaultSendLimit
+	}
+	if o.SendBurst <= 0 {
+		o.SendBurst = DefaultSendBurst
+	}
+	if o.ConnectRate <= 0 {
+		o.ConnectRate = DefaultConnRate
+	}
+	if o.Step != nil {
+		st := *o.Step
+		if st.Start <= 0 {
+			st.Start = o.Rate
+		}
+		if st.Step <= 0 {
+			st.Step = st.Start
+		}
+		if st.Max < st.Start {
+			st.Max = st.Start + (DefaultStepCount-1)*st.Step
+		}
+		st.MaxP99 = defaultDuration(st.MaxP99, DefaultMaxP99)
+		o.Step = &st
+	}
+}
+
+// rates lists the rate of every round.
+func (st *StepOptions) rates() []float64 {
+	var out []float64
+	for r := st.Start; r <= st.Max*(1+1e-9); r += st.Step {
+		out = append(out, r)
+	}
+	return out
+}
+
+// publishersFor returns how many publishers send rate messages/s in rooms
+// rooms without any connection passing sendHeadroom of the server's
+// per-connection limit. The count is a multiple or a divisor of rooms, so
+// that every room gets the same share. An explicit count is checked.
+func publishersFor(rate float64, rooms int, limit float64, explicit int, raw bool) (int, error) {
+	if raw {
+		limit = 1000 // the example has no limit; a few senders are plenty
+	}
+	need := max(1, int(math.Ceil(rate/(limit*sendHeadroom))))
+	if explicit > 0 {
+		if !raw && rate/float64(explicit) > limit {
+			return 0, fmt.Errorf("%d publishers cannot send %.0f msg/s under the server's limit of %.0f/s per connection: use at least %d",
+				explicit, rate, limit, need)
+		}
+		return explicit, nil
+	}
+	if need >= rooms {
+		return (need + rooms - 1) / rooms * rooms, nil
+	}
+	for d := need; ; d++ {
+		if rooms%d == 0 {
+			return d, nil
+		}
+	}
+}
+
+// runID returns a short random id naming this run's rooms, so that rooms
+// start empty and never mix with an earlier run's history.
+func runID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// errNoConnections is returned when setup connected no member or publisher.
+var errNoConnections = errors.New("fanout: no connection could be set up")
+
+// WriteText prints the result as a report with one row per round.
+func (r *FanoutResult) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "Fanout (%s) at %s: %d members in %d rooms, %d publishers, setup %v%s\n", r.Mode, r.Target,
+		r.Members, r.Rooms, r.Publishers, r.Setup.Round(time.Millisecond), interrupted(r.Interrupted))
+	writeCounts(w, "setup fail", r.SetupFailures)
+	fmt.Fprintf(w, "  %5s %9s %9s %11s %9s %9s %9s %7s %6s %6s  %s\n",
+		"round", "rate", "sent/s", "deliv/s", "p50", "p99", "p99.9", "lost", "order", "errors", "result")
+	for _, rd := range r.Rounds {
+		var nerr uint64
+		for _, v := range rd.Errors {
+			nerr += v
+		}
+		res := "held"
+		if !rd.Held {
+			res = "failed: " + rd.Reason
+		}
+		fmt.Fprintf(w, "  %5d %9.0f %9.0f %11.0f %9s %9s %9s %7d %6d %6d  %s\n", rd.Round, rd.TargetRate, rd.SendRate,
+			rd.DeliveredPerSec, fmtDur(rd.Latency.P50), fmtDur(rd.Latency.P99), fmtDur(rd.Latency.P999),
+			rd.Lost, rd.OutOfOrder+rd.Gaps, nerr, res)
+	}
+	for _, rd := range r.Rounds {
+		writeCounts(w, fmt.Sprintf("errors r%d", rd.Round), rd.Errors)
+		writeCounts(w, fmt.Sprintf("closed r%d", rd.Round), rd.Closed)
+	}
+	if r.Step != nil {
+		fmt.Fprintf(w, "  highest rate that held (p99 ≤ %v, nothing lost): %.0f msg/s\n", r.Step.MaxP99, r.BestRate)
+	}
+}

@@ -1,0 +1,380 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// maxFrame bounds what a bench client reads in one frame; the server's own
+// limit is 64 KiB, and a joined frame with history fits well below this.
+const maxFrame = 4 << 20
+
+// session is one fanout run's connections, shared by all its rounds.
+type session struct {
+	o         FanoutOptions
+	endpoint  string
+	roomNames []string
+	members   []*member
+	pubs      []*publisher
+	perRoom   []int // live members per room at setup
+
+	cur     atomic.Pointer[roundStats] // the round receivers account to
+	closing atomic.Bool                // set once we close, so our closes are not counted
+	readers sync.WaitGroup
+
+	mu        sync.Mutex // guards setupFail, members, pubs during setup
+	setupFail map[string]uint64
+}
+
+// member is one receiving connection, in exactly one room. Its fields are
+// touched only by its reader goroutine after setup.
+type member struct {
+	idx     int
+	room    int
+	ws      *websocket.Conn
+	lastID  int64   // last message id seen in the room (chatctl mode)
+	lastSeq []int64 // last seq seen per publisher (raw mode)
+}
+
+// publisher is one sending connection. Its sender and reader goroutines
+// share nothing but the atomics of the current round.
+type publisher struct {
+	idx   int
+	ws    *websocket.Conn
+	rooms []int
+	seq   int64  // next sequence number, across rounds; sender only
+	buf   []byte // frame being built; sender only
+}
+
+// setup dials and joins everything, members first so that no message is
+// published to a room before its members are there.
+func (s *session) setup(ctx context.Context) error {
+	o := s.o
+	id := runID()
+	for r := 0; r < o.Rooms; r++ {
+		s.roomNames = append(s.roomNames, fmt.Sprintf("bench-%s-%d", id, r))
+	}
+	toks := make([]connToken, o.Members+o.Publishers)
+	if !o.Raw {
+		var err error
+		if toks, err = connTokens(ctx, o.Creds, len(toks), o.MaxConnsPerUser); err != nil {
+			return err
+		}
+	}
+	if !o.SkipPreflight {
+		if err := Check(ctx, o.Target, toks[0].Token, true, o.Raw); err != nil {
+			return err
+		}
+	}
+	s.perRoom = make([]int, o.Rooms)
+	pace(ctx, o.Members, o.ConnectRate, 0, func(i int) {
+		m := &member{idx: i, room: i % o.Rooms}
+		if m.ws = s.connect(ctx, toks[i].Token, []int{m.room}, &m.lastID); m.ws == nil {
+			return
+		}
+		s.mu.Lock()
+		s.members = append(s.members, m)
+		s.perRoom[m.room]++
+		s.mu.Unlock()
+	})
+	pace(ctx, o.Publishers, o.ConnectRate, 0, func(i int) {
+		p := &publisher{idx: i, rooms: publisherRooms(i, o.Publishers, o.Rooms)}
+		var ignored int64
+		if p.ws = s.connect(ctx, toks[o.Members+i].Token, p.rooms, &ignored); p.ws == nil {
+			return
+		}
+		s.mu.Lock()
+		s.pubs = append(s.pubs, p)
+		s.mu.Unlock()
+	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(s.members) == 0 || len(s.pubs) == 0 {
+		return fmt.Errorf("%w: failures %v", errNoConnections, s.setupFail)
+	}
+	// Readers start only now: every pointer above is final.
+	s.cur.Store(newRoundStats(-1, o.Rooms))
+	for _, m := range s.members {
+		m.lastSeq = make([]int64, o.Publishers)
+		for i := range m.lastSeq {
+			m.lastSeq[i] = -1
+		}
+		s.readers.Add(1)
+		go s.receive(m)
+	}
+	for _, p := range s.pubs {
+		s.readers.Add(1)
+		go s.acks(p)
+	}
+	return nil
+}
+
+// publisherRooms returns the rooms publisher i of n sends to: one room per
+// publisher when there are more publishers than rooms, else every n-th room.
+func publisherRooms(i, n, rooms int) []int {
+	if n >= rooms {
+		return []int{i % rooms}
+	}
+	var out []int
+	for r := i; r < rooms; r += n {
+		out = append(out, r)
+	}
+	return out
+}
+
+// connect dials one connection and joins rooms (not in raw mode), storing
+// the highest message id the joined frames carried in lastID. On failure it
+// counts the cause and returns nil.
+func (s *session) connect(ctx context.Context, token string, rooms []int, lastID *int64) *websocket.Conn {
+	ws, cause := dialWS(ctx, s.o.Target, s.endpoint, token, nil, s.o.DialTimeout, nil, 0)
+	if ws == nil {
+		if cause != "canceled" {
+			s.fail(cause)
+		}
+		return nil
+	}
+	ws.SetReadLimit(maxFrame)
+	if s.o.Raw {
+		return ws
+	}
+	if cause := s.join(ws, rooms, lastID); cause != "" {
+		s.fail(cause)
+		ws.Close()
+		return nil
+	}
+	return ws
+}
+
+// join sends a join per room and waits for every joined reply.
+func (s *session) join(ws *websocket.Conn, rooms []int, lastID *int64) string {
+	for _, r := range rooms {
+		msg := `{"type":"join","room":"` + s.roomNames[r] + `"}`
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			return "join_" + errKind(err)
+		}
+	}
+	ws.SetReadDeadline(time.Now().Add(defaultDuration(s.o.DialTimeout, DefaultDialTimeout)))
+	defer ws.SetReadDeadline(time.Time{})
+	var f frame
+	for pending := len(rooms); pending > 0; {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			return "join_" + closeCause(err)
+		}
+		if !scanFrame(data, &f) {
+			return "join_bad_frame"
+		}
+		switch string(f.typ) {
+		case "joined":
+			pending--
+			var j struct {
+				Messages []struct {
+					ID int64 `json:"id"`
+				} `json:"messages"`
+			}
+			if json.Unmarshal(data, &j) == nil {
+				for _, m := range j.Messages {
+					*lastID = max(*lastID, m.ID)
+				}
+			}
+		case "error":
+			return "join_" + string(f.code)
+		}
+	}
+	return ""
+}
+
+// fail counts a setup failure.
+func (s *session) fail(cause string) {
+	s.mu.Lock()
+	s.setupFail[cause]++
+	s.mu.Unlock()
+}
+
+// receive is a member's hot loop: it reads frames into one reused buffer,
+// scans instead of unmarshalling, and accounts each of this run's messages
+// to the current round.
+func (s *session) receive(m *member) {
+	defer s.readers.Done()
+	var buf []byte
+	var f frame
+	for {
+		_, rd, err := m.ws.NextReader()
+		if err == nil {
+			buf, err = readFrame(buf, rd)
+		}
+		if err != nil {
+			if !s.closing.Load() {
+				st := s.cur.Load()
+				st.count(&st.closed, closeCause(err))
+			}
+			return
+		}
+		now := time.Now().UnixNano()
+		st := s.cur.Load()
+		if s.o.Raw {
+			// The example joins queued messages with newlines in one frame.
+			for line := range splitLines(buf) {
+				s.deliver(m, st, line, 0, false, now)
+			}
+			continue
+		}
+		if !scanFrame(buf, &f) || string(f.typ) != "message" {
+			continue // joined, presence, pong...
+		}
+		s.deliver(m, st, f.text, f.id, f.hasID, now)
+	}
+}
+
+// deliver accounts one received message.
+func (s *session) deliver(m *member, st *roundStats, text []byte, id int64, hasID bool, now int64) {
+	if hasID {
+		switch {
+		case m.lastID != 0 && id <= m.lastID:
+			st.outOfOrder.Add(1)
+		case m.lastID != 0 && id > m.lastID+1:
+			st.gaps.Add(uint64(id - m.lastID - 1))
+		}
+		m.lastID = max(m.lastID, id)
+	}
+	p, ok := parsePayload(text)
+	if !ok {
+		return // not ours
+	}
+	if !hasID && p.pub >= 0 && p.pub < int64(len(m.lastSeq)) {
+		last := m.lastSeq[p.pub]
+		switch {
+		case last >= 0 && p.seq <= last:
+			st.outOfOrder.Add(1)
+		case last >= 0 && p.seq > last+1:
+			st.gaps.Add(uint64(p.seq - last - 1))
+		}
+		m.lastSeq[p.pub] = max(last, p.seq)
+	}
+	if p.round != st.round {
+		st.late.Add(1)
+		return
+	}
+	st.received[m.room].Add(1)
+	st.hist.Record(m.idx, time.Duration(now-p.sent))
+}
+
+// acks is a publisher's reader: it counts acks and error frames and drops
+// everything else (publishers get the room's messages too).
+func (s *session) acks(p *publisher) {
+	defer s.readers.Done()
+	var buf []byte
+	var f frame
+	for {
+		_, rd, err := p.ws.NextReader()
+		if err == nil {
+			buf, err = readFrame(buf, rd)
+		}
+		if err != nil {
+			if !s.closing.Load() {
+				st := s.cur.Load()
+				st.count(&st.closed, "publisher_"+closeCause(err))
+			}
+			return
+		}
+		if s.o.Raw || !scanFrame(buf, &f) {
+			continue
+		}
+		st := s.cur.Load()
+		round, room, ok := parseRef(f.ref)
+		switch string(f.typ) {
+		case "ack":
+			if ok && round == st.round && room < len(st.acked) {
+				st.acked[room].Add(1)
+			}
+		case "error":
+			if ok && round == st.round {
+				st.refused.Add(1)
+			}
+			st.count(&st.errors, string(f.code))
+		}
+	}
+}
+
+// parseRef reads the "round-room" ref a publisher puts on every send.
+func parseRef(ref []byte) (round int64, room int, ok bool) {
+	for i, c := range ref {
+		if c == '-' {
+			r, ok1 := parseInt(ref[:i])
+			m, ok2 := parseInt(ref[i+1:])
+			return r, int(m), ok1 && ok2
+		}
+	}
+	return 0, 0, false
+}
+
+// appendRef appends a ref for round and room.
+func appendRef(dst []byte, round int64, room int) []byte {
+	dst = strconv.AppendInt(dst, round, 10)
+	dst = append(dst, '-')
+	return strconv.AppendInt(dst, int64(room), 10)
+}
+
+// readFrame reads r to the end into buf (reused, grown as needed).
+func readFrame(buf []byte, r io.Reader) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// splitLines yields the newline-separated parts of b, skipping empty ones.
+func splitLines(b []byte) func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		for len(b) > 0 {
+			i := 0
+			for i < len(b) && b[i] != '\n' {
+				i++
+			}
+			if i > 0 && !yield(b[:i]) {
+				return
+			}
+			b = b[min(i+1, len(b)):]
+		}
+	}
+}
+
+// close closes every connection and waits for the readers.
+func (s *session) close() {
+	s.closing.Store(true)
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bench done")
+	deadline := time.Now().Add(time.Second)
+	s.mu.Lock()
+	var conns []*websocket.Conn
+	for _, m := range s.members {
+		conns = append(conns, m.ws)
+	}
+	for _, p := range s.pubs {
+		conns = append(conns, p.ws)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.WriteControl(websocket.CloseMessage, msg, deadline)
+		c.Close()
+	}
+	s.readers.Wait()
+}

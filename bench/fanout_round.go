@@ -1,0 +1,214 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// roundStats is what the readers and publishers of one round update.
+// Counters are atomics because every connection's goroutine writes them.
+type roundStats struct {
+	round    int64
+	hist     *SharedHistogram
+	received []atomic.Uint64 // per room: this round's messages delivered to members
+	acked    []atomic.Uint64 // per room: acked sends (raw: written sends)
+
+	sent, refused, outOfOrder, gaps, late atomic.Uint64
+
+	mu     sync.Mutex // guards errors and closed
+	errors map[string]uint64
+	closed map[string]uint64
+}
+
+// newRoundStats returns empty stats for round over rooms rooms.
+func newRoundStats(round int64, rooms int) *roundStats {
+	return &roundStats{round: round, hist: NewSharedHistogram(),
+		received: make([]atomic.Uint64, rooms), acked: make([]atomic.Uint64, rooms),
+		errors: map[string]uint64{}, closed: map[string]uint64{}}
+}
+
+// count increments (*m)[key]; m is &st.errors or &st.closed.
+func (st *roundStats) count(m *map[string]uint64, key string) {
+	st.mu.Lock()
+	(*m)[key]++
+	st.mu.Unlock()
+}
+
+// totals returns delivered, expected and acked counts for the round.
+func (s *session) totals(st *roundStats) (delivered, expected, acked uint64) {
+	for r := range st.received {
+		delivered += st.received[r].Load()
+		a := st.acked[r].Load()
+		acked += a
+		expected += a * uint64(s.perRoom[r])
+	}
+	return delivered, expected, acked
+}
+
+// round publishes at rate for the configured duration, waits for the
+// stragglers, and judges the round against maxP99 (0: no latency bound).
+func (s *session) round(ctx context.Context, i int, rate float64, maxP99 time.Duration) FanoutRound {
+	st := newRoundStats(int64(i), s.o.Rooms)
+	s.cur.Store(st)
+	var tk ticker
+	stop := startProgress(s.o.Progress, s.o.ProgressInterval, func(el time.Duration) string {
+		d, _, _ := s.totals(st)
+		errs := st.refused.Load()
+		return fmt.Sprintf("%6v  round %d @ %.0f msg/s  sent %d  delivered %8.0f/s  p99 %s  errors %d",
+			el, i, rate, st.sent.Load(), tk.rate(d), fmtDur(st.hist.Snapshot().Percentile(99)), errs)
+	})
+	defer stop()
+
+	perPub := rate / float64(len(s.pubs))
+	start := time.Now()
+	until := start.Add(s.o.Duration)
+	var wg sync.WaitGroup
+	for k, p := range s.pubs {
+		// Stagger publishers over one interval so their sends interleave.
+		phase := time.Duration(float64(time.Second) / perPub * float64(k) / float64(len(s.pubs)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.publish(ctx, p, st, perPub, start.Add(phase), until)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	s.drain(ctx, st)
+	stop()
+	return s.judge(ctx, st, rate, elapsed, maxP99)
+}
+
+// publish sends p's share of the round on a fixed schedule from first
+// until until. A publisher that falls behind sends at once, without
+// skipping: latency is measured from the actual send time.
+func (s *session) publish(ctx context.Context, p *publisher, st *roundStats, perSec float64, first, until time.Time) {
+	interval := time.Duration(float64(time.Second) / perSec)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for k, next := 0, first; next.Before(until); k, next = k+1, next.Add(interval) {
+		if d := time.Until(next); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		room := p.rooms[k%len(p.rooms)]
+		pl := payload{round: st.round, pub: int64(p.idx), seq: p.seq, sent: time.Now().UnixNano()}
+		p.seq++
+		p.buf = s.appendSend(p.buf[:0], room, pl)
+		p.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := p.ws.WriteMessage(websocket.TextMessage, p.buf); err != nil {
+			st.count(&st.errors, "write_"+errKind(err))
+			return
+		}
+		st.sent.Add(1)
+		if s.o.Raw {
+			st.acked[room].Add(1) // no acks in the example: written counts as accepted
+		}
+	}
+}
+
+// appendSend appends the frame that publishes pl to room.
+func (s *session) appendSend(dst []byte, room int, pl payload) []byte {
+	if s.o.Raw {
+		return appendPayload(dst, pl, s.o.MessageSize)
+	}
+	dst = append(dst, `{"type":"send","room":"`...)
+	dst = append(dst, s.roomNames[room]...)
+	dst = append(dst, `","text":"`...)
+	dst = appendPayload(dst, pl, s.o.MessageSize)
+	dst = append(dst, `","ref":"`...)
+	dst = appendRef(dst, pl.round, room)
+	return append(dst, `"}`...)
+}
+
+// drainPoll is how often drain checks whether every delivery is in.
+const drainPoll = 10 * time.Millisecond
+
+// drain waits until every expected delivery and every ack has arrived, or
+// the drain grace has passed, or ctx ends.
+func (s *session) drain(ctx context.Context, st *roundStats) {
+	deadline := time.NewTimer(s.o.Drain)
+	defer deadline.Stop()
+	poll := time.NewTicker(drainPoll)
+	defer poll.Stop()
+	for {
+		delivered, expected, acked := s.totals(st)
+		if delivered >= expected && acked+st.refused.Load() >= st.sent.Load() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-poll.C:
+		}
+	}
+}
+
+// judge turns the round's counters into a FanoutRound and decides whether
+// it held: nothing lost, refused or reordered, the bench kept the pace,
+// and p99 within maxP99 when that is set.
+func (s *session) judge(ctx context.Context, st *roundStats, rate float64, elapsed time.Duration, maxP99 time.Duration) FanoutRound {
+	delivered, expected, acked := s.totals(st)
+	sent := st.sent.Load()
+	h := st.hist.Snapshot()
+	rd := FanoutRound{Round: int(st.round), TargetRate: rate, Elapsed: elapsed, Sent: sent, Acked: acked,
+		SendRate: Rate(sent, elapsed), Expected: expected, Delivered: delivered,
+		DeliveredPerSec: Rate(delivered, elapsed), OutOfOrder: st.outOfOrder.Load(), Gaps: st.gaps.Load(),
+		Late: st.late.Load(), Latency: h.Summary()}
+	if sent > acked+st.refused.Load() {
+		rd.Unacked = sent - acked - st.refused.Load()
+	}
+	if expected > delivered {
+		rd.Lost = expected - delivered
+	} else {
+		rd.Extra = delivered - expected
+	}
+	st.mu.Lock()
+	if len(st.errors) > 0 {
+		rd.Errors = maps.Clone(st.errors)
+	}
+	if len(st.closed) > 0 {
+		rd.Closed = maps.Clone(st.closed)
+	}
+	st.mu.Unlock()
+	var nerr uint64
+	for _, v := range rd.Errors {
+		nerr += v
+	}
+	switch {
+	case ctx.Err() != nil:
+		rd.Reason = "interrupted"
+	case rd.Lost > 0:
+		rd.Reason = fmt.Sprintf("%d lost", rd.Lost)
+	case rd.Unacked > 0:
+		rd.Reason = fmt.Sprintf("%d unacked", rd.Unacked)
+	case nerr > 0:
+		rd.Reason = fmt.Sprintf("%d errors", nerr)
+	case len(rd.Closed) > 0:
+		rd.Reason = "connections closed by the server"
+	case rd.OutOfOrder+rd.Gaps > 0:
+		rd.Reason = fmt.Sprintf("%d out of order", rd.OutOfOrder+rd.Gaps)
+	case maxP99 > 0 && rd.Latency.P99 > maxP99:
+		rd.Reason = fmt.Sprintf("p99 %s > %s", fmtDur(rd.Latency.P99), fmtDur(maxP99))
+	case rd.SendRate < 0.9*rate:
+		rd.Reason = fmt.Sprintf("bench sent only %.0f msg/s", rd.SendRate)
+	default:
+		rd.Held = true
+	}
+	return rd
+}
