@@ -96,6 +96,7 @@ is running.`,
 		a.newConfigCommand(),
 		a.newServeCommand(),
 		a.newRoomCommand(),
+		a.newBenchCommand(),
 	)
 	// A command that only groups others would print its help and exit 0
 	// on a mistyped subcommand; make that an error as SPEC §4 wants.

@@ -1,0 +1,310 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/auth"
+	"github.com/chatctl/chatctl/bench"
+)
+
+// benchFlags are the flags every bench subcommand shares.
+type benchFlags struct {
+	url, wsURL, origin string
+	token, user        string
+	passwordStdin      bool
+}
+
+func (a *app) newBenchCommand() *cobra.Command {
+	var f benchFlags
+	c := &cobra.Command{
+		Use:   "bench",
+		Short: "Load-test a running chatctl server",
+		Long: `Measure a running server the way nats bench or redis-benchmark do:
+  http    GET /users/me at C connections: requests/s and latency percentiles
+  login   POST /token at C connections: logins/s against bcrypt's limit
+  conns   open and hold N WebSocket connections: connect rate, memory per connection
+  fanout  members in rooms and publishers at a rate: deliveries/s, end-to-end
+          latency, lost and out-of-order messages; --step finds the highest rate
+
+Users and tokens come from --token or --user, or are created as bench-NNNN
+users through the admin interface of the server on the configured store.
+Progress goes to stderr; the summary to stdout (-o json for scripts). Ctrl-C
+stops early and still prints the summary so far.`,
+		Example: `  chatctl bench http -c 64 -d 10s
+  chatctl bench login -c 4
+  chatctl bench conns -n 5000 --server-pid $(pgrep -f 'chatctl serve')
+  chatctl bench fanout --members 1000 --rate 140 --step 20 --max-p99 50ms`,
+	}
+	pf := c.PersistentFlags()
+	pf.StringVar(&f.url, "url", "", "server base URL (default http:// + the configured listen address)")
+	pf.StringVar(&f.wsURL, "ws-url", "", "WebSocket base URL (default derived from --url)")
+	pf.StringVar(&f.origin, "origin", "", "Origin header for WebSocket dials")
+	pf.StringVar(&f.token, "token", "", "use this access token instead of creating bench users")
+	pf.StringVar(&f.user, "user", "", "log in as this user (password from --password-stdin or a prompt)")
+	pf.BoolVar(&f.passwordStdin, "password-stdin", false, "read --user's password from stdin")
+	c.AddCommand(a.newBenchHTTPCommand(&f), a.newBenchLoginCommand(&f), a.newBenchConnsCommand(&f), a.newBenchFanoutCommand(&f))
+	return c
+}
+
+// target resolves the server under test.
+func (a *app) target(f *benchFlags) (bench.Target, error) {
+	t := bench.Target{URL: f.url, WSURL: f.wsURL, Origin: f.origin}
+	if t.URL == "" {
+		cfg, err := a.config()
+		if err != nil {
+			return t, err
+		}
+		t.URL = "http://" + cfg.Listen
+	}
+	return t, nil
+}
+
+// provisioner gives the bench its users: the flags' user or token, or
+// bench users made through the admin interface. The returned close
+// function releases the admin connection.
+func (a *app) provisioner(cmd *cobra.Command, f *benchFlags, t bench.Target, ttl time.Duration) (bench.Provisioner, func(), error) {
+	switch {
+	case f.token != "":
+		return &bench.StaticUsers{URL: t.URL, Creds: []bench.Cred{{Token: f.token}}}, func() {}, nil
+	case f.user != "":
+		pw, err := a.readPassword(cmd.ErrOrStderr(), f.passwordStdin, "Password for "+f.user+": ")
+		if err != nil {
+			return nil, nil, err
+		}
+		return &bench.StaticUsers{URL: t.URL, Creds: []bench.Cred{{Username: f.user, Password: pw}}}, func() {}, nil
+	}
+	adm, err := a.admin()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (or pass --token or --user)", err)
+	}
+	return &adminUsers{adm: adm, ttl: ttl}, func() { adm.Close() }, nil
+}
+
+// adminUsers provisions bench-NNNN users through the admin interface and
+// issues their tokens directly: they never log in with a password.
+type adminUsers struct {
+	adm admin.Admin
+	ttl time.Duration
+}
+
+func (p *adminUsers) Users(ctx context.Context, n int) ([]bench.Cred, error) {
+	// One throwaway hash for all: nobody knows its password, and the
+	// cheapest cost keeps creating a thousand users fast.
+	hash, err := auth.HashPassword(auth.RandomID(24), 1, 4)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bench.Cred, n)
+	for i := range out {
+		name := fmt.Sprintf("bench-%04d", i+1)
+		if _, err := p.adm.AddUser(ctx, admin.AddUserRequest{Name: name, Hash: hash, IgnoreExists: true}); err != nil {
+			return nil, fmt.Errorf("create bench user %s: %w", name, err)
+		}
+		out[i] = bench.Cred{Username: name}
+	}
+	return out, nil
+}
+
+func (p *adminUsers) Token(ctx context.Context, c bench.Cred) (string, error) {
+	tok, err := p.adm.IssueToken(ctx, c.Username, p.ttl)
+	return tok.AccessToken, err
+}
+
+// report prints a result: JSON with -o json, else its text summary.
+func (a *app) report(w io.Writer, v interface{ WriteText(io.Writer) }) error {
+	if a.json() {
+		return writeJSON(w, v)
+	}
+	v.WriteText(w)
+	return nil
+}
+
+func (a *app) newBenchHTTPCommand(f *benchFlags) *cobra.Command {
+	var o bench.HTTPOptions
+	c := &cobra.Command{
+		Use:     "http",
+		Short:   "GET /users/me with a valid token at C connections",
+		Example: "  chatctl bench http -c 64 -d 10s\n  chatctl bench http --token \"$TOKEN\" --url http://chat.example:8000 -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := a.target(f)
+			if err != nil {
+				return err
+			}
+			p, done, err := a.provisioner(cmd, f, t, o.Duration+10*time.Minute)
+			if err != nil {
+				return err
+			}
+			defer done()
+			users, err := p.Users(cmd.Context(), 1)
+			if err != nil {
+				return err
+			}
+			if o.Token, err = p.Token(cmd.Context(), users[0]); err != nil {
+				return err
+			}
+			o.Target, o.Progress = t, cmd.ErrOrStderr()
+			r, err := bench.RunHTTP(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return a.report(cmd.OutOrStdout(), r)
+		},
+	}
+	c.Flags().IntVarP(&o.Concurrency, "concurrency", "c", 64, "concurrent connections")
+	c.Flags().DurationVarP(&o.Duration, "duration", "d", 10*time.Second, "measured time")
+	c.Flags().DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	return c
+}
+
+func (a *app) newBenchLoginCommand(f *benchFlags) *cobra.Command {
+	var o bench.LoginOptions
+	c := &cobra.Command{
+		Use:   "login",
+		Short: "POST /token with a password at C connections",
+		Long: `Log in over and over as one user: logins/s and latency percentiles. Without
+--user it prepares the user bench-login with a fresh random password (at the
+server's bcrypt cost). Compare with the bcrypt limit: cores / one hash's time.`,
+		Example: "  chatctl bench login -c 4 -d 10s",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := a.target(f)
+			if err != nil {
+				return err
+			}
+			o.Username = f.user
+			switch {
+			case f.token != "":
+				return errors.New("bench login needs a password: use --user, or neither flag")
+			case f.user != "":
+				if o.Password, err = a.readPassword(cmd.ErrOrStderr(), f.passwordStdin, "Password for "+f.user+": "); err != nil {
+					return err
+				}
+			default:
+				o.Username, o.Password = "bench-login", auth.RandomID(18)
+				err := a.withAdmin(func(adm admin.Admin) error {
+					if _, err := adm.AddUser(cmd.Context(), admin.AddUserRequest{Name: o.Username, Password: o.Password, IgnoreExists: true}); err != nil {
+						return err
+					}
+					_, err := adm.SetPassword(cmd.Context(), o.Username, o.Password)
+					return err
+				})
+				if err != nil {
+					return fmt.Errorf("prepare bench-login: %w (or pass --user)", err)
+				}
+			}
+			o.Target, o.Progress = t, cmd.ErrOrStderr()
+			r, err := bench.RunLogin(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return a.report(cmd.OutOrStdout(), r)
+		},
+	}
+	c.Flags().IntVarP(&o.Concurrency, "concurrency", "c", 8, "concurrent connections")
+	c.Flags().DurationVarP(&o.Duration, "duration", "d", 10*time.Second, "measured time")
+	c.Flags().DurationVar(&o.Timeout, "timeout", 30*time.Second, "per-request timeout")
+	return c
+}
+
+func (a *app) newBenchConnsCommand(f *benchFlags) *cobra.Command {
+	var o bench.ConnsOptions
+	c := &cobra.Command{
+		Use:   "conns",
+		Short: "Open and hold N authenticated WebSocket connections",
+		Long: `Open N connections to /ws at --rate per second and hold them: connect rate,
+failures by cause, and with --server-pid the server's resident memory per
+connection. One process holds at most its open-file limit of connections.`,
+		Example: "  chatctl bench conns -n 5000 --rate 1000 --server-pid $(pgrep -f 'chatctl serve')",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := a.target(f)
+			if err != nil {
+				return err
+			}
+			p, done, err := a.provisioner(cmd, f, t, o.Hold+time.Hour)
+			if err != nil {
+				return err
+			}
+			defer done()
+			o.Target, o.Creds, o.Progress = t, p, cmd.ErrOrStderr()
+			r, err := bench.RunConns(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return a.report(cmd.OutOrStdout(), r)
+		},
+	}
+	c.Flags().IntVarP(&o.N, "connections", "n", 1000, "connections to open")
+	c.Flags().Float64Var(&o.Rate, "rate", 500, "connections opened per second")
+	c.Flags().DurationVarP(&o.Hold, "duration", "d", 10*time.Second, "how long to hold them open")
+	c.Flags().IntVar(&o.ServerPID, "server-pid", 0, "PID of the server, to report its memory per connection")
+	c.Flags().IntVar(&o.MaxConnsPerUser, "max-conns-per-user", bench.DefaultMaxConnsPerUser, "the server's ws.max_conns_per_user")
+	return c
+}
+
+func (a *app) newBenchFanoutCommand(f *benchFlags) *cobra.Command {
+	var o bench.FanoutOptions
+	var step, stepMax float64
+	var maxP99 time.Duration
+	c := &cobra.Command{
+		Use:   "fanout",
+		Short: "Members in rooms, publishers at a rate: delivery, latency, loss",
+		Long: `Join --members connections to --rooms rooms and publish --rate messages per
+second in total for --duration: delivered messages/s, end-to-end latency
+percentiles, and lost and out-of-order messages (from the per-room ids). With
+--step the rate rises by that much per round until p99 exceeds --max-p99 or a
+message is lost; the highest rate that held is reported. --raw speaks the
+gorilla/websocket chat example's protocol, to compare both in one run.`,
+		Example: `  chatctl bench fanout --members 1000 --rate 140 -d 10s
+  chatctl bench fanout --members 1000 --rate 100 --step 20 --max-p99 50ms
+  chatctl bench fanout --raw --url http://127.0.0.1:8080 --members 1000 --rate 140`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := a.target(f)
+			if err != nil {
+				return err
+			}
+			if !o.Raw {
+				p, done, err := a.provisioner(cmd, f, t, 2*time.Hour)
+				if err != nil {
+					return err
+				}
+				defer done()
+				o.Creds = p
+			}
+			if step > 0 {
+				o.Step = &bench.StepOptions{Start: o.Rate, Step: step, Max: stepMax, MaxP99: maxP99}
+			}
+			o.Target, o.Progress = t, cmd.ErrOrStderr()
+			r, err := bench.RunFanout(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return a.report(cmd.OutOrStdout(), r)
+		},
+	}
+	fl := c.Flags()
+	fl.IntVar(&o.Members, "members", 100, "receiving connections, spread over the rooms")
+	fl.IntVar(&o.Rooms, "rooms", 1, "rooms")
+	fl.IntVar(&o.Publishers, "publishers", 0, "sending connections (0: enough for --rate within the send limit)")
+	fl.Float64Var(&o.Rate, "rate", 100, "messages per second, all rooms together")
+	fl.DurationVarP(&o.Duration, "duration", "d", 10*time.Second, "publishing time per round")
+	fl.DurationVar(&o.Drain, "drain", 2*time.Second, "grace for late deliveries after a round")
+	fl.IntVar(&o.MessageSize, "size", 0, "pad message texts to this many bytes")
+	fl.Float64Var(&o.SendLimit, "send-limit", 20, "the server's ws.send_rate")
+	fl.IntVar(&o.MaxConnsPerUser, "max-conns-per-user", bench.DefaultMaxConnsPerUser, "the server's ws.max_conns_per_user")
+	fl.BoolVar(&o.Raw, "raw", false, "gorilla/websocket chat example protocol (no auth, no rooms)")
+	fl.Float64Var(&step, "step", 0, "raise the rate by this much per round until it fails")
+	fl.Float64Var(&stepMax, "step-max", 0, "highest rate to try (default rate + 19 steps)")
+	fl.DurationVar(&maxP99, "max-p99", 50*time.Millisecond, "p99 bound of a round that holds (with --step)")
+	fl.Float64Var(&o.ConnectRate, "connect-rate", 500, "connections opened per second during setup")
+	return c
+}
