@@ -115,10 +115,9 @@ func NewTokens(keys Keys, users Users, issuer string, leeway time.Duration, now 
 	}
 	return &Tokens{
 		keys: keys, users: users, issuer: issuer, now: now,
-		// Built once: the options pin the algorithm (RFC 8725 §3.1) and make
-		// exp and iss mandatory.
+		// Built once: the options make exp and iss mandatory; keyFunc pins
+		// the algorithm (RFC 8725 §3.1).
 		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{Algorithm}),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithIssuer(issuer),
@@ -185,38 +184,37 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 	return c, nil
 }
 
-// header is the JOSE header of a token.
-type header struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
+// Errors the key function returns; jwt wraps them, classify unwraps.
+var (
+	errAlgorithm  = errors.New("wrong algorithm")
+	errUnknownKey = errors.New("unknown key")
+)
+
+// keyFunc pins the algorithm and finds the key by kid. jwt calls it after
+// decoding the header and before checking the signature; checking the
+// algorithm here (rather than with WithValidMethods) lets a wrong
+// algorithm and an unknown key get their own reasons, where jwt would
+// report both as a bad signature.
+func (t *Tokens) keyFunc(tok *jwt.Token) (any, error) {
+	if alg, _ := tok.Header["alg"].(string); alg != Algorithm || tok.Method.Alg() != Algorithm {
+		return nil, fmt.Errorf("%w: alg is %q, only %s is accepted", errAlgorithm, tok.Header["alg"], Algorithm)
+	}
+	kid, _ := tok.Header["kid"].(string)
+	if kid == "" {
+		return nil, fmt.Errorf("%w: the header has no kid", errUnknownKey)
+	}
+	secret, ok := t.keys.VerifyKey(kid)
+	if !ok {
+		return nil, fmt.Errorf("%w: no signing key with kid %q", errUnknownKey, kid)
+	}
+	return secret, nil
 }
 
 // VerifySignature checks everything Verify does except the user's current
 // state.
 func (t *Tokens) VerifySignature(token string) (*Claims, error) {
-	// The header is checked by hand first so that a wrong algorithm and an
-	// unknown key get their own reasons: jwt reports both as a bad signature.
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, &TokenError{Reason: ReasonMalformed, Detail: "want three dot-separated parts"}
-	}
-	var h header
-	if err := decodeSegment(parts[0], &h); err != nil {
-		return nil, &TokenError{Reason: ReasonMalformed, Detail: "header: " + err.Error()}
-	}
-	if h.Alg != Algorithm {
-		return nil, &TokenError{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("alg is %q, only %s is accepted", h.Alg, Algorithm)}
-	}
-	secret, ok := t.keys.VerifyKey(h.Kid)
-	if !ok {
-		if h.Kid == "" {
-			return nil, &TokenError{Reason: ReasonUnknownKey, Detail: "the header has no kid"}
-		}
-		return nil, &TokenError{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("no signing key with kid %q", h.Kid)}
-	}
 	c := new(Claims)
-	_, err := t.parser.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return secret, nil })
-	if err != nil {
+	if _, err := t.parser.ParseWithClaims(token, c, t.keyFunc); err != nil {
 		return nil, classify(err)
 	}
 	if c.Subject == "" || c.ID == "" || c.IssuedAt == nil {
@@ -230,6 +228,12 @@ func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 func classify(err error) *TokenError {
 	r := ReasonMalformed
 	switch {
+	case errors.Is(err, errAlgorithm):
+		return &TokenError{Reason: ReasonAlgorithm, Detail: unwrapKeyErr(err, errAlgorithm)}
+	case errors.Is(err, errUnknownKey):
+		return &TokenError{Reason: ReasonUnknownKey, Detail: unwrapKeyErr(err, errUnknownKey)}
+	case errors.Is(err, jwt.ErrTokenUnverifiable) && strings.Contains(err.Error(), "signing method"):
+		r = ReasonAlgorithm // an algorithm jwt does not even know
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		r = ReasonSignature
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
@@ -278,4 +282,14 @@ func RandomID(n int) string {
 		panic("crypto/rand: " + err.Error()) // never fails on supported systems
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// unwrapKeyErr returns the key function's own message from jwt's wrapping.
+func unwrapKeyErr(err, sentinel error) string {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if s := e.Error(); strings.HasPrefix(s, sentinel.Error()+": ") {
+			return strings.TrimPrefix(s, sentinel.Error()+": ")
+		}
+	}
+	return err.Error()
 }

@@ -115,6 +115,7 @@ func TestVerifyReasons(t *testing.T) {
 		{"NotThreeParts", "abc", ReasonMalformed},
 		{"Empty", "", ReasonMalformed},
 		{"AlgNone", noneTok, ReasonAlgorithm},
+		{"AlgUnknown", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"XY1","kid":"k1"}`)) + "." + parts[1] + "." + parts[2], ReasonAlgorithm},
 		{"AlgHS512", sign(t, jwt.SigningMethodHS512, "k1", keys["k1"], good), ReasonAlgorithm},
 		{"AlgNoneLib", sign(t, jwt.SigningMethodNone, "k1", jwt.UnsafeAllowNoneSignatureType, good), ReasonAlgorithm},
 		{"UnknownKid", sign(t, jwt.SigningMethodHS256, "k9", keys["k1"], good), ReasonUnknownKey},
