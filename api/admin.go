@@ -87,10 +87,13 @@ func (a *liveAdmin) Revoke(ctx context.Context, req admin.RevokeRequest) (admin.
 // Close does nothing: the server owns the store.
 func (a *liveAdmin) Close() error { return nil }
 
-// hashing runs a handler that does bcrypt work on the hash pool.
+// hashing runs a handler that does bcrypt work on the hash pool. It waits
+// for the handler even when the client leaves (hence WithoutCancel):
+// returning first would let the handler write to w after ServeHTTP
+// returned.
 func (s *Server) hashing(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.hashes.do(r.Context(), func() { next.ServeHTTP(w, r) }); err != nil {
+		if err := s.hashes.do(context.WithoutCancel(r.Context()), func() { next.ServeHTTP(w, r) }); err != nil {
 			s.hashErr(w, r, err)
 		}
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/api/chat"
 	"github.com/chatctl/chatctl/configs"
 	"github.com/chatctl/chatctl/store"
 )
@@ -56,11 +57,12 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	defer svc.Close()
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	defer ln.Close()
+	defer tcp.Close()
+	ln := chat.CorkListener(tcp)
 	sock, err := listenSocket(cfg.SocketPath())
 	if err != nil {
 		// The server still works; only the CLI cannot reach it meanwhile.

@@ -156,11 +156,15 @@ func (s *Server) handleCreateUser() http.Handler {
 			return
 		}
 		var res admin.AddUserResult
-		err = s.hashes.do(r.Context(), func() {
-			res, err = s.admin.AddUser(r.Context(), admin.AddUserRequest{Name: req.Username, Password: req.Password, Role: req.Role})
-		})
-		if err != nil {
+		var addErr error // not err: do's result would overwrite it
+		if err := s.hashes.do(r.Context(), func() {
+			res, addErr = s.admin.AddUser(r.Context(), admin.AddUserRequest{Name: req.Username, Password: req.Password, Role: req.Role})
+		}); err != nil {
 			s.hashErr(w, r, err)
+			return
+		}
+		if addErr != nil {
+			writeError(w, r, s.log, addErr)
 			return
 		}
 		encode(w, http.StatusCreated, res.User)

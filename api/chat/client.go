@@ -314,6 +314,14 @@ func (c *client) writeBatch(batch []frame, ping, pong bool, pongData string, tim
 		return nil
 	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if ck, ok := c.conn.NetConn().(corker); ok && len(batch) > 1 {
+		ck.cork()
+		defer func() {
+			if err := ck.uncork(); err != nil {
+				c.close(closeNoFrame, "") // the peer is gone; the reader notices
+			}
+		}()
+	}
 	for i, f := range batch {
 		var err error
 		if f.pm != nil {
