@@ -101,7 +101,7 @@ function leaveChat(why) {
   view.hideBanner();
   view.setStatus('closed');
   el.signinError.textContent = why;
-  el.username.focus();
+  (el.username.value ? el.password : el.username).focus();
 }
 
 async function probe(token) {
