@@ -471,8 +471,11 @@ document.addEventListener('visibilitychange', () => {
 });
 window.addEventListener('online', () => { if (state.conn) state.conn.retryNow(); });
 
-// On a phone the members list starts folded so the messages get the room.
-if (window.matchMedia('(max-width: 700px)').matches) el.membersPanel.open = false;
+// On a phone the members list starts folded so the messages get the room;
+// it unfolds again when the window grows to a desktop size.
+const narrow = window.matchMedia('(max-width: 700px)');
+el.membersPanel.open = !narrow.matches;
+narrow.addEventListener('change', (ev) => { el.membersPanel.open = !ev.matches; });
 
 // ---- Start -----------------------------------------------------------------
 
