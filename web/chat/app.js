@@ -55,7 +55,10 @@ el.signout.addEventListener('click', () => leaveChat(''));
 function sessionHooks() {
   return {
     // A live socket keeps working with a new token only if we say so.
-    onRefreshed: (s) => { if (state.conn) state.conn.send({ type: 'auth', token: s.access }); },
+    onRefreshed: (s) => {
+      if (state.conn) state.conn.send({ type: 'auth', token: s.access });
+      view.hideBanner('token_expired');
+    },
     onEnded: (why) => leaveChat(why),
   };
 }
@@ -288,8 +291,14 @@ function onError(f) {
   switch (f.code) {
     case 'token_expired':
       // The server closes with 4001 at exp unless an "auth" comes first;
-      // a successful refresh sends it (sessionHooks.onRefreshed).
-      if (state.session) state.session.refresh().catch(() => {});
+      // a successful refresh sends it and clears this banner
+      // (sessionHooks.onRefreshed). Normally the scheduled refresh wins and
+      // this never happens (a sleeping tab or a skewed clock). Say so only
+      // if renewing is slow, rather than flash an alert for a few ms.
+      if (state.session) {
+        const slow = setTimeout(() => view.showBanner('Your session token expired; renewing it…', 'token_expired', { dismissable: false }), 1500);
+        state.session.refresh().catch(() => {}).finally(() => clearTimeout(slow));
+      }
       break;
     case 'rate_limited':
       view.showBanner('You are sending messages too fast.', 'rate_limited');
