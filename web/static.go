@@ -59,7 +59,7 @@ func (a *asset) gzipped() []byte {
 			return
 		}
 		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // level is valid
+		zw := gzip.NewWriter(&buf) // default level: BestCompression costs 3x the time for ~2% less
 		zw.Write(a.body)
 		zw.Close()
 		if buf.Len() < len(a.body) {

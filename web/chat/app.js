@@ -1,26 +1,16 @@
-// The chat client: glues the session (tokens), the connection (WebSocket)
-// and room state to the view. Protocol: SPEC §6.
+// The chat client's entry point: signing in and out, the connection's
+// lifecycle, and every user action. Server frames are handled in frames.js,
+// shared state lives in state.js. Protocol: SPEC §6.
 import { Session } from './session.js';
 import { Connection } from './socket.js';
 import { Room, ROOM_RE, MAX_TEXT_BYTES, HISTORY_PAGE, textBytes } from './rooms.js';
+import { onOpen, onDrop, onFrame } from './frames.js';
+import {
+  state, me, activeRoom, ROOMS_KEY, sendJoin, trySend, activate, removeRoom, loadRooms,
+} from './state.js';
 import * as view from './view.js';
 
 const { el } = view;
-
-// Which rooms are open survives a reload (with the tokens, see session.js);
-// messages do not: re-joining loads the latest history again.
-const ROOMS_KEY = 'chatctl.rooms';
-
-const state = {
-  session: null, // Session while signed in
-  conn: null, // Connection while signed in
-  rooms: new Map(), // name -> Room, in the order joined
-  active: '', // name of the room on screen
-  refSeq: 0,
-};
-
-const me = () => (state.session ? state.session.username : '');
-const activeRoom = () => state.rooms.get(state.active) || null;
 
 // ---- Signing in and out ----------------------------------------------------
 
@@ -55,7 +45,10 @@ el.signout.addEventListener('click', () => leaveChat(''));
 function sessionHooks() {
   return {
     // A live socket keeps working with a new token only if we say so.
-    onRefreshed: (s) => { if (state.conn) state.conn.send({ type: 'auth', token: s.access }); },
+    onRefreshed: (s) => {
+      if (state.conn) state.conn.send({ type: 'auth', token: s.access });
+      view.hideBanner('token_expired');
+    },
     onEnded: (why) => leaveChat(why),
   };
 }
@@ -101,7 +94,7 @@ function leaveChat(why) {
   view.hideBanner();
   view.setStatus('closed');
   el.signinError.textContent = why;
-  el.username.focus();
+  (el.username.value ? el.password : el.username).focus();
 }
 
 async function probe(token) {
@@ -125,180 +118,6 @@ function onState(st, message, retryAt) {
     view.showBanner(`${message} Retrying in ${secs} s.`, 'offline', { reconnect: true, dismissable: false });
   } else if (st === 'stopped') {
     view.showBanner(message, 'too_many', { reconnect: true, dismissable: false });
-  }
-}
-
-// onOpen re-joins every room; "since" makes the server replay exactly what
-// we missed, and Room.add drops anything we already have.
-function onOpen() {
-  for (const room of state.rooms.values()) sendJoin(room);
-}
-
-// onDrop runs when a socket goes away: a send without an ack may or may not
-// have been stored, which the next "joined" replay tells us.
-function onDrop() {
-  for (const room of state.rooms.values()) {
-    room.joined = false;
-    room.loadingOlder = false;
-    for (const p of room.pending.values()) if (p.state === 'sending') p.state = 'unconfirmed';
-  }
-  const room = activeRoom();
-  view.renderPending(room);
-  view.renderHistoryEdge(room);
-}
-
-function sendJoin(room) {
-  const frame = { type: 'join', room: room.name, ref: 'join:' + room.name };
-  room.joinSince = room.everJoined ? room.lastId : null;
-  if (room.joinSince !== null) frame.since = room.joinSince;
-  state.conn.send(frame);
-}
-
-function onFrame(f) {
-  const room = typeof f.room === 'string' ? state.rooms.get(f.room) : null;
-  switch (f.type) {
-    case 'joined': if (room) onJoined(room, f); break;
-    case 'message': if (room) onMessage(room, f); break;
-    case 'ack': if (room) onAck(room, f); break;
-    case 'history': if (room) onHistory(room, f); break;
-    case 'presence':
-      if (!room || typeof f.user !== 'string') break;
-      if (f.event === 'join') room.members.add(f.user);
-      else if (f.event === 'leave') room.members.delete(f.user);
-      if (room.name === state.active) view.renderMembers(room);
-      break;
-    case 'error': onError(f); break;
-    // pong: its arrival already counted as a sign of life.
-  }
-}
-
-function onJoined(room, f) {
-  const first = room.joinSince === null;
-  const isActive = room.name === state.active;
-  room.members = new Set(Array.isArray(f.members) ? f.members : []);
-  let unseen = 0;
-  for (const m of Array.isArray(f.messages) ? f.messages : []) {
-    if (!room.add(m)) continue;
-    if (isActive && !first) view.insertMessage(room, m, me());
-    if (!first && m.from !== me()) unseen++;
-  }
-  room.joined = room.everJoined = true;
-  reconcilePending(room);
-  if (!first) {
-    const gap = room.gapAbove(room.joinSince);
-    if (gap) requestGap(room, gap);
-  }
-  if (isActive) {
-    if (first) view.renderRoom(room, me());
-    else { view.renderMembers(room); view.renderPending(room); view.renderHistoryEdge(room); }
-  } else if (unseen) {
-    room.unread += unseen;
-    view.renderRooms(state.rooms, state.active);
-  }
-}
-
-// reconcilePending decides, after a (re)join, what to do with each unsent
-// message. An "unconfirmed" one whose text now appears from us after the
-// point where it was sent did reach the store: drop it rather than send a
-// duplicate. Everything else is (re)sent.
-function reconcilePending(room) {
-  for (const p of room.pending.values()) {
-    if (p.state === 'unconfirmed') {
-      const id = room.ids.find((i) => i > p.sentAfter && !room.mine.has(i) &&
-        room.byId.get(i).from === me() && room.byId.get(i).text === p.text);
-      if (id) {
-        room.mine.add(id);
-        room.pending.delete(p.ref);
-        continue;
-      }
-    }
-    if (p.state !== 'failed') trySend(room, p);
-  }
-}
-
-function requestGap(room, gap) {
-  const upTo = room.nextAfter(gap); // the first id we have above the hole
-  const limit = Math.min(100, upTo - gap);
-  state.conn.send({ type: 'history', room: room.name, before: upTo, limit, ref: 'gap:' + room.name });
-}
-
-function onMessage(room, m) {
-  if (!room.add(m)) return;
-  if (room.name === state.active) {
-    view.insertMessage(room, m, me());
-    if (m.from !== me()) view.announce(`${m.from}: ${m.text}`);
-  } else if (m.from !== me()) {
-    room.unread++;
-    view.renderRooms(state.rooms, state.active);
-  }
-}
-
-function onAck(room, f) {
-  const p = room.pending.get(f.ref);
-  if (!p) return;
-  room.pending.delete(f.ref);
-  if (Number.isInteger(f.id)) {
-    room.mine.add(f.id);
-    // Usually our own "message" frame arrives too; if the ack came first,
-    // show the message now (same id, so the echo is dropped as a duplicate).
-    const m = { type: 'message', room: room.name, id: f.id, from: me(), text: p.text, ts: new Date().toISOString() };
-    if (room.add(m) && room.name === state.active) view.insertMessage(room, m, me());
-  }
-  if (room.name === state.active) view.renderPending(room);
-}
-
-function onHistory(room, f) {
-  const msgs = Array.isArray(f.messages) ? f.messages : [];
-  const isActive = room.name === state.active;
-  for (const m of msgs) if (room.add(m) && isActive) view.insertMessage(room, m, me());
-  if (f.ref === 'gap:' + room.name) {
-    const gap = msgs.length ? room.gapAbove(room.joinSince) : 0;
-    if (gap) requestGap(room, gap);
-  } else if (room.loadingOlder) {
-    room.loadingOlder = false;
-    if (msgs.length < HISTORY_PAGE) room.exhausted = true;
-  }
-  if (isActive) view.renderHistoryEdge(room);
-}
-
-function onError(f) {
-  const ref = typeof f.ref === 'string' ? f.ref : '';
-  const detail = f.detail || f.code || 'unknown error';
-  if (ref.startsWith('join:')) {
-    const name = ref.slice(5);
-    el.roomError.textContent = `Could not join #${name}: ${detail}`;
-    if (state.rooms.has(name)) removeRoom(name);
-    return;
-  }
-  if (ref.startsWith('older:') || ref.startsWith('gap:')) {
-    const room = state.rooms.get(ref.slice(ref.indexOf(':') + 1));
-    if (room) { room.loadingOlder = false; view.renderHistoryEdge(activeRoom()); }
-    view.showBanner(`Could not load history: ${detail}`, 'history');
-    return;
-  }
-  for (const room of state.rooms.values()) {
-    const p = room.pending.get(ref);
-    if (!p) continue;
-    p.state = 'failed';
-    p.error = f.code === 'rate_limited' ? 'sending too fast; wait a moment, then retry.' : detail;
-    if (room.name === state.active) view.renderPending(room);
-    if (f.code === 'rate_limited') view.showBanner('You are sending messages too fast.', 'rate_limited');
-    return;
-  }
-  switch (f.code) {
-    case 'token_expired':
-      // The server closes with 4001 at exp unless an "auth" comes first;
-      // a successful refresh sends it (sessionHooks.onRefreshed).
-      if (state.session) state.session.refresh().catch(() => {});
-      break;
-    case 'rate_limited':
-      view.showBanner('You are sending messages too fast.', 'rate_limited');
-      break;
-    case 'too_large':
-      view.showBanner('That was too large for the server.', 'too_large');
-      break;
-    default:
-      view.showBanner(detail, f.code || 'error');
   }
 }
 
@@ -344,42 +163,6 @@ el.rooms.addEventListener('click', (ev) => {
 function focusRoomButton(name, cls = '.room-select') {
   const b = el.rooms.querySelector(`li[data-room="${CSS.escape(name)}"] ${cls}`);
   if (b) b.focus();
-}
-
-function removeRoom(name) {
-  const names = [...state.rooms.keys()];
-  state.rooms.delete(name);
-  if (state.active === name) {
-    const i = names.indexOf(name);
-    activate(names[i + 1] || names[i - 1] || '');
-  } else {
-    view.renderRooms(state.rooms, state.active);
-    saveRooms();
-  }
-}
-
-function activate(name) {
-  state.active = state.rooms.has(name) ? name : '';
-  const room = activeRoom();
-  if (room) room.unread = 0;
-  view.renderRooms(state.rooms, state.active);
-  view.renderRoom(room, me());
-  el.sendError.textContent = '';
-  saveRooms();
-}
-
-function saveRooms() {
-  try {
-    sessionStorage.setItem(ROOMS_KEY, JSON.stringify({ rooms: [...state.rooms.keys()], active: state.active }));
-  } catch { /* storage disabled: rooms are not restored on reload */ }
-}
-
-function loadRooms() {
-  try {
-    const v = JSON.parse(sessionStorage.getItem(ROOMS_KEY) || 'null');
-    if (v && Array.isArray(v.rooms)) return { rooms: v.rooms.map(String), active: String(v.active || '') };
-  } catch { /* ignore */ }
-  return { rooms: [], active: '' };
 }
 
 // ---- History ---------------------------------------------------------------
@@ -432,19 +215,6 @@ function sendText() {
   view.renderPending(room);
   el.scroller.scrollTop = el.scroller.scrollHeight;
 }
-
-// trySend sends p now if the room is joined on an open socket, else leaves it
-// queued for the next "joined".
-function trySend(room, p) {
-  p.sentAfter = room.lastId;
-  p.error = '';
-  if (room.joined && state.conn && state.conn.send({ type: 'send', room: room.name, text: p.text, ref: p.ref })) {
-    p.state = 'sending';
-  } else {
-    p.state = 'queued';
-  }
-}
-
 el.pending.addEventListener('click', (ev) => {
   const btn = ev.target.closest('button');
   const room = activeRoom();
@@ -471,8 +241,11 @@ document.addEventListener('visibilitychange', () => {
 });
 window.addEventListener('online', () => { if (state.conn) state.conn.retryNow(); });
 
-// On a phone the members list starts folded so the messages get the room.
-if (window.matchMedia('(max-width: 700px)').matches) el.membersPanel.open = false;
+// On a phone the members list starts folded so the messages get the room;
+// it unfolds again when the window grows to a desktop size.
+const narrow = window.matchMedia('(max-width: 700px)');
+el.membersPanel.open = !narrow.matches;
+narrow.addEventListener('change', (ev) => { el.membersPanel.open = !ev.matches; });
 
 // ---- Start -----------------------------------------------------------------
 

@@ -64,7 +64,7 @@ export class Connection {
     this.openedAt = 0;
     this.stopped = true;
     this.forceRefresh = false;
-    this.last4001At = 0;
+    this.lastRenewAt = 0; // when renew() last ran, to stop a refresh loop
   }
 
   /** start connects and keeps reconnecting until stop. */
@@ -159,16 +159,9 @@ export class Connection {
         this.stopped = true;
         this.o.onState('stopped', 'Too many connections for this user. Close another tab or client, then press Reconnect.');
         return;
-      case Close.EXPIRED: {
-        // Refresh and come straight back; only back off if it repeats,
-        // which would mean the clocks disagree or refresh is not working.
-        this.forceRefresh = true;
-        const repeat = Date.now() - this.last4001At < STABLE_MS;
-        this.last4001At = Date.now();
-        if (!repeat) { this.connect(); return; }
-        this.retry('Session token expired; renewing.');
+      case Close.EXPIRED:
+        this.renew();
         return;
-      }
       case Close.GOING_AWAY:
         this.retry('The server is restarting.');
         return;
@@ -184,8 +177,7 @@ export class Connection {
       // network error), so ask an ordinary endpoint.
       const status = await this.o.probe(token);
       if (status === 401) {
-        this.forceRefresh = true;
-        this.retry('Renewing the session.');
+        this.renew();
       } else if (status === 0) {
         this.retry('Cannot reach the server.');
       } else {
@@ -194,6 +186,17 @@ export class Connection {
       return;
     }
     this.retry('Connection lost.');
+  }
+
+  // renew refreshes the token and comes straight back. It backs off only if
+  // that repeats, which means the clocks disagree or refreshing does not help;
+  // a refresh that fails for good ends the session (Session.onEnded).
+  renew() {
+    this.forceRefresh = true;
+    const repeat = Date.now() - this.lastRenewAt < STABLE_MS;
+    this.lastRenewAt = Date.now();
+    if (repeat) this.retry('Renewing the session.');
+    else this.connect();
   }
 
   retry(message) {

@@ -1,0 +1,179 @@
+// Server frames (SPEC §6): what each one does to room state and the view.
+import { HISTORY_PAGE } from './rooms.js';
+import { state, me, activeRoom, sendJoin, trySend, removeRoom } from './state.js';
+import * as view from './view.js';
+
+const { el } = view;
+
+// onOpen re-joins every room; "since" makes the server replay exactly what
+// we missed, and Room.add drops anything we already have.
+export function onOpen() {
+  for (const room of state.rooms.values()) sendJoin(room);
+}
+
+// onDrop runs when a socket goes away: a send without an ack may or may not
+// have been stored, which the next "joined" replay tells us.
+export function onDrop() {
+  for (const room of state.rooms.values()) {
+    room.joined = false;
+    room.loadingOlder = false;
+    for (const p of room.pending.values()) if (p.state === 'sending') p.state = 'unconfirmed';
+  }
+  const room = activeRoom();
+  view.renderPending(room);
+  view.renderHistoryEdge(room);
+}
+
+export function onFrame(f) {
+  const room = typeof f.room === 'string' ? state.rooms.get(f.room) : null;
+  switch (f.type) {
+    case 'joined': if (room) onJoined(room, f); break;
+    case 'message': if (room) onMessage(room, f); break;
+    case 'ack': if (room) onAck(room, f); break;
+    case 'history': if (room) onHistory(room, f); break;
+    case 'presence':
+      if (!room || typeof f.user !== 'string') break;
+      if (f.event === 'join') room.members.add(f.user);
+      else if (f.event === 'leave') room.members.delete(f.user);
+      if (room.name === state.active) view.renderMembers(room);
+      break;
+    case 'error': onError(f); break;
+    // pong: its arrival already counted as a sign of life.
+  }
+}
+
+function onJoined(room, f) {
+  const first = room.joinSince === null;
+  const isActive = room.name === state.active;
+  room.members = new Set(Array.isArray(f.members) ? f.members : []);
+  let unseen = 0;
+  for (const m of Array.isArray(f.messages) ? f.messages : []) {
+    if (!room.add(m)) continue;
+    if (isActive && !first) view.insertMessage(room, m, me());
+    if (!first && m.from !== me()) unseen++;
+  }
+  room.joined = room.everJoined = true;
+  reconcilePending(room);
+  if (!first) {
+    const gap = room.gapAbove(room.joinSince);
+    if (gap) requestGap(room, gap);
+  }
+  if (isActive) {
+    if (first) view.renderRoom(room, me());
+    else { view.renderMembers(room); view.renderPending(room); view.renderHistoryEdge(room); }
+  } else if (unseen) {
+    room.unread += unseen;
+    view.renderRooms(state.rooms, state.active);
+  }
+}
+
+// reconcilePending decides, after a (re)join, what to do with each unsent
+// message. An "unconfirmed" one whose text now appears from us after the
+// point where it was sent did reach the store: drop it rather than send a
+// duplicate. Everything else is (re)sent.
+function reconcilePending(room) {
+  for (const p of room.pending.values()) {
+    if (p.state === 'unconfirmed') {
+      const id = room.ids.find((i) => i > p.sentAfter && !room.mine.has(i) &&
+        room.byId.get(i).from === me() && room.byId.get(i).text === p.text);
+      if (id) {
+        room.mine.add(id);
+        room.pending.delete(p.ref);
+        continue;
+      }
+    }
+    if (p.state !== 'failed') trySend(room, p);
+  }
+}
+
+function requestGap(room, gap) {
+  const upTo = room.nextAfter(gap); // the first id we have above the hole
+  const limit = Math.min(100, upTo - gap);
+  state.conn.send({ type: 'history', room: room.name, before: upTo, limit, ref: 'gap:' + room.name });
+}
+
+function onMessage(room, m) {
+  if (!room.add(m)) return;
+  if (room.name === state.active) {
+    view.insertMessage(room, m, me());
+    if (m.from !== me()) view.announce(`${m.from}: ${m.text}`);
+  } else if (m.from !== me()) {
+    room.unread++;
+    view.renderRooms(state.rooms, state.active);
+  }
+}
+
+function onAck(room, f) {
+  const p = room.pending.get(f.ref);
+  if (!p) return;
+  room.pending.delete(f.ref);
+  if (Number.isInteger(f.id)) {
+    room.mine.add(f.id);
+    // Usually our own "message" frame arrives too; if the ack came first,
+    // show the message now (same id, so the echo is dropped as a duplicate).
+    const m = { type: 'message', room: room.name, id: f.id, from: me(), text: p.text, ts: new Date().toISOString() };
+    if (room.add(m) && room.name === state.active) view.insertMessage(room, m, me());
+  }
+  if (room.name === state.active) view.renderPending(room);
+}
+
+function onHistory(room, f) {
+  const msgs = Array.isArray(f.messages) ? f.messages : [];
+  const isActive = room.name === state.active;
+  for (const m of msgs) if (room.add(m) && isActive) view.insertMessage(room, m, me());
+  if (f.ref === 'gap:' + room.name) {
+    const gap = msgs.length ? room.gapAbove(room.joinSince) : 0;
+    if (gap) requestGap(room, gap);
+  } else if (room.loadingOlder) {
+    room.loadingOlder = false;
+    if (msgs.length < HISTORY_PAGE) room.exhausted = true;
+  }
+  if (isActive) view.renderHistoryEdge(room);
+}
+
+function onError(f) {
+  const ref = typeof f.ref === 'string' ? f.ref : '';
+  const detail = f.detail || f.code || 'unknown error';
+  if (ref.startsWith('join:')) {
+    const name = ref.slice(5);
+    el.roomError.textContent = `Could not join #${name}: ${detail}`;
+    if (state.rooms.has(name)) removeRoom(name);
+    return;
+  }
+  if (ref.startsWith('older:') || ref.startsWith('gap:')) {
+    const room = state.rooms.get(ref.slice(ref.indexOf(':') + 1));
+    if (room) { room.loadingOlder = false; view.renderHistoryEdge(activeRoom()); }
+    view.showBanner(`Could not load history: ${detail}`, 'history');
+    return;
+  }
+  for (const room of state.rooms.values()) {
+    const p = room.pending.get(ref);
+    if (!p) continue;
+    p.state = 'failed';
+    p.error = f.code === 'rate_limited' ? 'sending too fast; wait a moment, then retry.' : detail;
+    if (room.name === state.active) view.renderPending(room);
+    if (f.code === 'rate_limited') view.showBanner('You are sending messages too fast.', 'rate_limited');
+    return;
+  }
+  switch (f.code) {
+    case 'token_expired':
+      // The server closes with 4001 at exp unless an "auth" comes first;
+      // a successful refresh sends it and clears this banner
+      // (sessionHooks.onRefreshed). Normally the scheduled refresh wins and
+      // this never happens (a sleeping tab or a skewed clock). Say so only
+      // if renewing is slow, rather than flash an alert for a few ms.
+      if (state.session) {
+        const slow = setTimeout(() => view.showBanner('Your session token expired; renewing it…', 'token_expired', { dismissable: false }), 1500);
+        state.session.refresh().catch(() => {}).finally(() => clearTimeout(slow));
+      }
+      break;
+    case 'rate_limited':
+      view.showBanner('You are sending messages too fast.', 'rate_limited');
+      break;
+    case 'too_large':
+      view.showBanner('That was too large for the server.', 'too_large');
+      break;
+    default:
+      view.showBanner(detail, f.code || 'error');
+  }
+}

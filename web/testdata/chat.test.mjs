@@ -1,0 +1,79 @@
+// Unit tests for the DOM-free parts of the chat client, run by TestChatJS
+// (web/js_test.go) when node is installed: `node --test web/testdata/`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+// The client's modules are plain .js ES modules without a package.json, so
+// import them from their source as data: URLs (neither has imports).
+const load = (name) => import('data:text/javascript;base64,' +
+  readFileSync(new URL('../chat/' + name, import.meta.url)).toString('base64'));
+const { Room, ROOM_RE, textBytes, MAX_TEXT_BYTES } = await load('rooms.js');
+const { backoffDelay, Close } = await load('socket.js');
+
+const msg = (id, from = 'bob', text = 'm' + id) => ({ type: 'message', room: 'r', id, from, text, ts: '2026-01-01T00:00:00Z' });
+
+test('Room.add keeps ids sorted, unique, and tracks lastId', () => {
+  const r = new Room('r');
+  for (const id of [5, 6, 7]) assert.equal(r.add(msg(id)), true); // join replay
+  assert.equal(r.add(msg(6)), false); // duplicate from a reconnect
+  assert.equal(r.add(msg(2)), true); // history prepend
+  assert.equal(r.add(msg(4)), true); // middle
+  assert.equal(r.add(msg(9)), true); // live
+  assert.equal(r.add({ ...msg(0) }), false); // ids start at 1
+  assert.equal(r.add({ ...msg(3), id: '3' }), false); // not an integer
+  assert.deepEqual(r.ids, [2, 4, 5, 6, 7, 9]);
+  assert.equal(r.lastId, 9);
+  assert.equal(r.oldestId, 2);
+  assert.equal(r.nextAfter(7), 9);
+  assert.equal(r.nextAfter(9), 0);
+});
+
+test('Room.hasOlder stops at id 1 or when history is exhausted', () => {
+  const r = new Room('r');
+  assert.equal(r.hasOlder, false); // empty room
+  r.add(msg(3));
+  assert.equal(r.hasOlder, true);
+  r.exhausted = true; // e.g. retention removed the older ones
+  assert.equal(r.hasOlder, false);
+  const s = new Room('s');
+  s.add(msg(1));
+  assert.equal(s.hasOlder, false);
+});
+
+test('Room.gapAbove finds the first id missing after since', () => {
+  const r = new Room('r');
+  for (const id of [1, 2, 3]) r.add(msg(id));
+  assert.equal(r.gapAbove(3), 0); // nothing new
+  for (const id of [4, 5]) r.add(msg(id));
+  assert.equal(r.gapAbove(3), 0); // contiguous replay
+  for (const id of [9, 10]) r.add(msg(id));
+  assert.equal(r.gapAbove(3), 6); // replay was capped: 6..8 missing
+  assert.equal(r.gapAbove(0), 0); // first join: nothing to compare
+});
+
+test('ROOM_RE follows SPEC §6', () => {
+  for (const ok of ['general', 'a', 'a.b_c-9', 'x'.repeat(64)]) assert.ok(ROOM_RE.test(ok), ok);
+  for (const bad of ['', 'General', 'a b', 'x'.repeat(65), 'é', '#general']) assert.ok(!ROOM_RE.test(bad), bad);
+});
+
+test('textBytes counts UTF-8 bytes like the server', () => {
+  assert.equal(textBytes('abc'), 3);
+  assert.equal(textBytes('é'), 2);
+  assert.equal(textBytes('😀'), 4);
+  assert.equal(MAX_TEXT_BYTES, 4096);
+});
+
+test('backoffDelay grows, is capped, and is jittered within [ceil/2, ceil]', () => {
+  assert.equal(backoffDelay(0, () => 0), 250);
+  assert.equal(backoffDelay(0, () => 1), 500);
+  assert.equal(backoffDelay(3, () => 0), 2000);
+  assert.equal(backoffDelay(30, () => 0), 15000);
+  assert.equal(backoffDelay(30, () => 1), 30000);
+});
+
+test('close codes match SPEC §6', () => {
+  assert.deepEqual(
+    [Close.GOING_AWAY, Close.TOO_BIG, Close.EXPIRED, Close.REVOKED, Close.SLOW, Close.TOO_MANY],
+    [1001, 1009, 4001, 4003, 4008, 4029]);
+});
