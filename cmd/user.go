@@ -257,14 +257,19 @@ func (a *app) newUserRemoveCommand() *cobra.Command {
 		Example: "  chatctl user remove alice",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Report the stored (lower-case) name, as the other commands do.
+			name, err := auth.NormalizeName(args[0])
+			if err != nil {
+				return err
+			}
 			return a.withAdmin(func(adm admin.Admin) error {
-				if err := adm.RemoveUser(cmd.Context(), args[0]); err != nil {
+				if err := adm.RemoveUser(cmd.Context(), name); err != nil {
 					return err
 				}
 				if a.json() {
-					return writeJSON(cmd.OutOrStdout(), map[string]any{"username": args[0], "removed": true})
+					return writeJSON(cmd.OutOrStdout(), map[string]any{"username": name, "removed": true})
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "removed %s\n", args[0])
+				fmt.Fprintf(cmd.ErrOrStderr(), "removed %s\n", name)
 				return nil
 			})
 		},
