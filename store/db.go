@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -90,13 +91,12 @@ func Open(path string, opts Options) (*DB, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("store %s: is a folder, not a file", path)
 	}
-	// NoFreelistSync: the free-page list is rebuilt by a scan at open
-	// rather than written on every commit, which makes each message
-	// commit cheaper (the trade etcd makes too).
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	b, err := openBolt(path, opts)
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("store %s: %w (another chatctl holds it)", path, ErrLocked)
+	case errors.Is(err, ErrCorrupt):
+		return nil, fmt.Errorf("store %s: %w", path, err)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
 		return nil, fmt.Errorf("store %s: %w: %v", path, ErrCorrupt, err)
@@ -109,6 +109,61 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// openBolt opens the file with bbolt after checking that it is sound:
+// bbolt meets a damaged file with panics (some in goroutines of its own,
+// where they cannot be recovered) or, for a truncated file, with SIGBUS.
+func openBolt(path string, opts Options) (*bolt.DB, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		if err := checkFile(path, fi.Size(), opts.Timeout); err != nil {
+			return nil, err
+		}
+	}
+	// NoFreelistSync: the free-page list is rebuilt at open by walking
+	// the pages rather than written on every commit, which makes each
+	// message commit cheaper (the trade etcd makes too).
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+}
+
+// checkFile opens an existing file read-only (a shared lock, no free-list
+// scan) and walks every page of every bucket in this goroutine, where a
+// panic or a memory fault can be turned into ErrCorrupt.
+func checkFile(path string, size int64, timeout time.Duration) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	return b.View(func(tx *bolt.Tx) error {
+		if need := tx.Size(); size < need {
+			// Pages past the end would be read as SIGBUS later.
+			return fmt.Errorf("%w: the file is %d bytes, its pages need %d (truncated?)", ErrCorrupt, size, need)
+		}
+		return tx.ForEach(func(_ []byte, bk *bolt.Bucket) error { return walk(bk) })
+	})
+}
+
+// walk visits every key of bk and of its nested buckets, which reads every
+// branch and leaf page.
+func walk(bk *bolt.Bucket) error {
+	c := bk.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			if nested := bk.Bucket(k); nested != nil {
+				if err := walk(nested); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // unwrapPath drops the *PathError's own copy of the path, which the

@@ -56,7 +56,7 @@ func (db *DB) CreateUser(u User) (User, error) {
 		return db.bolt.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketUsers)
 			if b.Get(userKey(u.Name)) != nil {
-				return fmt.Errorf("%w: %s", ErrUserExists, u.Name)
+				return fmt.Errorf("user %s: %w", u.Name, ErrUserExists)
 			}
 			v, err := nextVersion(tx)
 			if err != nil {
