@@ -13,6 +13,7 @@ import (
 // it can be driven directly, fast enough for fuzzing.
 func offlineClient(h *Hub, user string) *client {
 	c := newClient(h, nil, Identity{User: user})
+	c.writing = true // no writer goroutine: the test takes the queue itself
 	h.mu.Lock()
 	h.users[user] = append(h.users[user], c)
 	h.mu.Unlock()

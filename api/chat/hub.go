@@ -185,7 +185,8 @@ func (h *Hub) sweep(now time.Time) {
 }
 
 // Serve takes over an upgraded connection for the authenticated id and starts
-// its reader and writer goroutines; it returns at once. The caller must not
+// its reader goroutine (a writer goroutine runs whenever there is something
+// to write); it returns at once. The caller must not
 // use conn afterwards. A connection over the user's limit is closed with 4029
 // and one arriving during shutdown with 1001; Serve then blocks until the
 // close handshake ends (at most about a second).
@@ -205,11 +206,10 @@ func (h *Hub) Serve(conn *websocket.Conn, id Identity) {
 		return
 	}
 	h.users[id.User] = append(h.users[id.User], c)
-	h.pumps.Add(2) // under h.mu with closing false, so never after pumps.Wait began
+	h.pumps.Add(1) // under h.mu with closing false, so never after pumps.Wait began
 	h.mu.Unlock()
 	h.log.Debug("chat: connected", "user", id.User)
-	go c.writePump()
-	go c.readPump()
+	go c.readPump() // the writer starts when there is something to write
 }
 
 // reject closes a connection that never got pumps, waiting briefly for the
