@@ -3,6 +3,7 @@ package chat
 import (
 	"errors"
 	"io"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -23,15 +24,8 @@ const (
 )
 
 // expiredFrame is the error frame sent when a connection's token expires.
-var expiredFrame = encode(errorFrame{Type: "error", Code: CodeTokenExpired,
+var expiredFrame = encodeFrame(errorFrame{Type: "error", Code: CodeTokenExpired,
 	Detail: "token expired: send an auth frame with a fresh token"})
-
-// frame is one outbound WebSocket text message: either a broadcast shared by
-// many connections (pm) or a reply to this connection only (data).
-type frame struct {
-	pm   *websocket.PreparedMessage
-	data []byte
-}
 
 // client is one WebSocket connection. readPump reads and handles frames for
 // the connection's whole life. writePump performs every write (messages,
@@ -114,7 +108,7 @@ func (c *client) enqueueLocked(f frame) bool {
 }
 
 // reply queues a frame for this connection only.
-func (c *client) reply(v any) { c.enqueue(frame{data: encode(v)}) }
+func (c *client) reply(v any) { c.enqueue(encodeFrame(v)) }
 
 // replyError queues an error frame echoing ref.
 func (c *client) replyError(code, detail, ref string) {
@@ -152,7 +146,7 @@ func (c *client) tick(now time.Time) {
 		}
 		if !c.warned {
 			c.warned = true
-			c.enqueueLocked(frame{data: expiredFrame})
+			c.enqueueLocked(expiredFrame)
 		}
 	}
 	if now.Sub(c.lastPing) >= cfg.PingInterval {
@@ -343,19 +337,18 @@ func (c *client) writeBatch(batch []frame, ping, pong bool, pongData string, tim
 	if len(batch) == 0 {
 		return nil
 	}
-	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
-	for i, f := range batch {
-		var err error
-		if f.pm != nil {
-			err = c.conn.WritePreparedMessage(f.pm)
-		} else {
-			err = c.conn.WriteMessage(websocket.TextMessage, f.data)
-		}
-		if err != nil {
-			return err
-		}
-		batch[i] = frame{} // let the frame be collected
+	// The frames are complete WebSocket frames, so the whole batch goes out
+	// in one writev: when a connection falls behind, its batches grow and
+	// the cost per frame falls. gorilla's own writes (control frames) are
+	// whole Write calls too, and the socket serialises Write calls, so
+	// frames never interleave.
+	nc := c.conn.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(timeout))
+	bufs := net.Buffers(batch) // WriteTo consumes bufs, not batch
+	if _, err := bufs.WriteTo(nc); err != nil {
+		return err
 	}
+	clear(batch) // let the frames be collected
 	c.mu.Lock()
 	c.queued -= len(batch)
 	if c.spare == nil && cap(batch) <= maxSpare {

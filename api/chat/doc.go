@@ -31,8 +31,9 @@
 // writes to a socket while holding any of them. Broadcasting only appends
 // to each member's queue (a slice guarded by client.mu) and wakes its
 // writer, so a slow member never delays the others; a member whose queue
-// holds Config.Queue frames is closed with 4008. A broadcast is encoded once
-// as a websocket.PreparedMessage shared by every recipient.
+// holds Config.Queue frames is closed with 4008. A broadcast is encoded once,
+// as a complete WebSocket frame shared by every recipient, and a writer
+// sends its whole queue with one writev.
 //
 // A send blocks its connection's reader until the store commits, so each
 // connection's messages keep their order, while different connections

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"time"
 )
@@ -135,6 +136,34 @@ func encode(v any) []byte {
 	}
 	return b
 }
+
+// frame is one complete server-to-client WebSocket text frame, header
+// included, ready for the socket. A broadcast frame is built once and shared,
+// read-only, by every recipient's queue: encoding happens once per message,
+// not once per member (the job websocket.PreparedMessage does, without its
+// per-message scratch connection), and a queue of frames can be written with
+// a single writev.
+type frame = []byte
+
+// textFrame frames payload as an unmasked, final text frame (RFC 6455 §5.2:
+// servers never mask, and we never compress).
+func textFrame(payload []byte) frame {
+	n := len(payload)
+	var f []byte
+	switch {
+	case n < 126:
+		f = append(make([]byte, 0, 2+n), 0x81, byte(n))
+	case n <= 0xffff:
+		f = append(make([]byte, 0, 4+n), 0x81, 126, byte(n>>8), byte(n))
+	default:
+		f = append(make([]byte, 0, 10+n), 0x81, 127)
+		f = binary.BigEndian.AppendUint64(f, uint64(n))
+	}
+	return append(f, payload...)
+}
+
+// encodeFrame encodes v as a text frame.
+func encodeFrame(v any) frame { return textFrame(encode(v)) }
 
 // validRoom reports whether name is 1..64 of [a-z0-9._-] (SPEC §6).
 func validRoom(name string) bool {
