@@ -3,7 +3,6 @@ package chat
 import (
 	"encoding/binary"
 	"encoding/json"
-	"time"
 )
 
 // Error codes carried in the "code" field of an error frame (SPEC §6).
@@ -23,20 +22,23 @@ const (
 // WebSocket close codes this package sends (SPEC §6). 1001 and 1009 are
 // standard (RFC 6455); the 4xxx codes are application codes.
 const (
-	CloseGoingAway       = 1001 // server shutting down: reconnect with backoff, join with since
-	CloseTooLarge        = 1009 // frame larger than Config.MaxFrame
-	CloseTokenExpired    = 4001 // token expired and no auth frame arrived in time
-	CloseRevoked         = 4003 // user disabled, removed or tokens revoked (Hub.Kick)
-	CloseTooSlow         = 4008 // outbound queue full
-	CloseTooManyConns    = 4029 // more than Config.MaxConnsPerUser connections
-	closeNormal          = 1000 // echo of a peer close without a code
-	closeNoFrame         = -1   // internal: the socket is dead, close it without a close frame
-	closeAlreadySent     = -2   // internal: gorilla already wrote the close frame (1009)
-	maxRoomName          = 64
-	defaultHistoryLimit  = 50 // history "limit" when the client sends none
-	timestampLayout      = "2006-01-02T15:04:05.000Z07:00"
-	maxRefLen            = 128 // longer refs are rejected so errors cannot amplify
-	maxControlPayloadLen = 123 // close reason limit: 125 bytes minus the 2-byte code
+	CloseGoingAway    = 1001 // server shutting down: reconnect with backoff, join with since
+	CloseTooLarge     = 1009 // frame larger than Config.MaxFrame
+	CloseTokenExpired = 4001 // token expired and no auth frame arrived in time
+	CloseRevoked      = 4003 // user disabled, removed or tokens revoked (Hub.Kick)
+	CloseTooSlow      = 4008 // outbound queue full
+	CloseTooManyConns = 4029 // more than Config.MaxConnsPerUser connections
+)
+
+const (
+	closeNormal      = 1000 // our echo of a peer's close frame that had no code
+	closeNoFrame     = -1   // close request: the socket is dead, drop it without a close frame
+	closeAlreadySent = -2   // close request: gorilla already wrote the close frame (1009)
+
+	maxRoomName         = 64
+	defaultHistoryLimit = 50                              // history "limit" when the client sends none
+	maxRefLen           = 128                             // longer refs are refused, so errors cannot amplify input
+	timestampLayout     = "2006-01-02T15:04:05.000Z07:00" // RFC 3339, ms, UTC renders as Z
 )
 
 // inbound is every client frame decoded into one struct: the fields that a
@@ -178,6 +180,3 @@ func validRoom(name string) bool {
 	}
 	return true
 }
-
-// formatTime is split out for tests that compare timestamps.
-func formatTime(t time.Time) string { return t.UTC().Format(timestampLayout) }
