@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,13 +17,15 @@ import (
 	"time"
 )
 
-// BenchmarkFanout1000 sends b.N messages, paced at fanoutRate per second,
+var fanoutRate = flag.Int("fanout.rate", 140, "messages per second sent by BenchmarkFanout1000")
+
+// BenchmarkFanout1000 sends b.N messages, paced at -fanout.rate per second,
 // to one room of 1,000 members and reports deliveries per second and the
 // p99 latency from send to receipt. The members are raw TCP sockets that
 // parse frames by hand (cheap, so that the server's work dominates), but
 // they still run in the same process and share its CPUs.
 func BenchmarkFanout1000(b *testing.B) {
-	const members, fanoutRate = 1000, 140
+	const members = 1000
 	h := newHarness(b, Config{SendRate: 1e6, SendBurst: 1e6})
 	addr := strings.TrimPrefix(h.srv.URL, "http://")
 	var (
@@ -78,7 +81,7 @@ func BenchmarkFanout1000(b *testing.B) {
 	ready.Wait()
 	b.ResetTimer()
 	start := time.Now()
-	tick := time.NewTicker(time.Second / fanoutRate)
+	tick := time.NewTicker(time.Second / time.Duration(*fanoutRate))
 	for range b.N {
 		<-tick.C
 		sender.send(map[string]any{"type": "send", "room": "big", "text": strconv.FormatInt(time.Now().UnixNano(), 10)})

@@ -7,8 +7,12 @@
 //
 // The HTTP layer authenticates the request, checks Origin, upgrades, and
 // calls Hub.Serve with the connection and the token's Identity. From then
-// on the hub owns the connection: one goroutine reads and handles frames,
-// one writes. Hub.Run pings connections and enforces token expiry; when its
+// on the hub owns the connection: one reader goroutine for its whole life
+// (each frame is handled, in order, on a short-lived goroutine it waits for,
+// which keeps the long-lived stack small), and one writer goroutine that
+// runs only while there is something to write. Every write goes through
+// the writer. Hub.Run pings connections and enforces token expiry from a
+// single sweep, so connections have no timers of their own; when its
 // context ends it shuts the hub down.
 //
 // Protocol choices the SPEC leaves open:
@@ -53,9 +57,13 @@
 //
 // # Caveats
 //
-// gorilla itself writes the 1009 close frame (and protocol-error close
-// frames) from the reader goroutine; its internal write lock keeps those
-// from interleaving with the writer's frames.
+// The writer sends data frames it framed itself straight to the socket
+// (one writev per batch) and control frames through gorilla. gorilla itself
+// writes the 1009 close frame, and protocol-error close frames, from the
+// reader goroutine; each frame is a single Write call and the socket
+// serialises Write calls, so frames never interleave, but a data frame may
+// follow such a close frame when the two race. The connection is being
+// dropped at that point anyway.
 //
 // If the store ever leaves a hole in a room's ids, the room waits for the
 // missing id until no append is in flight and then moves on; members see
