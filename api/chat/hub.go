@@ -92,14 +92,14 @@ type Message struct {
 }
 
 // Store persists messages. See the package documentation, "Store contract",
-// for the guarantees the Hub relies on.
+// for the guarantees the Hub relies on. (A join with since needs no
+// MessagesAfter: it reads the newest messages up to the room's last
+// broadcast id and keeps those above since.)
 type Store interface {
 	// AppendMessage commits a message and returns it with its id. It returns
 	// only once the message is durable. An error means nothing was committed
 	// and no id was used.
 	AppendMessage(ctx context.Context, room, from, text string, ts time.Time) (Message, error)
-	// MessagesAfter returns up to limit messages with id > after, ascending.
-	MessagesAfter(room string, after uint64, limit int) ([]Message, error)
 	// MessagesBefore returns the limit newest messages with id < before
 	// (before == 0: the newest), ascending.
 	MessagesBefore(room string, before uint64, limit int) ([]Message, error)
