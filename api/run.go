@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/chatctl/chatctl/admin"
-	"github.com/chatctl/chatctl/api/chat"
 	"github.com/chatctl/chatctl/configs"
 	"github.com/chatctl/chatctl/store"
 )
@@ -57,12 +56,11 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	defer svc.Close()
 
-	tcp, err := net.Listen("tcp", cfg.Listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	defer tcp.Close()
-	ln := chat.CorkListener(tcp)
+	defer ln.Close()
 	sock, err := listenSocket(cfg.SocketPath())
 	if err != nil {
 		// The server still works; only the CLI cannot reach it meanwhile.

@@ -21,7 +21,7 @@ import (
 func (s *Server) upgrader() *websocket.Upgrader {
 	return &websocket.Upgrader{
 		ReadBufferSize:  512,
-		WriteBufferSize: 4096,
+		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
 		// Origin is checked before the upgrade (checkOrigin), where a
 		// refusal can still be a JSON answer.

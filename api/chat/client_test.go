@@ -165,6 +165,7 @@ func TestKick(t *testing.T) {
 	h := newHarness(t, Config{})
 	a1, _ := h.join("alice", "general")
 	a2 := h.dial("alice", time.Time{})
+	a2.ping() // registered
 	b, _ := h.join("bob", "general")
 	a1.expect("presence")
 	start := time.Now()

@@ -7,8 +7,12 @@
 //
 // The HTTP layer authenticates the request, checks Origin, upgrades, and
 // calls Hub.Serve with the connection and the token's Identity. From then
-// on the hub owns the connection: one goroutine reads and handles frames,
-// one writes. Hub.Run pings connections and enforces token expiry; when its
+// on the hub owns the connection: one reader goroutine for its whole life
+// (each frame is handled, in order, on a short-lived goroutine it waits for,
+// which keeps the long-lived stack small), and one writer goroutine that
+// runs only while there is something to write. Every write goes through
+// the writer. Hub.Run pings connections and enforces token expiry from a
+// single sweep, so connections have no timers of their own; when its
 // context ends it shuts the hub down.
 //
 // Protocol choices the SPEC leaves open:
@@ -31,8 +35,9 @@
 // writes to a socket while holding any of them. Broadcasting only appends
 // to each member's queue (a slice guarded by client.mu) and wakes its
 // writer, so a slow member never delays the others; a member whose queue
-// holds Config.Queue frames is closed with 4008. A broadcast is encoded once
-// as a websocket.PreparedMessage shared by every recipient.
+// holds Config.Queue frames is closed with 4008. A broadcast is encoded once,
+// as a complete WebSocket frame shared by every recipient, and a writer
+// sends its whole queue with one writev.
 //
 // A send blocks its connection's reader until the store commits, so each
 // connection's messages keep their order, while different connections
@@ -47,14 +52,22 @@
 // in each room and increase by one; a failed AppendMessage uses no id (with
 // bbolt: NextSequence inside the same transaction as the Put, so a rollback
 // returns it). It must be safe to call concurrently, and should batch
-// concurrent calls (bbolt's DB.Batch) so that many rooms share an fsync.
+// concurrent calls (bbolt's DB.Batch) so that many rooms share an fsync;
+// Batch may run the function more than once, so the id to return is the one
+// from the run that committed. A send holds its connection's reader for the
+// commit (bbolt's MaxBatchDelay, 10ms by default, plus the fsync), which is
+// what bounds one connection's send rate, not the whole server's.
 // The reads must be cheap: join holds its room's lock while it reads.
 //
 // # Caveats
 //
-// gorilla itself writes the 1009 close frame (and protocol-error close
-// frames) from the reader goroutine; its internal write lock keeps those
-// from interleaving with the writer's frames.
+// The writer sends data frames it framed itself straight to the socket
+// (one writev per batch) and control frames through gorilla. gorilla itself
+// writes the 1009 close frame, and protocol-error close frames, from the
+// reader goroutine; each frame is a single Write call and the socket
+// serialises Write calls, so frames never interleave, but a data frame may
+// follow such a close frame when the two race. The connection is being
+// dropped at that point anyway.
 //
 // If the store ever leaves a hole in a room's ids, the room waits for the
 // missing id until no append is in flight and then moves on; members see

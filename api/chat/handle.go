@@ -29,6 +29,9 @@ func (c *client) handle(data []byte) {
 		}
 		c.hub.join(c, &in)
 	case "leave":
+		// SPEC §6 defines no reply to leave; an ack without id confirms it
+		// and carries the ref, and not_found tells a client its view of its
+		// rooms was stale.
 		r := c.joined(in.Room)
 		if r == nil {
 			c.replyError(CodeNotFound, "not a member of this room", in.Ref)
@@ -43,6 +46,9 @@ func (c *client) handle(data []byte) {
 	case "auth":
 		c.handleAuth(&in)
 	case "ping":
+		// The protocol-level ping exists for clients (browsers) that cannot
+		// send WebSocket ping frames; it also proves every earlier frame of
+		// this connection was handled, since frames are handled in order.
 		c.reply(pongFrame{Type: "pong", Ref: in.Ref})
 	case "":
 		c.replyError(CodeBadRequest, "type is required", in.Ref)

@@ -92,14 +92,14 @@ type Message struct {
 }
 
 // Store persists messages. See the package documentation, "Store contract",
-// for the guarantees the Hub relies on.
+// for the guarantees the Hub relies on. (A join with since needs no
+// MessagesAfter: it reads the newest messages up to the room's last
+// broadcast id and keeps those above since.)
 type Store interface {
 	// AppendMessage commits a message and returns it with its id. It returns
 	// only once the message is durable. An error means nothing was committed
 	// and no id was used.
 	AppendMessage(ctx context.Context, room, from, text string, ts time.Time) (Message, error)
-	// MessagesAfter returns up to limit messages with id > after, ascending.
-	MessagesAfter(room string, after uint64, limit int) ([]Message, error)
 	// MessagesBefore returns the limit newest messages with id < before
 	// (before == 0: the newest), ascending.
 	MessagesBefore(room string, before uint64, limit int) ([]Message, error)
@@ -185,7 +185,8 @@ func (h *Hub) sweep(now time.Time) {
 }
 
 // Serve takes over an upgraded connection for the authenticated id and starts
-// its reader and writer goroutines; it returns at once. The caller must not
+// its reader goroutine (a writer goroutine runs whenever there is something
+// to write); it returns at once. The caller must not
 // use conn afterwards. A connection over the user's limit is closed with 4029
 // and one arriving during shutdown with 1001; Serve then blocks until the
 // close handshake ends (at most about a second).
@@ -205,11 +206,10 @@ func (h *Hub) Serve(conn *websocket.Conn, id Identity) {
 		return
 	}
 	h.users[id.User] = append(h.users[id.User], c)
-	h.pumps.Add(2) // under h.mu with closing false, so never after pumps.Wait began
+	h.pumps.Add(1) // under h.mu with closing false, so never after pumps.Wait began
 	h.mu.Unlock()
 	h.log.Debug("chat: connected", "user", id.User)
-	go c.writePump()
-	go c.readPump()
+	go c.readPump() // the writer starts when there is something to write
 }
 
 // reject closes a connection that never got pumps, waiting briefly for the
@@ -311,7 +311,7 @@ func (h *Hub) CloseRoom(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dead = true
-	f := frame{data: encode(errorFrame{Type: "error", Code: CodeNotFound, Detail: "room deleted", Room: name})}
+	f := encodeFrame(errorFrame{Type: "error", Code: CodeNotFound, Detail: "room deleted", Room: name})
 	for c := range r.members {
 		c.removeRoom(r)
 		c.enqueue(f)

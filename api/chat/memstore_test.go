@@ -57,17 +57,6 @@ func (s *memStore) setFail(err error) {
 	s.mu.Unlock()
 }
 
-func (s *memStore) MessagesAfter(room string, after uint64, limit int) ([]Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ms := s.rooms[room]
-	if after >= uint64(len(ms)) {
-		return nil, nil
-	}
-	ms = ms[after:]
-	return slices.Clone(ms[:min(limit, len(ms))]), nil
-}
-
 func (s *memStore) MessagesBefore(room string, before uint64, limit int) ([]Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

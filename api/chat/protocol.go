@@ -1,8 +1,8 @@
 package chat
 
 import (
+	"encoding/binary"
 	"encoding/json"
-	"time"
 )
 
 // Error codes carried in the "code" field of an error frame (SPEC §6).
@@ -22,20 +22,23 @@ const (
 // WebSocket close codes this package sends (SPEC §6). 1001 and 1009 are
 // standard (RFC 6455); the 4xxx codes are application codes.
 const (
-	CloseGoingAway       = 1001 // server shutting down: reconnect with backoff, join with since
-	CloseTooLarge        = 1009 // frame larger than Config.MaxFrame
-	CloseTokenExpired    = 4001 // token expired and no auth frame arrived in time
-	CloseRevoked         = 4003 // user disabled, removed or tokens revoked (Hub.Kick)
-	CloseTooSlow         = 4008 // outbound queue full
-	CloseTooManyConns    = 4029 // more than Config.MaxConnsPerUser connections
-	closeNormal          = 1000 // echo of a peer close without a code
-	closeNoFrame         = -1   // internal: the socket is dead, close it without a close frame
-	closeAlreadySent     = -2   // internal: gorilla already wrote the close frame (1009)
-	maxRoomName          = 64
-	defaultHistoryLimit  = 50 // history "limit" when the client sends none
-	timestampLayout      = "2006-01-02T15:04:05.000Z07:00"
-	maxRefLen            = 128 // longer refs are rejected so errors cannot amplify
-	maxControlPayloadLen = 123 // close reason limit: 125 bytes minus the 2-byte code
+	CloseGoingAway    = 1001 // server shutting down: reconnect with backoff, join with since
+	CloseTooLarge     = 1009 // frame larger than Config.MaxFrame
+	CloseTokenExpired = 4001 // token expired and no auth frame arrived in time
+	CloseRevoked      = 4003 // user disabled, removed or tokens revoked (Hub.Kick)
+	CloseTooSlow      = 4008 // outbound queue full
+	CloseTooManyConns = 4029 // more than Config.MaxConnsPerUser connections
+)
+
+const (
+	closeNormal      = 1000 // our echo of a peer's close frame that had no code
+	closeNoFrame     = -1   // close request: the socket is dead, drop it without a close frame
+	closeAlreadySent = -2   // close request: gorilla already wrote the close frame (1009)
+
+	maxRoomName         = 64
+	defaultHistoryLimit = 50                              // history "limit" when the client sends none
+	maxRefLen           = 128                             // longer refs are refused, so errors cannot amplify input
+	timestampLayout     = "2006-01-02T15:04:05.000Z07:00" // RFC 3339, ms, UTC renders as Z
 )
 
 // inbound is every client frame decoded into one struct: the fields that a
@@ -136,6 +139,34 @@ func encode(v any) []byte {
 	return b
 }
 
+// frame is one complete server-to-client WebSocket text frame, header
+// included, ready for the socket. A broadcast frame is built once and shared,
+// read-only, by every recipient's queue: encoding happens once per message,
+// not once per member (the job websocket.PreparedMessage does, without its
+// per-message scratch connection), and a queue of frames can be written with
+// a single writev.
+type frame = []byte
+
+// textFrame frames payload as an unmasked, final text frame (RFC 6455 §5.2:
+// servers never mask, and we never compress).
+func textFrame(payload []byte) frame {
+	n := len(payload)
+	var f []byte
+	switch {
+	case n < 126:
+		f = append(make([]byte, 0, 2+n), 0x81, byte(n))
+	case n <= 0xffff:
+		f = append(make([]byte, 0, 4+n), 0x81, 126, byte(n>>8), byte(n))
+	default:
+		f = append(make([]byte, 0, 10+n), 0x81, 127)
+		f = binary.BigEndian.AppendUint64(f, uint64(n))
+	}
+	return append(f, payload...)
+}
+
+// encodeFrame encodes v as a text frame.
+func encodeFrame(v any) frame { return textFrame(encode(v)) }
+
 // validRoom reports whether name is 1..64 of [a-z0-9._-] (SPEC §6).
 func validRoom(name string) bool {
 	if len(name) == 0 || len(name) > maxRoomName {
@@ -149,6 +180,3 @@ func validRoom(name string) bool {
 	}
 	return true
 }
-
-// formatTime is split out for tests that compare timestamps.
-func formatTime(t time.Time) string { return t.UTC().Format(timestampLayout) }

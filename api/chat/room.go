@@ -4,8 +4,6 @@ import (
 	"context"
 	"slices"
 	"sync"
-
-	"github.com/gorilla/websocket"
 )
 
 // room is one chat room while it has members or sends in flight.
@@ -19,12 +17,12 @@ import (
 type room struct {
 	name string
 
-	mu       sync.Mutex                            // guards every field below; taken after Hub.mu, before client.mu
-	dead     bool                                  // removed from Hub.rooms; a joiner holding r must look the name up again
-	loaded   bool                                  // last was read from the store
-	last     uint64                                // highest id broadcast (or stored when the room was loaded)
-	inflight int                                   // AppendMessage calls in progress for this room
-	pending  map[uint64]*websocket.PreparedMessage // committed, waiting for a lower id
+	mu       sync.Mutex       // guards every field below; taken after Hub.mu, before client.mu
+	dead     bool             // removed from Hub.rooms; a joiner holding r must look the name up again
+	loaded   bool             // last was read from the store
+	last     uint64           // highest id broadcast (or stored when the room was loaded)
+	inflight int              // AppendMessage calls in progress for this room
+	pending  map[uint64]frame // committed, waiting for a lower id
 	members  map[*client]struct{}
 	users    map[string]int // connections per user among members: presence and stats
 }
@@ -196,16 +194,16 @@ func (h *Hub) send(r *room, c *client, text, ref string) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StoreTimeout)
 	m, err := h.store.AppendMessage(ctx, r.name, c.user, text, h.now())
 	cancel()
-	var pm *websocket.PreparedMessage
+	var f frame
 	if err == nil {
 		// Encode once, outside the lock, for every recipient.
-		pm = prepare(messageFrame{Type: "message", wireMessage: toWire(m)})
+		f = encodeFrame(messageFrame{Type: "message", wireMessage: toWire(m)})
 	}
 
 	r.mu.Lock()
 	r.inflight--
 	if err == nil {
-		r.commit(m.ID, pm, h)
+		r.commit(m.ID, f, h)
 	}
 	r.flushIfIdle()
 	empty := len(r.members) == 0 && r.inflight == 0
@@ -224,22 +222,22 @@ func (h *Hub) send(r *room, c *client, text, ref string) {
 
 // commit broadcasts message id, and any buffered successors, once it is next
 // in line; otherwise it buffers it. r.mu must be held.
-func (r *room) commit(id uint64, pm *websocket.PreparedMessage, h *Hub) {
+func (r *room) commit(id uint64, f frame, h *Hub) {
 	switch {
 	case id <= r.last:
 		// Only a store that breaks its contract (or a write that bypassed
 		// the hub) gets here. Delivering late beats not delivering.
 		h.log.Warn("chat: message id out of order", "room", r.name, "id", id, "last", r.last)
-		r.broadcast(pm, nil)
+		r.broadcast(f, nil)
 		return
 	case id > r.last+1:
 		if r.pending == nil {
-			r.pending = make(map[uint64]*websocket.PreparedMessage)
+			r.pending = make(map[uint64]frame)
 		}
-		r.pending[id] = pm
+		r.pending[id] = f
 		return
 	}
-	r.broadcast(pm, nil)
+	r.broadcast(f, nil)
 	r.last = id
 	for {
 		next, ok := r.pending[r.last+1]
@@ -271,11 +269,10 @@ func (r *room) flushIfIdle() {
 	r.pending = nil
 }
 
-// broadcast queues pm for every member except skip. It never blocks: a
+// broadcast queues f for every member except skip. It never blocks: a
 // member whose queue is full is closed with 4008 by enqueue. r.mu must be
 // held, which is what orders broadcasts within a room.
-func (r *room) broadcast(pm *websocket.PreparedMessage, skip *client) {
-	f := frame{pm: pm}
+func (r *room) broadcast(f frame, skip *client) {
 	for c := range r.members {
 		if c != skip {
 			c.enqueue(f)
@@ -284,15 +281,6 @@ func (r *room) broadcast(pm *websocket.PreparedMessage, skip *client) {
 }
 
 // presence encodes a presence frame for broadcast.
-func presence(room, user, event string) *websocket.PreparedMessage {
-	return prepare(presenceFrame{Type: "presence", Room: room, User: user, Event: event})
-}
-
-// prepare encodes v once as a text frame that many connections can share.
-func prepare(v any) *websocket.PreparedMessage {
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, encode(v))
-	if err != nil { // only fails for compression errors; we never compress
-		panic("chat: prepare: " + err.Error())
-	}
-	return pm
+func presence(room, user, event string) frame {
+	return encodeFrame(presenceFrame{Type: "presence", Room: room, User: user, Event: event})
 }
