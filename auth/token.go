@@ -184,12 +184,6 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 	return c, nil
 }
 
-// Errors the key function returns; jwt wraps them, classify unwraps.
-var (
-	errAlgorithm  = errors.New("wrong algorithm")
-	errUnknownKey = errors.New("unknown key")
-)
-
 // keyFunc pins the algorithm and finds the key by kid. jwt calls it after
 // decoding the header and before checking the signature; checking the
 // algorithm here (rather than with WithValidMethods) lets a wrong
@@ -197,15 +191,15 @@ var (
 // report both as a bad signature.
 func (t *Tokens) keyFunc(tok *jwt.Token) (any, error) {
 	if alg, _ := tok.Header["alg"].(string); alg != Algorithm || tok.Method.Alg() != Algorithm {
-		return nil, fmt.Errorf("%w: alg is %q, only %s is accepted", errAlgorithm, tok.Header["alg"], Algorithm)
+		return nil, &TokenError{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("alg is %q, only %s is accepted", tok.Header["alg"], Algorithm)}
 	}
 	kid, _ := tok.Header["kid"].(string)
 	if kid == "" {
-		return nil, fmt.Errorf("%w: the header has no kid", errUnknownKey)
+		return nil, &TokenError{Reason: ReasonUnknownKey, Detail: "the header has no kid"}
 	}
 	secret, ok := t.keys.VerifyKey(kid)
 	if !ok {
-		return nil, fmt.Errorf("%w: no signing key with kid %q", errUnknownKey, kid)
+		return nil, &TokenError{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("no signing key with kid %q", kid)}
 	}
 	return secret, nil
 }
@@ -215,7 +209,7 @@ func (t *Tokens) keyFunc(tok *jwt.Token) (any, error) {
 func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 	c := new(Claims)
 	if _, err := t.parser.ParseWithClaims(token, c, t.keyFunc); err != nil {
-		return nil, classify(err)
+		return nil, classify(err, c)
 	}
 	if c.Subject == "" || c.ID == "" || c.IssuedAt == nil {
 		return nil, &TokenError{Reason: ReasonMissingClaim, Detail: "sub, jti and iat are required"}
@@ -223,29 +217,40 @@ func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 	return c, nil
 }
 
-// classify maps jwt's errors onto our reasons. The signature is checked
-// before the claims, so a forged token never reports "expired".
-func classify(err error) *TokenError {
-	r := ReasonMalformed
-	switch {
-	case errors.Is(err, errAlgorithm):
-		return &TokenError{Reason: ReasonAlgorithm, Detail: unwrapKeyErr(err, errAlgorithm)}
-	case errors.Is(err, errUnknownKey):
-		return &TokenError{Reason: ReasonUnknownKey, Detail: unwrapKeyErr(err, errUnknownKey)}
-	case errors.Is(err, jwt.ErrTokenUnverifiable) && strings.Contains(err.Error(), "signing method"):
-		r = ReasonAlgorithm // an algorithm jwt does not even know
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		r = ReasonSignature
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		r = ReasonMissingClaim
-	case errors.Is(err, jwt.ErrTokenExpired):
-		r = ReasonExpired
-	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		r = ReasonNotYetValid
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		r = ReasonIssuer
+// classify maps jwt's errors onto our reasons, with our own words. The
+// signature is checked before the claims, so a forged token never reports
+// "expired".
+func classify(err error, c *Claims) *TokenError {
+	var te *TokenError
+	if errors.As(err, &te) { // from keyFunc
+		return te
 	}
-	return &TokenError{Reason: r, Detail: err.Error()}
+	switch {
+	case errors.Is(err, jwt.ErrTokenUnverifiable) && strings.Contains(err.Error(), "signing method"):
+		return &TokenError{Reason: ReasonAlgorithm, Detail: "an algorithm chatctl does not know; only " + Algorithm + " is accepted"}
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return &TokenError{Reason: ReasonSignature, Detail: "the signature does not match the signing key"}
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return &TokenError{Reason: ReasonMissingClaim, Detail: "exp is required"}
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return &TokenError{Reason: ReasonExpired, Detail: "expired at " + when(c.ExpiresAt)}
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return &TokenError{Reason: ReasonNotYetValid, Detail: "issued in the future, at " + when(c.IssuedAt)}
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return &TokenError{Reason: ReasonIssuer, Detail: fmt.Sprintf("iss is %q", c.Issuer)}
+	}
+	// Malformed: jwt's own words say what is wrong with the structure.
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, jwt.ErrTokenMalformed.Error()+": ")
+	return &TokenError{Reason: ReasonMalformed, Detail: msg}
+}
+
+// when formats a NumericDate for details.
+func when(d *jwt.NumericDate) string {
+	if d == nil {
+		return "?"
+	}
+	return d.UTC().Format(time.RFC3339)
 }
 
 func decodeSegment(seg string, v any) error {
@@ -282,14 +287,4 @@ func RandomID(n int) string {
 		panic("crypto/rand: " + err.Error()) // never fails on supported systems
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// unwrapKeyErr returns the key function's own message from jwt's wrapping.
-func unwrapKeyErr(err, sentinel error) string {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if s := e.Error(); strings.HasPrefix(s, sentinel.Error()+": ") {
-			return strings.TrimPrefix(s, sentinel.Error()+": ")
-		}
-	}
-	return err.Error()
 }
