@@ -25,6 +25,7 @@ var errorKinds = []struct {
 	{"bad_hash", auth.ErrBadHash, http.StatusUnprocessableEntity},
 	{"bad_request", ErrBadRequest, http.StatusUnprocessableEntity},
 	{"user_disabled", ErrUserDisabled, http.StatusConflict},
+	{"ttl_too_long", ErrTTLTooLong, http.StatusUnprocessableEntity},
 	{"external_key", ErrExternalKey, http.StatusConflict},
 	{"invalid_credentials", ErrInvalidCredentials, http.StatusUnauthorized},
 	{"refresh_reused", store.ErrRefreshReused, http.StatusBadRequest},

@@ -140,7 +140,11 @@ func (s *Service) Users(context.Context) ([]UserInfo, error) {
 
 // User implements Admin.
 func (s *Service) User(_ context.Context, name string) (UserInfo, error) {
-	u, err := s.db.User(name)
+	n, err := auth.NormalizeName(name)
+	if err != nil {
+		return UserInfo{}, err
+	}
+	u, err := s.db.User(n)
 	return info(u), err
 }
 
@@ -202,10 +206,18 @@ func (s *Service) IssueToken(_ context.Context, name string, ttl time.Duration) 
 	return s.mint(u, ttl)
 }
 
-// mint signs an access token for u living ttl (token.ttl when zero).
+// ErrTTLTooLong is returned for a token lifetime beyond token.refresh_ttl.
+var ErrTTLTooLong = errors.New("token lifetime too long")
+
+// mint signs an access token for u living ttl (token.ttl when zero). A
+// lifetime is capped at token.refresh_ttl: an access token outliving any
+// session makes revocation by rotation meaningless.
 func (s *Service) mint(u store.User, ttl time.Duration) (IssuedToken, error) {
 	if ttl == 0 {
 		ttl = s.cfg.Token.TTL
+	}
+	if ttl > s.cfg.Token.RefreshTTL {
+		return IssuedToken{}, fmt.Errorf("%w: %s is longer than token.refresh_ttl (%s); raise that to issue longer tokens", ErrTTLTooLong, ttl, s.cfg.Token.RefreshTTL)
 	}
 	tok, c, err := s.tokens.Mint(u.Name, u.Role, u.TokenVersion, ttl)
 	if err != nil {

@@ -209,7 +209,7 @@ func (t *Tokens) keyFunc(tok *jwt.Token) (any, error) {
 func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 	c := new(Claims)
 	if _, err := t.parser.ParseWithClaims(token, c, t.keyFunc); err != nil {
-		return nil, classify(err, c)
+		return nil, classify(err, c, t.issuer)
 	}
 	if c.Subject == "" || c.ID == "" || c.IssuedAt == nil {
 		return nil, &TokenError{Reason: ReasonMissingClaim, Detail: "sub, jti and iat are required"}
@@ -220,7 +220,7 @@ func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 // classify maps jwt's errors onto our reasons, with our own words. The
 // signature is checked before the claims, so a forged token never reports
 // "expired".
-func classify(err error, c *Claims) *TokenError {
+func classify(err error, c *Claims, issuer string) *TokenError {
 	var te *TokenError
 	if errors.As(err, &te) { // from keyFunc
 		return te
@@ -237,7 +237,7 @@ func classify(err error, c *Claims) *TokenError {
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return &TokenError{Reason: ReasonNotYetValid, Detail: "issued in the future, at " + when(c.IssuedAt)}
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return &TokenError{Reason: ReasonIssuer, Detail: fmt.Sprintf("iss is %q", c.Issuer)}
+		return &TokenError{Reason: ReasonIssuer, Detail: fmt.Sprintf("iss is %q, this server's issuer is %q", c.Issuer, issuer)}
 	}
 	// Malformed: jwt's own words say what is wrong with the structure.
 	msg := err.Error()

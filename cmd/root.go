@@ -42,11 +42,36 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "error: "+oneLine(err))
+	if cmd, err := root.ExecuteContextC(ctx); err != nil {
+		msg := oneLine(err)
+		var ae argsError
+		if errors.As(err, &ae) {
+			msg = fmt.Sprintf("%s: %s (see '%s --help')", cmd.CommandPath(), msg, cmd.CommandPath())
+		}
+		fmt.Fprintln(stderr, "error: "+msg)
 		return 1
 	}
 	return 0
+}
+
+// argsError marks wrong argument counts, so Main can name the command.
+type argsError struct{ error }
+
+// checkArgs wraps every command's argument validator so its errors match
+// errArgs. Cobra's own messages ("accepts 1 arg(s), received 2") do not
+// say which command complained.
+func checkArgs(c *cobra.Command) {
+	if v := c.Args; v != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := v(cmd, args); err != nil {
+				return argsError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		checkArgs(sub)
+	}
 }
 
 // oneLine keeps the error on one line, as SPEC §4 promises scripts.
@@ -106,7 +131,38 @@ is running.`,
 			c.RunE = groupRunE
 		}
 	}
+	checkArgs(root)
+	// Our own completion command, so it has examples like every other.
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(newCompletionCommand(root))
 	return root
+}
+
+func newCompletionCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "completion bash|zsh|fish|powershell",
+		Short: "Print a shell completion script",
+		Long:  "Print the completion script for your shell; load it from your shell's startup file.",
+		Example: `  source <(chatctl completion bash)
+  chatctl completion zsh > "${fpath[1]}/_chatctl"
+  chatctl completion fish > ~/.config/fish/completions/chatctl.fish`,
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"bash", "zsh", "fish", "powershell"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w := cmd.OutOrStdout()
+			switch args[0] {
+			case "bash":
+				return root.GenBashCompletionV2(w, true)
+			case "zsh":
+				return root.GenZshCompletion(w)
+			case "fish":
+				return root.GenFishCompletion(w, true)
+			case "powershell":
+				return root.GenPowerShellCompletionWithDesc(w)
+			}
+			return fmt.Errorf("unknown shell %q: want bash, zsh, fish or powershell", args[0])
+		},
+	}
 }
 
 // groupRunE runs a command that only groups subcommands: help when called
