@@ -42,14 +42,6 @@ func TestScripts(t *testing.T) {
 		Setup:               setupEnv,
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
-		Condition: func(cond string) (bool, error) {
-			switch cond {
-			case "knownbugs":
-				// Scripts that show bugs not fixed yet run only on request.
-				return os.Getenv("CHATCTL_TEST_KNOWN_BUGS") != "", nil
-			}
-			return false, fmt.Errorf("unknown condition %q", cond)
-		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"capture":  cmdCapture,
 			"forge":    cmdForge,
