@@ -102,7 +102,7 @@ func (s *Service) AddUser(_ context.Context, req AddUserRequest) (AddUserResult,
 	hash := req.Hash
 	switch {
 	case req.Hash != "" && req.Password != "":
-		return AddUserResult{}, errors.New("give a password or a hash, not both")
+		return AddUserResult{}, fmt.Errorf("%w: give a password or a hash, not both", ErrBadRequest)
 	case req.Hash != "":
 		if err := auth.ValidateHash(hash); err != nil {
 			return AddUserResult{}, err

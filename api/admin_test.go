@@ -37,6 +37,7 @@ func TestAdminRequiresAdmin(t *testing.T) {
 	for _, rt := range e.srv.adminRouteTable() {
 		method, path := concrete(rt.pattern)
 		t.Run(rt.pattern, func(t *testing.T) {
+			e := e.on(t)
 			wantUnauthorized(t, e.request(method, path, nil, nil))
 			for _, tok := range []string{userTok, demotedTok} {
 				r := e.call(method, path, tok, nil)
@@ -87,6 +88,7 @@ func TestAdminAPI(t *testing.T) {
 		wantCode(t, call(http.MethodPost, "/admin/users", `{"name":"dan","pasword":"typo in field"}`), http.StatusUnprocessableEntity, "bad_request")
 	})
 	t.Run("AddUserHash", func(t *testing.T) {
+		e := e.on(t)
 		hash, err := auth.HashPassword("imported password", 8, 4)
 		if err != nil {
 			t.Fatal(err)
@@ -107,6 +109,7 @@ func TestAdminAPI(t *testing.T) {
 		wantCode(t, call(http.MethodGet, "/admin/users/nobody", nil), http.StatusNotFound, "not_found")
 	})
 	t.Run("SetPassword", func(t *testing.T) {
+		e := e.on(t)
 		r := call(http.MethodPut, "/admin/users/carol/password", admin.PasswordRequest{Password: "a new password"})
 		if r.status != http.StatusOK || r.json(t)["username"] != "carol" {
 			t.Fatalf("passwd = %d %s", r.status, r.body)
@@ -119,6 +122,7 @@ func TestAdminAPI(t *testing.T) {
 		wantCode(t, call(http.MethodPut, "/admin/users/carol/password", nil), http.StatusUnprocessableEntity, "password_too_short")
 	})
 	t.Run("SetRole", func(t *testing.T) {
+		e := e.on(t)
 		r := call(http.MethodPut, "/admin/users/carol/role", admin.RoleRequest{Role: "admin"})
 		if r.status != http.StatusOK || r.json(t)["role"] != "admin" {
 			t.Fatalf("role = %d %s", r.status, r.body)
@@ -132,6 +136,7 @@ func TestAdminAPI(t *testing.T) {
 		wantCode(t, call(http.MethodPut, "/admin/users/nobody/role", admin.RoleRequest{Role: "user"}), http.StatusNotFound, "not_found")
 	})
 	t.Run("SetDisabledAndIssue", func(t *testing.T) {
+		e := e.on(t)
 		r := call(http.MethodPut, "/admin/users/carol/disabled", admin.DisabledRequest{Disabled: true})
 		if r.status != http.StatusOK || r.json(t)["disabled"] != true {
 			t.Fatalf("disable = %d %s", r.status, r.body)
@@ -162,6 +167,7 @@ func TestAdminAPI(t *testing.T) {
 		wantCode(t, call(http.MethodPut, "/admin/users/nobody/disabled", admin.DisabledRequest{Disabled: true}), http.StatusNotFound, "not_found")
 	})
 	t.Run("SessionsInspectRevoke", func(t *testing.T) {
+		e := e.on(t)
 		r := e.postToken(loginForm("carol", "a new password"), "")
 		var p tokenResponse
 		r.into(t, &p)
@@ -210,6 +216,7 @@ func TestAdminAPI(t *testing.T) {
 		wantCode(t, call(http.MethodPost, "/admin/revoke", admin.RevokeRequest{User: "nobody", All: true}), http.StatusNotFound, "not_found")
 	})
 	t.Run("Rooms", func(t *testing.T) {
+		e := e.on(t)
 		r := call(http.MethodGet, "/admin/rooms", nil)
 		if r.status != http.StatusOK || string(r.body) != "[]\n" {
 			t.Fatalf("rooms = %d %q, want an empty array", r.status, r.body)
@@ -230,6 +237,7 @@ func TestAdminAPI(t *testing.T) {
 		wantCode(t, call(http.MethodDelete, "/admin/rooms/general", nil), http.StatusNotFound, "not_found")
 	})
 	t.Run("KeysRotate", func(t *testing.T) {
+		e := e.on(t)
 		before := e.issue("alice")
 		r := call(http.MethodGet, "/admin/keys", nil)
 		var keys []admin.KeyInfo
@@ -479,6 +487,7 @@ func TestAdminSocketErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			e := e.on(t)
 			local := tc.call(e.svc)
 			if !errors.Is(local, tc.wantErr) {
 				t.Fatalf("local: %v, want %v", local, tc.wantErr)
@@ -537,5 +546,21 @@ func TestHashingWaitsForHandler(t *testing.T) {
 	}
 	if wroteAfterReturn.Load() {
 		t.Error("hashing returned while its handler was still running")
+	}
+}
+
+// Ensure a request with both a password and a hash is the caller's
+// mistake (422 bad_request), not an internal error.
+func TestAddUserPasswordAndHash(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addUser("root", "admin")
+	hash, err := auth.HashPassword(testPassword, 8, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.call(http.MethodPost, "/admin/users", e.issue("root"), admin.AddUserRequest{Name: "bob", Password: testPassword, Hash: hash})
+	wantCode(t, r, http.StatusUnprocessableEntity, "bad_request")
+	if _, err := e.svc.AddUser(bg, admin.AddUserRequest{Name: "bob", Password: testPassword, Hash: hash}); !errors.Is(err, admin.ErrBadRequest) {
+		t.Errorf("local AddUser: %v, want ErrBadRequest", err)
 	}
 }

@@ -345,3 +345,10 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
 	}
 }
+
+// on returns e with its helpers reporting to t, for use in subtests.
+func (e *env) on(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}

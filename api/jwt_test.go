@@ -227,6 +227,7 @@ func TestTokenAttacks(t *testing.T) {
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
+			e := e.on(t)
 			wantUnauthorized(t, e.call(http.MethodGet, "/users/me", a.tok, nil))
 			t.Run("WSHeader", func(t *testing.T) { e.wantWSRefused(t, a.tok, false, nil) })
 			t.Run("WSQuery", func(t *testing.T) { e.wantWSRefused(t, a.tok, true, nil) })
@@ -245,6 +246,7 @@ func TestTokenAttacks(t *testing.T) {
 		{"TwoTokens", "Bearer " + valid + ",Bearer " + valid},
 	} {
 		t.Run("Header"+tc.name, func(t *testing.T) {
+			e := e.on(t)
 			h := map[string]string{}
 			if tc.value != "" {
 				h["Authorization"] = tc.value
@@ -317,6 +319,7 @@ func TestTokenRevocation(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			e := e.on(t)
 			name := strings.ToLower(tc.name)
 			e.addUser(name, "")
 			tok := e.login(name).AccessToken
@@ -346,6 +349,7 @@ func TestWSKickAndOrigin(t *testing.T) {
 	tok := e.issue("alice")
 
 	t.Run("CrossOriginRefused", func(t *testing.T) {
+		e := e.on(t)
 		conn, r, err := e.dialWS(tok, true, http.Header{"Origin": {"https://evil.example"}})
 		if err == nil {
 			conn.Close()
@@ -356,6 +360,7 @@ func TestWSKickAndOrigin(t *testing.T) {
 		}
 	})
 	t.Run("SameOriginAllowed", func(t *testing.T) {
+		e := e.on(t)
 		conn, _, err := e.dialWS(tok, true, http.Header{"Origin": {e.ts.URL}})
 		if err != nil {
 			t.Fatal(err)
@@ -363,12 +368,14 @@ func TestWSKickAndOrigin(t *testing.T) {
 		conn.Close()
 	})
 	t.Run("NotAnUpgrade", func(t *testing.T) {
+		e := e.on(t)
 		r := e.call(http.MethodGet, "/ws", tok, nil)
 		if r.status != http.StatusBadRequest {
 			t.Fatalf("status = %d, want 400; body %s", r.status, r.body)
 		}
 	})
 	t.Run("KickedOnDisable", func(t *testing.T) {
+		e := e.on(t)
 		conn, _, err := e.dialWS(tok, false, nil)
 		if err != nil {
 			t.Fatal(err)

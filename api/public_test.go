@@ -1,6 +1,7 @@
 package api
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +16,7 @@ import (
 func TestRootAndHealth(t *testing.T) {
 	e := newEnv(t, nil)
 	t.Run("Root", func(t *testing.T) {
+		e := e.on(t)
 		r := e.request(http.MethodGet, "/", nil, nil)
 		wantBody(t, r, http.StatusOK, map[string]any{"message": "Welcome to the Real-time Chat API!"})
 		if string(r.body) != `{"message":"Welcome to the Real-time Chat API!"}`+"\n" {
@@ -22,9 +24,11 @@ func TestRootAndHealth(t *testing.T) {
 		}
 	})
 	t.Run("Health", func(t *testing.T) {
+		e := e.on(t)
 		wantBody(t, e.request(http.MethodGet, "/health", nil, nil), http.StatusOK, map[string]any{"status": "ok"})
 	})
 	t.Run("UnknownPathNotFound", func(t *testing.T) {
+		e := e.on(t)
 		wantBody(t, e.request(http.MethodGet, "/nope", nil, nil), http.StatusNotFound, map[string]any{"detail": "Not Found"})
 	})
 }
@@ -92,12 +96,14 @@ func TestSeedWalkthrough(t *testing.T) {
 	}
 
 	t.Run("CaseInsensitiveName", func(t *testing.T) {
+		e := e.on(t)
 		r := e.postToken(loginForm("ALICE", testPassword), "")
 		if r.status != http.StatusOK {
 			t.Fatalf("login as ALICE = %d %s", r.status, r.body)
 		}
 	})
 	t.Run("ExplicitPasswordGrant", func(t *testing.T) {
+		e := e.on(t)
 		f := loginForm("alice", testPassword)
 		f.Set("grant_type", "password")
 		if r := e.postToken(f, ""); r.status != http.StatusOK {
@@ -105,6 +111,7 @@ func TestSeedWalkthrough(t *testing.T) {
 		}
 	})
 	t.Run("MultipartForm", func(t *testing.T) {
+		e := e.on(t)
 		body := "--XX\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice\r\n" +
 			"--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n" + testPassword + "\r\n--XX--\r\n"
 		r := e.request(http.MethodPost, "/token", map[string]string{"Content-Type": "multipart/form-data; boundary=XX"}, body)
@@ -132,6 +139,7 @@ func TestTokenErrors(t *testing.T) {
 		{"DisabledUser", "dora", testPassword},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			e := e.on(t)
 			r := e.postToken(loginForm(tc.user, tc.password), "")
 			wantBody(t, r, http.StatusUnauthorized, badCreds)
 			if got := r.header.Get("WWW-Authenticate"); got != "Bearer" {
@@ -169,6 +177,7 @@ func TestTokenErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			e := e.on(t)
 			h := map[string]string{}
 			if tc.contentType != "" {
 				h["Content-Type"] = tc.contentType
@@ -201,24 +210,28 @@ func TestBodyLimitsAndHeaders(t *testing.T) {
 	big := strings.Repeat("x", 4096)
 
 	t.Run("TokenTooLarge", func(t *testing.T) {
+		e := e.on(t)
 		r := e.postToken(url.Values{"username": {"alice"}, "password": {big}}, "")
 		if r.status != http.StatusRequestEntityTooLarge {
 			t.Fatalf("status = %d, want 413; body %s", r.status, r.body)
 		}
 	})
 	t.Run("SignupTooLarge", func(t *testing.T) {
+		e := e.on(t)
 		r := e.call(http.MethodPost, "/users", "", map[string]string{"username": "bob", "password": big})
 		if r.status != http.StatusRequestEntityTooLarge {
 			t.Fatalf("status = %d, want 413; body %s", r.status, r.body)
 		}
 	})
 	t.Run("AdminTooLarge", func(t *testing.T) {
+		e := e.on(t)
 		r := e.call(http.MethodPost, "/admin/users", adminTok, map[string]string{"name": "bob", "password": big})
 		if r.status != http.StatusRequestEntityTooLarge {
 			t.Fatalf("status = %d, want 413; body %s", r.status, r.body)
 		}
 	})
 	t.Run("SignupWrongContentType", func(t *testing.T) {
+		e := e.on(t)
 		r := e.request(http.MethodPost, "/users", map[string]string{"Content-Type": "text/plain"}, `{"username":"bob","password":"`+testPassword+`"}`)
 		if r.status != http.StatusUnsupportedMediaType {
 			t.Fatalf("status = %d, want 415; body %s", r.status, r.body)
@@ -228,6 +241,7 @@ func TestBodyLimitsAndHeaders(t *testing.T) {
 		}
 	})
 	t.Run("AdminWrongContentType", func(t *testing.T) {
+		e := e.on(t)
 		h := with(bearerHeader(adminTok), "Content-Type", "application/x-www-form-urlencoded")
 		r := e.request(http.MethodPost, "/admin/users", h, "name=bob&password=x")
 		if r.status != http.StatusUnsupportedMediaType {
@@ -245,6 +259,7 @@ func TestBodyLimitsAndHeaders(t *testing.T) {
 		{http.MethodGet, "/openapi.json"},
 	} {
 		t.Run("SecurityHeaders "+tc.method+" "+tc.path, func(t *testing.T) {
+			e := e.on(t)
 			r := e.request(tc.method, tc.path, nil, nil)
 			want := map[string]string{
 				"X-Content-Type-Options":  "nosniff",
@@ -260,6 +275,7 @@ func TestBodyLimitsAndHeaders(t *testing.T) {
 		})
 	}
 	t.Run("PagesHaveOwnCSP", func(t *testing.T) {
+		e := e.on(t)
 		for _, p := range []string{"/chat", "/docs"} {
 			r := e.request(http.MethodGet, p, nil, nil)
 			if r.status != http.StatusOK {
@@ -285,6 +301,7 @@ func TestCreateUser(t *testing.T) {
 	rootTok, aliceTok := closed.issue("root"), closed.issue("alice")
 
 	t.Run("SignupDisabled", func(t *testing.T) {
+		closed := closed.on(t)
 		r := closed.call(http.MethodPost, "/users", "", map[string]string{"username": "bob", "password": testPassword})
 		wantBody(t, r, http.StatusForbidden, map[string]any{"detail": "Sign-up is disabled"})
 		if _, err := closed.svc.User(bg, "bob"); err == nil {
@@ -292,16 +309,19 @@ func TestCreateUser(t *testing.T) {
 		}
 	})
 	t.Run("SignupDisabledUserToken", func(t *testing.T) {
+		closed := closed.on(t)
 		r := closed.call(http.MethodPost, "/users", aliceTok, map[string]string{"username": "bob", "password": testPassword})
 		if r.status != http.StatusForbidden {
 			t.Fatalf("status = %d, want 403; body %s", r.status, r.body)
 		}
 	})
 	t.Run("BadToken", func(t *testing.T) {
+		closed := closed.on(t)
 		r := closed.call(http.MethodPost, "/users", "garbage", map[string]string{"username": "bob", "password": testPassword})
 		wantUnauthorized(t, r)
 	})
 	t.Run("AdminCreatesAdmin", func(t *testing.T) {
+		closed := closed.on(t)
 		r := closed.call(http.MethodPost, "/users", rootTok, map[string]string{"username": "Carol", "password": testPassword, "role": "admin"})
 		if r.status != http.StatusCreated {
 			t.Fatalf("status = %d, want 201; body %s", r.status, r.body)
@@ -322,6 +342,7 @@ func TestCreateUser(t *testing.T) {
 	open.addUser("root", "admin")
 	openRoot := open.issue("root")
 	t.Run("SignupEnabled", func(t *testing.T) {
+		open := open.on(t)
 		r := open.call(http.MethodPost, "/users", "", map[string]string{"username": "bob", "password": testPassword})
 		if r.status != http.StatusCreated {
 			t.Fatalf("status = %d, want 201; body %s", r.status, r.body)
@@ -332,12 +353,14 @@ func TestCreateUser(t *testing.T) {
 		open.login("bob") // the new account works
 	})
 	t.Run("SignupExplicitUserRole", func(t *testing.T) {
+		open := open.on(t)
 		r := open.call(http.MethodPost, "/users", "", map[string]string{"username": "bea", "password": testPassword, "role": "user"})
 		if r.status != http.StatusCreated {
 			t.Fatalf("status = %d, want 201; body %s", r.status, r.body)
 		}
 	})
 	t.Run("SignupCannotChooseAdmin", func(t *testing.T) {
+		open := open.on(t)
 		r := open.call(http.MethodPost, "/users", "", map[string]string{"username": "mallory", "password": testPassword, "role": "admin"})
 		if r.status != http.StatusForbidden {
 			t.Fatalf("status = %d, want 403; body %s", r.status, r.body)
@@ -347,6 +370,7 @@ func TestCreateUser(t *testing.T) {
 		}
 	})
 	t.Run("UserTokenCannotChooseAdmin", func(t *testing.T) {
+		open := open.on(t)
 		open.addUser("alice", "")
 		r := open.call(http.MethodPost, "/users", open.issue("alice"), map[string]string{"username": "mallory", "password": testPassword, "role": "admin"})
 		if r.status != http.StatusForbidden {
@@ -370,6 +394,7 @@ func TestCreateUser(t *testing.T) {
 		{"ErrBadJSON", "{", http.StatusUnprocessableEntity, "bad_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			open := open.on(t)
 			tok := ""
 			if tc.wantCode == "bad_role" {
 				tok = openRoot // only an admin gets as far as role validation
@@ -382,5 +407,32 @@ func TestCreateUser(t *testing.T) {
 			r := open.request(http.MethodPost, "/users", h, tc.body)
 			wantCode(t, r, tc.wantStatus, tc.wantCode)
 		})
+	}
+}
+
+// Ensure a wrong method on a known path is 405 with Allow, and an unknown
+// path 404, both as JSON.
+func TestMethodNotAllowed(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/token", 405, "POST"},
+		{"PUT", "/users/me", 405, "GET"},
+		{"DELETE", "/admin/users", 405, "GET, POST"},
+		{"GET", "/nope", 404, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, e.ts.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow || !strings.Contains(string(body), `"detail"`) {
+			t.Errorf("%s %s = %d Allow %q %s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), body)
+		}
 	}
 }

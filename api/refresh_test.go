@@ -68,6 +68,7 @@ func TestRefreshRotation(t *testing.T) {
 	}
 
 	t.Run("OtherSessionsSurvive", func(t *testing.T) {
+		e := e.on(t)
 		a, b := e.login("alice"), e.login("alice")
 		e.refresh(a.RefreshToken, "")
 		wantInvalidGrant(t, e.refresh(a.RefreshToken, "")) // reuse kills a's family
@@ -76,12 +77,15 @@ func TestRefreshRotation(t *testing.T) {
 		}
 	})
 	t.Run("UnknownToken", func(t *testing.T) {
+		e := e.on(t)
 		wantInvalidGrant(t, e.refresh("not-a-refresh-token", ""))
 	})
 	t.Run("AccessTokenIsNoRefreshToken", func(t *testing.T) {
+		e := e.on(t)
 		wantInvalidGrant(t, e.refresh(e.login("alice").AccessToken, ""))
 	})
 	t.Run("Expired", func(t *testing.T) {
+		e := e.on(t)
 		p := e.login("alice")
 		e.clock.Add(e.cfg.Token.RefreshTTL + time.Second)
 		defer e.clock.Add(-e.cfg.Token.RefreshTTL - time.Second)
@@ -137,6 +141,7 @@ func TestRefreshRevoked(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			e := e.on(t)
 			name := strings.ToLower(tc.name)
 			e.addUser(name, "")
 			p := e.login(name)
@@ -195,12 +200,14 @@ func TestSessionsList(t *testing.T) {
 	}
 
 	t.Run("EmptyIsArray", func(t *testing.T) {
+		e := e.on(t)
 		r := e.call(http.MethodGet, "/admin/users/root/sessions", rootTok, nil)
 		if r.status != http.StatusOK || string(r.body) != "[]\n" {
 			t.Errorf("sessions of root = %d %q", r.status, r.body)
 		}
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {
+		e := e.on(t)
 		wantCode(t, e.call(http.MethodGet, "/admin/users/nobody/sessions", rootTok, nil), http.StatusNotFound, "not_found")
 	})
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 )
 
 // route is one entry of the API surface. The table is the single list of
@@ -39,9 +40,7 @@ func (s *Server) routes() http.Handler {
 	for _, p := range s.pages() {
 		mux.Handle(p.pattern, p.handler)
 	}
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		errBody(w, http.StatusNotFound, "Not Found")
-	}))
+	mux.Handle("/", notFound(mux))
 	return mux
 }
 
@@ -83,4 +82,25 @@ func (s *Server) adminRoutes(mux *http.ServeMux, authenticated bool) *http.Serve
 		}))
 	}
 	return mux
+}
+
+// notFound answers what no route matched: 405 with Allow when the path
+// exists for other methods, else 404; both in JSON like every error.
+func notFound(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			errBody(w, http.StatusNotFound, "Not Found")
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		errBody(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+	})
 }
