@@ -95,6 +95,8 @@ func (a hubAuth) Authenticate(_ context.Context, token string) (chat.Identity, e
 	return chat.Identity{User: c.Subject, Expires: c.ExpiresAt.Time}, nil
 }
 
+var _ chat.Store = hubStore{}
+
 // hubStore adapts the bbolt store to chat.Store.
 type hubStore struct {
 	db *store.DB
@@ -117,12 +119,6 @@ func (h hubStore) AppendMessage(ctx context.Context, room, from, text string, ts
 	}
 	h.m.messages.Inc()
 	return chat.Message{Room: m.Room, ID: m.ID, From: m.From, Text: m.Text, TS: m.TS}, nil
-}
-
-// MessagesAfter implements chat.Store.
-func (h hubStore) MessagesAfter(room string, after uint64, limit int) ([]chat.Message, error) {
-	ms, err := h.db.MessagesAfter(room, after, limit)
-	return fromStore(ms), err
 }
 
 // MessagesBefore implements chat.Store.
