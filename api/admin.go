@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -87,13 +88,12 @@ func (a *liveAdmin) Revoke(ctx context.Context, req admin.RevokeRequest) (admin.
 // Close does nothing: the server owns the store.
 func (a *liveAdmin) Close() error { return nil }
 
-// hashing runs a handler that does bcrypt work on the hash pool. It waits
-// for the handler even when the client leaves (hence WithoutCancel):
-// returning first would let the handler write to w after ServeHTTP
-// returned.
+// hashing runs a handler that does bcrypt work on the hash pool. do waits
+// for a handler that has started even when the client leaves, so it never
+// writes to w after ServeHTTP returned.
 func (s *Server) hashing(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.hashes.do(context.WithoutCancel(r.Context()), func() { next.ServeHTTP(w, r) }); err != nil {
+		if err := s.hashes.do(r.Context(), func() { next.ServeHTTP(w, r) }); err != nil {
 			s.hashErr(w, r, err)
 		}
 	})
@@ -101,19 +101,19 @@ func (s *Server) hashing(next http.Handler) http.Handler {
 
 // adminCall is the shape of every /admin handler: decode In, call, encode
 // the result with status.
-func adminCall[In, Out any](status int, call func(r *http.Request, in In) (Out, error)) http.Handler {
+func adminCall[In, Out any](log *slog.Logger, status int, call func(r *http.Request, in In) (Out, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var in In
 		if r.ContentLength != 0 && r.Method != http.MethodGet && r.Method != http.MethodDelete {
 			var err error
 			if in, err = decode[In](r); err != nil {
-				writeError(w, r, logFrom(r), err)
+				writeError(w, r, log, err)
 				return
 			}
 		}
 		out, err := call(r, in)
 		if err != nil {
-			writeError(w, r, logFrom(r), err)
+			writeError(w, r, log, err)
 			return
 		}
 		encode(w, status, out)
@@ -122,8 +122,8 @@ func adminCall[In, Out any](status int, call func(r *http.Request, in In) (Out, 
 
 type none struct{}
 
-func handleUsers(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, _ none) ([]admin.UserInfo, error) {
+func handleUsers(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) ([]admin.UserInfo, error) {
 		users, err := a.Users(r.Context())
 		if users == nil {
 			users = []admin.UserInfo{}
@@ -132,16 +132,16 @@ func handleUsers(a admin.Admin) http.Handler {
 	})
 }
 
-func handleAddUser(a admin.Admin) http.Handler {
+func handleAddUser(a admin.Admin, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[admin.AddUserRequest](r)
 		if err != nil {
-			writeError(w, r, logFrom(r), err)
+			writeError(w, r, log, err)
 			return
 		}
 		res, err := a.AddUser(r.Context(), req)
 		if err != nil {
-			writeError(w, r, logFrom(r), err)
+			writeError(w, r, log, err)
 			return
 		}
 		status := http.StatusCreated
@@ -152,45 +152,45 @@ func handleAddUser(a admin.Admin) http.Handler {
 	})
 }
 
-func handleUser(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, _ none) (admin.UserInfo, error) {
+func handleUser(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.UserInfo, error) {
 		return a.User(r.Context(), r.PathValue("name"))
 	})
 }
 
-func handleRemoveUser(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, _ none) (map[string]any, error) {
+func handleRemoveUser(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (map[string]any, error) {
 		name := r.PathValue("name")
 		return map[string]any{"username": name, "removed": true}, a.RemoveUser(r.Context(), name)
 	})
 }
 
-func handleSetPassword(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, in admin.PasswordRequest) (admin.UserInfo, error) {
+func handleSetPassword(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.PasswordRequest) (admin.UserInfo, error) {
 		return a.SetPassword(r.Context(), r.PathValue("name"), in.Password)
 	})
 }
 
-func handleSetRole(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, in admin.RoleRequest) (admin.UserInfo, error) {
+func handleSetRole(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.RoleRequest) (admin.UserInfo, error) {
 		return a.SetRole(r.Context(), r.PathValue("name"), in.Role)
 	})
 }
 
-func handleSetDisabled(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, in admin.DisabledRequest) (admin.UserInfo, error) {
+func handleSetDisabled(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.DisabledRequest) (admin.UserInfo, error) {
 		return a.SetDisabled(r.Context(), r.PathValue("name"), in.Disabled)
 	})
 }
 
-func handleIssueToken(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, in admin.IssueRequest) (admin.IssuedToken, error) {
+func handleIssueToken(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.IssueRequest) (admin.IssuedToken, error) {
 		return a.IssueToken(r.Context(), r.PathValue("name"), time.Duration(in.TTL))
 	})
 }
 
-func handleSessions(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, _ none) ([]admin.SessionInfo, error) {
+func handleSessions(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) ([]admin.SessionInfo, error) {
 		out, err := a.Sessions(r.Context(), r.PathValue("name"))
 		if out == nil {
 			out = []admin.SessionInfo{}
@@ -199,32 +199,32 @@ func handleSessions(a admin.Admin) http.Handler {
 	})
 }
 
-func handleRevoke(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, in admin.RevokeRequest) (admin.RevokeResult, error) {
+func handleRevoke(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.RevokeRequest) (admin.RevokeResult, error) {
 		return a.Revoke(r.Context(), in)
 	})
 }
 
-func handleInspect(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, in admin.InspectRequest) (admin.Inspection, error) {
+func handleInspect(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.InspectRequest) (admin.Inspection, error) {
 		return a.InspectToken(r.Context(), in.Token)
 	})
 }
 
-func handleKeys(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, _ none) ([]admin.KeyInfo, error) {
+func handleKeys(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) ([]admin.KeyInfo, error) {
 		return a.Keys(r.Context())
 	})
 }
 
-func handleRotateKey(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, _ none) (admin.KeyInfo, error) {
+func handleRotateKey(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.KeyInfo, error) {
 		return a.RotateKey(r.Context())
 	})
 }
 
-func handleRooms(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, _ none) ([]admin.RoomInfo, error) {
+func handleRooms(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) ([]admin.RoomInfo, error) {
 		out, err := a.Rooms(r.Context())
 		if out == nil {
 			out = []admin.RoomInfo{}
@@ -233,8 +233,8 @@ func handleRooms(a admin.Admin) http.Handler {
 	})
 }
 
-func handleDeleteRoom(a admin.Admin) http.Handler {
-	return adminCall(http.StatusOK, func(r *http.Request, _ none) (map[string]any, error) {
+func handleDeleteRoom(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (map[string]any, error) {
 		name := r.PathValue("name")
 		return map[string]any{"room": name, "deleted": true}, a.DeleteRoom(r.Context(), name)
 	})

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,21 @@ type metrics struct {
 	tokens   *prometheus.CounterVec
 	wsConns  prometheus.Gauge
 	messages prometheus.Counter
+
+	// series caches the request counter and latency observer of each
+	// route and status: looking them up by labels hashes the labels on
+	// every request.
+	series sync.Map // seriesKey -> requestSeries
+}
+
+type seriesKey struct {
+	route string
+	code  int
+}
+
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 func newMetrics() *metrics {
@@ -64,8 +80,17 @@ func newMetrics() *metrics {
 
 // observe records one finished request.
 func (m *metrics) observe(route string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	key := seriesKey{route, code}
+	v, ok := m.series.Load(key)
+	if !ok {
+		v, _ = m.series.LoadOrStore(key, requestSeries{
+			count:   m.requests.WithLabelValues(route, strconv.Itoa(code)),
+			latency: m.latency.WithLabelValues(route),
+		})
+	}
+	s := v.(requestSeries)
+	s.count.Inc()
+	s.latency.Observe(d.Seconds())
 }
 
 func (m *metrics) handler() http.Handler {

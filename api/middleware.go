@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -52,7 +51,6 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), loggerKey, s.log))
 		next.ServeHTTP(sw, r)
 		route := r.Pattern
 		if route == "" {
@@ -73,23 +71,32 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// securityHeaders go on every response.
+var securityHeaders = http.Header{
+	"X-Content-Type-Options":     {"nosniff"},
+	"X-Frame-Options":            {"DENY"},
+	"Referrer-Policy":            {"no-referrer"},
+	"Cross-Origin-Opener-Policy": {"same-origin"},
+}
+
+var jsonCSP = []string{"default-src 'none'; frame-ancestors 'none'"}
+
 // secure sets the security headers every response carries, and limits
 // request bodies.
 func (s *Server) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		for k, v := range securityHeaders { // canonical keys: no Set needed
+			h[k] = v
+		}
 		if !strings.HasPrefix(r.URL.Path, "/docs") && !strings.HasPrefix(r.URL.Path, "/chat") {
 			// JSON answers need no content at all; the pages set their own.
-			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+			h["Content-Security-Policy"] = jsonCSP
 		}
 		if r.TLS != nil {
 			h.Set("Strict-Transport-Security", "max-age=63072000")
 		}
-		if r.Body != nil {
+		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.HTTP.MaxBody)
 		}
 		next.ServeHTTP(w, r)
@@ -118,14 +125,4 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-const loggerKey ctxKey = 1
-
-// logFrom returns the server's logger from the request context.
-func logFrom(r *http.Request) *slog.Logger {
-	if l, ok := r.Context().Value(loggerKey).(*slog.Logger); ok {
-		return l
-	}
-	return slog.Default()
 }

@@ -46,23 +46,23 @@ func (s *Server) routes() http.Handler {
 
 // adminRouteTable lists the /admin API: what the CLI does, over HTTP.
 func (s *Server) adminRouteTable() []route {
-	a := s.admin
+	a, l := s.admin, s.log
 	return []route{
-		{"GET /admin/users", handleUsers(a)},
-		{"POST /admin/users", s.hashing(handleAddUser(a))},
-		{"GET /admin/users/{name}", handleUser(a)},
-		{"DELETE /admin/users/{name}", handleRemoveUser(a)},
-		{"PUT /admin/users/{name}/password", s.hashing(handleSetPassword(a))},
-		{"PUT /admin/users/{name}/role", handleSetRole(a)},
-		{"PUT /admin/users/{name}/disabled", handleSetDisabled(a)},
-		{"POST /admin/users/{name}/tokens", handleIssueToken(a)},
-		{"GET /admin/users/{name}/sessions", handleSessions(a)},
-		{"POST /admin/revoke", handleRevoke(a)},
-		{"POST /admin/tokens/inspect", handleInspect(a)},
-		{"GET /admin/rooms", handleRooms(a)},
-		{"DELETE /admin/rooms/{name}", handleDeleteRoom(a)},
-		{"GET /admin/keys", handleKeys(a)},
-		{"POST /admin/keys/rotate", handleRotateKey(a)},
+		{"GET /admin/users", handleUsers(a, l)},
+		{"POST /admin/users", s.hashing(handleAddUser(a, l))},
+		{"GET /admin/users/{name}", handleUser(a, l)},
+		{"DELETE /admin/users/{name}", handleRemoveUser(a, l)},
+		{"PUT /admin/users/{name}/password", s.hashing(handleSetPassword(a, l))},
+		{"PUT /admin/users/{name}/role", handleSetRole(a, l)},
+		{"PUT /admin/users/{name}/disabled", handleSetDisabled(a, l)},
+		{"POST /admin/users/{name}/tokens", handleIssueToken(a, l)},
+		{"GET /admin/users/{name}/sessions", handleSessions(a, l)},
+		{"POST /admin/revoke", handleRevoke(a, l)},
+		{"POST /admin/tokens/inspect", handleInspect(a, l)},
+		{"GET /admin/rooms", handleRooms(a, l)},
+		{"DELETE /admin/rooms/{name}", handleDeleteRoom(a, l)},
+		{"GET /admin/keys", handleKeys(a, l)},
+		{"POST /admin/keys/rotate", handleRotateKey(a, l)},
 	}
 }
 

@@ -67,7 +67,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		log.Warn("admin socket unavailable; CLI commands will fail while this server runs", "err", err)
 	}
 
-	srv := NewServer(log, cfg, svc, Options{})
+	// The operator's GOMAXPROCS is left alone.
+	srv := NewServer(log, cfg, svc, Options{AdaptiveProcs: os.Getenv("GOMAXPROCS") == ""})
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
 	hubDone := make(chan struct{})

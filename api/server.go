@@ -40,6 +40,9 @@ type Server struct {
 type Options struct {
 	// Now is the clock for rate limits; nil means time.Now.
 	Now func() time.Time
+	// AdaptiveProcs lets the bcrypt pool raise GOMAXPROCS by one while
+	// logins are hashing (see hashPool). Only for the process's one server.
+	AdaptiveProcs bool
 }
 
 // NewServer returns the server for cfg on the admin service svc.
@@ -51,7 +54,7 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 		cfg: cfg, svc: svc, tokens: svc.Tokens(), log: log, now: opts.Now,
 		metrics:   newMetrics(),
 		proxies:   parsePrefixes(cfg.TrustedProxies),
-		hashes:    newHashPool(hashWorkers(), 64*hashWorkers()),
+		hashes:    newHashPool(hashWorkers(), 64*hashWorkers(), opts.AdaptiveProcs),
 		ipFails:   newFailureLimiter(cfg.Login.IPBurst, cfg.Login.IPPerMinute, opts.Now),
 		nameFails: newFailureLimiter(cfg.Login.UserBurst, cfg.Login.UserPerMinute, opts.Now),
 	}
@@ -75,4 +78,4 @@ func (s *Server) SocketHandler() http.Handler { return s.socket }
 func (s *Server) Hub() *chat.Hub { return s.hub }
 
 // Close stops the bcrypt workers. Call it after the HTTP server stopped.
-func (s *Server) Close() { close(s.hashes.jobs) }
+func (s *Server) Close() { s.hashes.close() }

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -148,5 +151,41 @@ func BenchmarkLogin(b *testing.B) {
 		if resp.StatusCode != http.StatusOK {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
+	}
+}
+
+// Ensure the adaptive pool adds one P while bcrypt work is in flight and
+// gives it back once idle, and that a queued job is skipped for a client
+// that left.
+func TestHashPoolProcs(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	p := newHashPool(1, 4, true)
+	defer p.close()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	go p.do(context.Background(), func() { close(started); <-release })
+	<-started
+	if got := runtime.GOMAXPROCS(0); got != base+1 {
+		t.Fatalf("GOMAXPROCS = %d during bcrypt work, want %d", got, base+1)
+	}
+	// A second job waits in the queue; its client gives up.
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := false
+	errc := make(chan error)
+	go func() { errc <- p.do(ctx, func() { ran = true }) }()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned job: %v", err)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * procsIdle)
+	for runtime.GOMAXPROCS(0) != base {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOMAXPROCS still %d after the pool went idle, want %d", runtime.GOMAXPROCS(0), base)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
+	if ran {
+		t.Fatal("a job whose client left still ran")
 	}
 }

@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"strconv"
@@ -171,37 +173,99 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// oracle verifies like VerifySignature with jwt.Parser, the library's
+// reference implementation, pinned the same way.
+func oracle(tk *Tokens, keys fakeKeys, token string) (*Claims, error) {
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{Algorithm}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(tk.issuer),
+		jwt.WithLeeway(tk.leeway),
+		jwt.WithTimeFunc(tk.now),
+	)
+	c := new(Claims)
+	_, err := p.ParseWithClaims(token, c, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if s, ok := keys[kid]; ok {
+			return s, nil
+		}
+		return nil, errors.New("unknown kid")
+	})
+	if err == nil && (c.Subject == "" || c.ID == "" || c.IssuedAt == nil) {
+		err = errors.New("missing claims")
+	}
+	return c, err
+}
+
 // FuzzVerify feeds arbitrary strings to the verifier: it must never panic,
-// and whatever it accepts has a subject, HS256 and a known kid.
+// it must agree with jwt.Parser (the oracle) on every input, and whatever
+// it accepts has a subject, HS256 and a known kid, and round-trips.
 func FuzzVerify(f *testing.F) {
 	now := t0
 	tk, keys, _ := newTestTokens(&now)
 	valid, _, _ := tk.Mint("alice", "user", 7, time.Hour)
+	parts := strings.Split(valid, ".")
 	f.Add(valid)
 	f.Add(sign(&testing.T{}, jwt.SigningMethodHS256, "k1", keys["k1"], claims("alice", 7, t0.Add(-2*time.Hour), t0.Add(-time.Hour))))
-	f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + strings.Split(valid, ".")[1] + ".")
+	f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + parts[1] + ".")
 	f.Add(sign(&testing.T{}, jwt.SigningMethodHS256, "k1", secret(), claims("alice", 7, t0, t0.Add(time.Hour))))
+	f.Add(sign(&testing.T{}, jwt.SigningMethodHS256, "k1", keys["k1"], jwt.MapClaims{"sub": "a", "iat": t0.Unix(), "exp": t0.Add(time.Hour).Unix(), "nbf": t0.Add(time.Hour).Unix(), "jti": "j", "iss": "chatctl"}))
+	f.Add(parts[0] + "=." + parts[1] + "." + parts[2])
 	f.Add("a.b.c")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, token string) {
-		c, err := tk.Verify(token)
+		c, err := tk.VerifySignature(token)
+		oc, oerr := oracle(tk, keys, token)
+		if (err == nil) != (oerr == nil) {
+			t.Fatalf("verdicts differ on %q: ours %v, jwt %v", token, err, oerr)
+		}
 		if err != nil {
 			if ReasonOf(err) == "" {
 				t.Fatalf("error without a reason: %v", err)
 			}
 			return
 		}
+		if c.Subject != oc.Subject || c.ID != oc.ID || c.Ver != oc.Ver || !c.ExpiresAt.Equal(oc.ExpiresAt.Time) {
+			t.Fatalf("claims differ: ours %+v, jwt %+v", c, oc)
+		}
 		h, _, derr := Decode(token)
 		if derr != nil || h["alg"] != Algorithm || h["kid"] != "k1" || c.Subject == "" {
 			t.Fatalf("accepted %q: header %v claims %+v", token, h, c)
 		}
-		// Round trip: a token minted for the same subject verifies too.
 		again, _, err := tk.Mint(c.Subject, c.Role, c.Ver, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tk.Verify(again); err != nil {
+		if _, err := tk.VerifySignature(again); err != nil {
 			t.Fatalf("re-minted token rejected: %v", err)
+		}
+	})
+}
+
+// FuzzVerifyClaims signs arbitrary headers and payloads with the real
+// key, so the fuzzer reaches the claim checks, and holds VerifySignature
+// to jwt.Parser's verdict there too.
+func FuzzVerifyClaims(f *testing.F) {
+	now := t0
+	tk, keys, _ := newTestTokens(&now)
+	f.Add(`{"alg":"HS256","kid":"k1"}`, `{"sub":"a","iat":`+itoa(t0.Unix())+`,"exp":`+itoa(t0.Add(time.Hour).Unix())+`,"jti":"j","iss":"chatctl"}`)
+	f.Add(`{"alg":"HS256","kid":"k1","typ":"JWT"}`, `{"sub":"a","iat":1.5e9,"exp":2e9,"jti":"j","iss":"chatctl","nbf":3e9}`)
+	f.Add(`{"alg":"HS256","kid":"k1"}`, `{"sub":"a","iat":`+itoa(t0.Unix())+`,"exp":"soon","jti":"j","iss":"chatctl"}`)
+	f.Add(`{"alg":"HS256","kid":"k1"}`, `{"sub":"a","iat":`+itoa(t0.Unix())+`,"exp":`+itoa(t0.Unix())+`,"jti":"j","iss":"chatctl","aud":["x"]}`)
+	f.Add(`{"alg":"HS256","kid":"k1"} `, `{"sub":"a","iat":`+itoa(t0.Unix())+`,"exp":`+itoa(t0.Add(time.Hour).Unix())+`,"jti":"j","iss":"chatctl"} x`)
+	f.Fuzz(func(t *testing.T, hdr, payload string) {
+		signing := base64.RawURLEncoding.EncodeToString([]byte(hdr)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+		mac := hmac.New(sha256.New, keys["k1"])
+		mac.Write([]byte(signing))
+		token := signing + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+		c, err := tk.VerifySignature(token)
+		oc, oerr := oracle(tk, keys, token)
+		if (err == nil) != (oerr == nil) {
+			t.Fatalf("verdicts differ on header %q payload %q: ours %v, jwt %v", hdr, payload, err, oerr)
+		}
+		if err == nil && (c.Subject != oc.Subject || c.ID != oc.ID || !c.ExpiresAt.Equal(oc.ExpiresAt.Time)) {
+			t.Fatalf("claims differ: ours %+v, jwt %+v", c, oc)
 		}
 	})
 }

@@ -3,8 +3,6 @@ package cmd
 import (
 	"io"
 	"log/slog"
-	"os"
-	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -34,14 +32,9 @@ closes WebSockets with 1001, flushes the store and exits 0.`,
 			if err != nil {
 				return err
 			}
-			// bcrypt runs on one worker per core (see api.hashPool); one
-			// more P keeps a core's worth of scheduling for everything
-			// else, and the kernel favours it over the niced workers.
-			if os.Getenv("GOMAXPROCS") == "" {
-				runtime.GOMAXPROCS(runtime.NumCPU() + 1)
-			}
-			log := newLogger(cmd.ErrOrStderr(), cfg)
-			return api.Serve(cmd.Context(), cfg, log, api.ServeOptions{Stdout: cmd.OutOrStdout()})
+			logs := api.NewLogWriter(cmd.ErrOrStderr())
+			defer logs.Close()
+			return api.Serve(cmd.Context(), cfg, newLogger(logs, cfg), api.ServeOptions{Stdout: cmd.OutOrStdout()})
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default from config: 127.0.0.1:8000)")
