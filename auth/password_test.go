@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -135,5 +136,19 @@ func TestDummyCheck(t *testing.T) {
 	}
 	if c, _ := bcrypt.Cost(h.([]byte)); c != bcrypt.MinCost {
 		t.Fatalf("dummy hash cost %d", c)
+	}
+}
+
+// BenchmarkHash measures one bcrypt hash at the costs chatctl allows; the
+// login limit of a server is its cores divided by this time.
+func BenchmarkHash(b *testing.B) {
+	for _, cost := range []int{10, 12} {
+		b.Run(fmt.Sprintf("cost%d", cost), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := bcrypt.GenerateFromPassword([]byte("correct horse"), cost); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

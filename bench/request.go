@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
 	"net/http"
 	"sync"
@@ -22,6 +23,7 @@ type HTTPOptions struct {
 	Target
 	Token            string        // bearer token for GET /users/me
 	Concurrency      int           // connections, each with one request in flight (default 50)
+	Rate             float64       // requests per second over all connections; 0: as fast as they go
 	Duration         time.Duration // measured window (default 10s)
 	Timeout          time.Duration // per request (default 10s)
 	SkipPreflight    bool          // skip Check before the run
@@ -80,6 +82,13 @@ func RunHTTP(ctx context.Context, o HTTPOptions) (*RequestResult, error) {
 	}
 	client := newClient(c, o.Timeout)
 	defer client.CloseIdleConnections()
+	var limit *rate.Limiter
+	if o.Rate > 0 {
+		// Open loop: requests start on schedule whatever the latency, so
+		// the figure is the latency at that load (a probe beside a login
+		// storm, say), not the most the server can do.
+		limit = rate.NewLimiter(rate.Limit(o.Rate), 1)
+	}
 	do := func(ctx context.Context) (int, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/users/me", nil)
 		if err != nil {
@@ -88,7 +97,7 @@ func RunHTTP(ctx context.Context, o HTTPOptions) (*RequestResult, error) {
 		req.Header.Set("Authorization", "Bearer "+o.Token)
 		return roundTrip(client, req)
 	}
-	r := runRequests(ctx, c, defaultDuration(o.Duration, DefaultDuration), o.Progress, o.ProgressInterval, "req", do)
+	r := runRequests(ctx, c, defaultDuration(o.Duration, DefaultDuration), o.Progress, o.ProgressInterval, "req", limit, do)
 	r.Name, r.Target = "users_me", base
 	return r, nil
 }
@@ -121,7 +130,7 @@ func RunLogin(ctx context.Context, o LoginOptions) (*RequestResult, error) {
 		}
 		return drain(resp)
 	}
-	r := runRequests(ctx, c, defaultDuration(o.Duration, DefaultDuration), o.Progress, o.ProgressInterval, "logins", do)
+	r := runRequests(ctx, c, defaultDuration(o.Duration, DefaultDuration), o.Progress, o.ProgressInterval, "logins", nil, do)
 	r.Name, r.Target = "login", base
 	return r, nil
 }
@@ -168,7 +177,7 @@ type worker struct {
 // A request in flight at the deadline completes and counts; one cut off by
 // ctx does not, since its outcome says nothing about the server.
 func runRequests(ctx context.Context, c int, d time.Duration, progress io.Writer, interval time.Duration,
-	unit string, do func(context.Context) (int, error)) *RequestResult {
+	unit string, limit *rate.Limiter, do func(context.Context) (int, error)) *RequestResult {
 	var okTotal, errTotal atomic.Uint64 // for progress lines only
 	var tk ticker
 	start := time.Now()
@@ -185,6 +194,9 @@ func runRequests(ctx context.Context, c int, d time.Duration, progress io.Writer
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil && time.Now().Before(deadline) {
+				if limit != nil && limit.Wait(ctx) != nil {
+					return // interrupted while waiting for the schedule
+				}
 				t0 := time.Now()
 				status, err := do(ctx)
 				lat := time.Since(t0)

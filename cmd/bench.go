@@ -131,7 +131,7 @@ func (a *app) newBenchHTTPCommand(f *benchFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:     "http",
 		Short:   "GET /users/me with a valid token at C connections",
-		Example: "  chatctl bench http -c 64 -d 10s\n  chatctl bench http --token \"$TOKEN\" --url http://chat.example:8000 -o json",
+		Example: "  chatctl bench http -c 64 -d 10s\n  chatctl bench http --rate 500 -c 8   # latency at a fixed load\n  chatctl bench http --token \"$TOKEN\" --url http://chat.example:8000 -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := a.target(f)
@@ -161,6 +161,7 @@ func (a *app) newBenchHTTPCommand(f *benchFlags) *cobra.Command {
 	c.Flags().IntVarP(&o.Concurrency, "concurrency", "c", 64, "concurrent connections")
 	c.Flags().DurationVarP(&o.Duration, "duration", "d", 10*time.Second, "measured time")
 	c.Flags().DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	c.Flags().Float64Var(&o.Rate, "rate", 0, "requests per second in all (open loop); 0: as fast as the connections go")
 	return c
 }
 
