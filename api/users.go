@@ -68,25 +68,32 @@ func (s *Server) verify(token string) (*auth.Claims, error) {
 	return c, err
 }
 
+// authenticate verifies tok, counting a missing one, and answers 401 when
+// it is not valid; ok is false then and the request is done.
+func (s *Server) authenticate(w http.ResponseWriter, tok string) (c *auth.Claims, ok bool) {
+	if tok == "" {
+		s.metrics.tokens.WithLabelValues("rejected", "missing").Inc()
+		unauthorized(w)
+		return nil, false
+	}
+	c, err := s.verify(tok)
+	if err != nil {
+		if !errors.Is(err, auth.ErrInvalidToken) {
+			s.log.Error("verify token", "err", err) // the store failed, not the token
+		}
+		unauthorized(w)
+		return nil, false
+	}
+	return c, true
+}
+
 // requireAuth lets a request through only with a valid bearer token, and
 // puts its claims in the context.
 func (s *Server) requireAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := bearer(r)
-		if tok == "" {
-			s.metrics.tokens.WithLabelValues("rejected", "missing").Inc()
-			unauthorized(w)
-			return
+		if c, ok := s.authenticate(w, bearer(r)); ok {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey, c)))
 		}
-		c, err := s.verify(tok)
-		if err != nil {
-			if !errors.Is(err, auth.ErrInvalidToken) {
-				s.log.Error("verify token", "err", err)
-			}
-			unauthorized(w)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey, c)))
 	})
 }
 

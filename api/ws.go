@@ -57,14 +57,8 @@ func (s *Server) handleWS() http.Handler {
 		if tok == "" {
 			tok = r.URL.Query().Get("token") // browsers cannot set headers on WebSockets
 		}
-		if tok == "" {
-			s.metrics.tokens.WithLabelValues("rejected", "missing").Inc()
-			unauthorized(w)
-			return
-		}
-		c, err := s.verify(tok)
-		if err != nil {
-			unauthorized(w)
+		c, ok := s.authenticate(w, tok)
+		if !ok {
 			return
 		}
 		if !s.checkOrigin(r) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -251,49 +252,42 @@ func decodeMessages(room string, k, v []byte, limit int, next func() ([]byte, []
 // MessagesAfter returns up to limit messages of room with id > after,
 // oldest first. An unknown room has no messages.
 func (db *DB) MessagesAfter(room string, after uint64, limit int) ([]Message, error) {
-	var out []Message
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
-		if rb == nil || limit <= 0 {
-			return nil
-		}
-		c := rb.Bucket(bucketMsgs).Cursor()
+	return db.readRoom(room, limit, func(c *bolt.Cursor) ([]Message, error) {
 		k, v := c.Seek(idKey(after + 1))
-		var err error
-		out, err = decodeMessages(room, k, v, limit, c.Next)
-		return err
+		return decodeMessages(room, k, v, limit, c.Next)
 	})
-	return out, err
 }
 
 // MessagesBefore returns the limit newest messages of room with id <
 // before (before 0: the newest), oldest first.
 func (db *DB) MessagesBefore(room string, before uint64, limit int) ([]Message, error) {
+	out, err := db.readRoom(room, limit, func(c *bolt.Cursor) ([]Message, error) {
+		var k, v []byte
+		if sk, _ := c.Seek(idKey(before)); before == 0 || sk == nil {
+			k, v = c.Last() // every id is < before
+		} else {
+			k, v = c.Prev()
+		}
+		return decodeMessages(room, k, v, limit, c.Prev)
+	})
+	// Newest first from the cursor; callers want oldest first.
+	slices.Reverse(out)
+	return out, err
+}
+
+// readRoom runs read on a cursor over room's messages in a read
+// transaction; an unknown room or a limit below 1 reads nothing.
+func (db *DB) readRoom(room string, limit int, read func(*bolt.Cursor) ([]Message, error)) ([]Message, error) {
 	var out []Message
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
 		if rb == nil || limit <= 0 {
 			return nil
 		}
-		c := rb.Bucket(bucketMsgs).Cursor()
-		var k, v []byte
-		if before == 0 {
-			k, v = c.Last()
-		} else {
-			if sk, _ := c.Seek(idKey(before)); sk == nil {
-				k, v = c.Last() // every id is < before
-			} else {
-				k, v = c.Prev()
-			}
-		}
 		var err error
-		out, err = decodeMessages(room, k, v, limit, c.Prev)
+		out, err = read(rb.Bucket(bucketMsgs).Cursor())
 		return err
 	})
-	// Newest first from the cursor; callers want oldest first.
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
 	return out, err
 }
 
