@@ -3,9 +3,9 @@ package chat
 import (
 	"errors"
 	"io"
-	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,14 +28,15 @@ var expiredFrame = encodeFrame(errorFrame{Type: "error", Code: CodeTokenExpired,
 	Detail: "token expired: send an auth frame with a fresh token"})
 
 // client is one WebSocket connection. readPump reads and handles frames for
-// the connection's whole life. writePump performs every write (messages,
-// pings, pongs, close frames); it runs only while there is something to
-// write and is started by whoever gives it work (kickLocked), so an idle
-// connection costs one goroutine stack, not two. At most one writer runs
-// at a time, which is gorilla's rule.
+// the connection's whole life. Every write (messages, pings, pongs, close
+// frames) is done by one writer at a time: the hub's write pool for data
+// frames, or the connection's own writePump goroutine, which runs only while
+// there is something for it to write (see writer.go). So an idle connection
+// costs one goroutine stack, not two, and gorilla's one-writer rule holds.
 type client struct {
 	hub  *Hub
 	conn *websocket.Conn
+	raw  syscall.RawConn // the socket's descriptor for the pool's writes; nil: slow path only
 	user string
 	lim  *rate.Limiter // send limit; reader goroutine only, allocated on first send
 
@@ -47,7 +48,7 @@ type client struct {
 	queued    int        // frames accepted and not yet written (out plus the writer's batch)
 	closeCode int        // 0 while open; the first close request wins
 	closeText string
-	writing   bool      // a writePump goroutine is running (or has stopped for good)
+	writing   bool      // a writer owns the socket: queued for or in the pool, or writePump running (or stopped for good)
 	ping      bool      // the writer should send a ping
 	pong      bool      // the writer should answer a client ping with pongData
 	pongData  string    // payload of the latest client ping
@@ -58,24 +59,35 @@ type client struct {
 }
 
 func newClient(h *Hub, conn *websocket.Conn, id Identity) *client {
-	return &client{
+	c := &client{
 		hub: h, conn: conn, user: id.User,
 		readerDone: make(chan struct{}),
 		expires:    id.Expires,
 		lastPing:   time.Now(),
 	}
+	if conn != nil { // unit tests make clients without a socket
+		c.raw = newRawConn(conn.NetConn())
+	}
+	return c
 }
 
-// kickLocked starts the writer unless it is running. c.mu must be held.
-// Every caller has checked that no close was requested, or is requesting
-// one, which means the reader is still alive and holds its own count in
-// Hub.pumps: so this Add never races with pumps.Wait reaching zero.
+// kickLocked starts a writer unless one owns the socket: data frames go to
+// the hub's write pool, control frames and closes to writePump. c.mu must be
+// held. Every caller has checked that no close was requested, or is
+// requesting one, which means the reader is still alive and holds its own
+// count in Hub.pumps: so the pumps.Add here or in schedule never races with
+// pumps.Wait reaching zero.
 func (c *client) kickLocked() {
-	if !c.writing {
-		c.writing = true
-		c.hub.pumps.Add(1)
-		go c.writePump()
+	if c.writing {
+		return
 	}
+	c.writing = true
+	if c.raw == nil || c.closeCode != 0 || c.ping || c.pong {
+		c.hub.pumps.Add(1)
+		go c.writePump(nil)
+		return
+	}
+	c.hub.schedule(c)
 }
 
 // enqueue hands f to the writer without blocking. If the queue is full the
@@ -282,100 +294,4 @@ func (c *client) readFailed(err error) {
 	// Note that gorilla reports a vanished peer as a CloseError (1006) too,
 	// so a CloseError does not mean the close handler ran.
 	c.close(closeNoFrame, "")
-}
-
-// writePump takes the whole queue at a time and writes it, until there is
-// nothing left to do (it then exits; the next enqueue starts a new one) or a
-// close is requested (it then closes the socket and stays marked as
-// running, so no writer starts again).
-func (c *client) writePump() {
-	defer c.hub.pumps.Done()
-	timeout := c.hub.cfg.WriteTimeout
-	for {
-		c.mu.Lock()
-		batch := c.out
-		c.out = nil
-		code, text := c.closeCode, c.closeText
-		ping, pong, pongData := c.ping, c.pong, c.pongData
-		c.ping, c.pong = false, false
-		if len(batch) == 0 && code == 0 && !ping && !pong {
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-
-		if code != 0 && code != CloseGoingAway {
-			c.finish(code, text) // queued frames are moot: drop them
-			return
-		}
-		if err := c.writeBatch(batch, ping, pong, pongData, timeout); err != nil {
-			c.close(closeNoFrame, "")
-			_ = c.conn.Close() // wakes the reader, which unregisters
-			return
-		}
-		if code == CloseGoingAway {
-			c.finish(code, text) // the queue, complete at close time, is written
-			return
-		}
-	}
-}
-
-// writeBatch writes control frames and then the batch, and recycles the
-// batch's array.
-func (c *client) writeBatch(batch []frame, ping, pong bool, pongData string, timeout time.Duration) error {
-	if pong {
-		if err := c.conn.WriteControl(websocket.PongMessage, []byte(pongData), time.Now().Add(timeout)); err != nil {
-			return err
-		}
-	}
-	if ping {
-		if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(timeout)); err != nil {
-			return err
-		}
-	}
-	if len(batch) == 0 {
-		return nil
-	}
-	// The frames are complete WebSocket frames, so the whole batch goes out
-	// in one writev: when a connection falls behind, its batches grow and
-	// the cost per frame falls. gorilla's own writes (control frames) are
-	// whole Write calls too, and the socket serialises Write calls, so
-	// frames never interleave.
-	nc := c.conn.NetConn()
-	_ = nc.SetWriteDeadline(time.Now().Add(timeout))
-	bufs := net.Buffers(batch) // WriteTo consumes bufs, not batch
-	if _, err := bufs.WriteTo(nc); err != nil {
-		return err
-	}
-	clear(batch) // let the frames be collected
-	c.mu.Lock()
-	c.queued -= len(batch)
-	if c.spare == nil && cap(batch) <= maxSpare {
-		c.spare = batch[:0]
-	}
-	c.mu.Unlock()
-	return nil
-}
-
-// finish sends the close frame (unless there is none to send), waits for
-// the reader to see the peer's reply, bounded by closeGrace, and closes the
-// socket.
-func (c *client) finish(code int, text string) {
-	defer c.conn.Close()
-	if code == closeNoFrame {
-		return
-	}
-	if code != closeAlreadySent {
-		msg := websocket.FormatCloseMessage(code, text)
-		if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
-			return
-		}
-	}
-	t := time.NewTimer(closeGrace)
-	defer t.Stop()
-	select {
-	case <-c.readerDone:
-	case <-t.C:
-	}
 }

@@ -9,9 +9,12 @@
 // calls Hub.Serve with the connection and the token's Identity. From then
 // on the hub owns the connection: one reader goroutine for its whole life
 // (each frame is handled, in order, on a short-lived goroutine it waits for,
-// which keeps the long-lived stack small), and one writer goroutine that
-// runs only while there is something to write. Every write goes through
-// the writer. Hub.Run pings connections and enforces token expiry from a
+// which keeps the long-lived stack small). Writes are done by the hub's
+// write pool, a few goroutines shared by all connections that write each
+// connection's queue with one non-blocking writev, or, when a socket is full
+// or a control frame is due, by the connection's own writer goroutine,
+// which runs only while it has something to write (see writer.go). Every
+// write goes through one of the two, never both at once. Hub.Run pings connections and enforces token expiry from a
 // single sweep, so connections have no timers of their own; when its
 // context ends it shuts the hub down.
 //
@@ -31,10 +34,11 @@
 //
 // # Concurrency
 //
-// Locks are taken in the order Hub.mu, room.mu, client.mu; no goroutine
-// writes to a socket while holding any of them. Broadcasting only appends
-// to each member's queue (a slice guarded by client.mu) and wakes its
-// writer, so a slow member never delays the others; a member whose queue
+// Locks are taken in the order Hub.mu, room.mu, client.mu, Hub.wmu; no
+// goroutine writes to a socket while holding any of them. Broadcasting only
+// appends to each member's queue (a slice guarded by client.mu) and queues
+// the member for the write pool, whose writes never block, so a slow member
+// never delays the others; a member whose queue
 // holds Config.Queue frames is closed with 4008. A broadcast is encoded once,
 // as a complete WebSocket frame shared by every recipient, and a writer
 // sends its whole queue with one writev.
@@ -61,8 +65,8 @@
 //
 // # Caveats
 //
-// The writer sends data frames it framed itself straight to the socket
-// (one writev per batch) and control frames through gorilla. gorilla itself
+// The writers send data frames they framed themselves straight to the
+// socket (one writev per batch) and control frames through gorilla. gorilla itself
 // writes the 1009 close frame, and protocol-error close frames, from the
 // reader goroutine; each frame is a single Write call and the socket
 // serialises Write calls, so frames never interleave, but a data frame may

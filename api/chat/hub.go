@@ -131,7 +131,12 @@ type Hub struct {
 	sendMu   sync.RWMutex   // guards draining against appends.Add
 	draining bool           // Shutdown began: no new AppendMessage calls
 	appends  sync.WaitGroup // AppendMessage calls in progress
-	pumps    sync.WaitGroup // reader and writer goroutines
+	pumps    sync.WaitGroup // reader, writePump and write pool goroutines
+
+	wmu     sync.Mutex // guards the write pool's fields below; taken after client.mu
+	wq      []*client  // connections waiting for a pool goroutine, FIFO from whead
+	whead   int
+	workers int // pool goroutines running
 
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once every pump has exited after Shutdown

@@ -1,0 +1,254 @@
+package chat
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Writing has a fast path and a slow path.
+//
+// The fast path is the hub's write pool: a few goroutines (at most one per
+// P) that take connections with queued frames from a FIFO and write each
+// one's whole queue with a single non-blocking writev. A broadcast to a
+// thousand members thus readies no goroutine per member: no goroutine is
+// created per wake, no write deadline (a runtime timer) is set per batch,
+// and the run queue stays short, so the readers and the store commits that
+// feed the next broadcast are not queued behind a thousand writers (Go's
+// run queue is FIFO). A writev that would block does not block the pool: it
+// writes what the socket takes and hands the rest to the slow path.
+//
+// The slow path is the connection's own writePump goroutine, which writes
+// with deadlines. A connection takes it when its socket is full (a slow
+// reader; its queue then fills and it is closed with 4008, without delaying
+// anyone else), when it has a control frame to send (ping, pong, close: those
+// go through gorilla's blocking WriteControl), or when its socket offers no
+// raw descriptor (see newRawConn). writePump exits once the queue is empty,
+// and the next frame goes through the pool again.
+//
+// Either way exactly one writer owns the socket at a time (client.writing).
+
+// poolChunk is how many connections a pool goroutine takes from the FIFO at
+// once; it yields the processor between chunks.
+const poolChunk = 64
+
+// schedule queues c for the write pool, starting a pool goroutine if fewer
+// than GOMAXPROCS run. c.mu must be held and c.writing set by the caller
+// (Hub.wmu is taken after client.mu). As in kickLocked, the caller holds or
+// is guaranteed a count in Hub.pumps, so pumps.Add cannot race with Wait.
+func (h *Hub) schedule(c *client) {
+	h.wmu.Lock()
+	h.wq = append(h.wq, c)
+	start := h.workers < runtime.GOMAXPROCS(0)
+	if start {
+		h.workers++
+		h.pumps.Add(1)
+	}
+	h.wmu.Unlock()
+	if start {
+		go h.writeLoop()
+	}
+}
+
+// writeLoop is a pool goroutine: it flushes queued connections until the
+// FIFO is empty, then exits (an idle hub has no pool goroutines).
+func (h *Hub) writeLoop() {
+	defer h.pumps.Done()
+	var w rawWriter
+	var chunk [poolChunk]*client
+	for {
+		h.wmu.Lock()
+		n := copy(chunk[:], h.wq[h.whead:])
+		clear(h.wq[h.whead : h.whead+n])
+		h.whead += n
+		if h.whead == len(h.wq) {
+			h.wq, h.whead = h.wq[:0], 0
+		}
+		if n == 0 {
+			h.workers--
+			h.wmu.Unlock()
+			return
+		}
+		h.wmu.Unlock()
+		for _, c := range chunk[:n] {
+			c.flush(&w)
+		}
+		clear(chunk[:n])
+		// Let readers, handlers and the commit path run between chunks
+		// instead of after the whole broadcast.
+		runtime.Gosched()
+	}
+}
+
+// flush is the fast path for c, on a pool goroutine: one non-blocking writev
+// of c's queue. c.writing is set, so no other writer runs.
+func (c *client) flush(w *rawWriter) {
+	c.mu.Lock()
+	if c.closeCode != 0 || c.ping || c.pong || c.raw == nil {
+		c.mu.Unlock()
+		c.startPump(nil)
+		return
+	}
+	batch := c.out
+	c.out = nil
+	if len(batch) == 0 {
+		c.writing = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+
+	n, err := w.write(c.raw, batch)
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.close(closeNoFrame, "")
+		_ = c.conn.Close() // wakes the reader, which unregisters
+		return
+	}
+	// Skip what was written; a frame may have gone out in part.
+	rest := batch
+	for len(rest) > 0 && n >= len(rest[0]) {
+		n -= len(rest[0])
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		rest[0] = rest[0][n:] // reslices our queue entry; the shared frame is untouched
+	}
+	written := len(batch) - len(rest)
+	clear(batch[:written]) // let the frames be collected
+
+	c.mu.Lock()
+	c.queued -= written
+	if len(rest) > 0 {
+		// The socket is full (or the batch exceeded one writev): the rest,
+		// which may start mid-frame, goes out first on the slow path.
+		c.mu.Unlock()
+		c.startPump(rest)
+		return
+	}
+	if c.spare == nil && cap(batch) <= maxSpare {
+		c.spare = batch[:0]
+	}
+	if len(c.out) > 0 || c.closeCode != 0 || c.ping || c.pong {
+		c.hub.schedule(c) // more arrived meanwhile: back of the FIFO, so it batches
+	} else {
+		c.writing = false
+	}
+	c.mu.Unlock()
+}
+
+// startPump moves c to the slow path. c.writing is set and the caller (a
+// pool goroutine) holds a count in Hub.pumps, so the Add is safe.
+func (c *client) startPump(rest []frame) {
+	c.hub.pumps.Add(1)
+	go c.writePump(rest)
+}
+
+// writePump writes rest (the unwritten end of a pool batch, possibly
+// starting mid-frame), then takes the whole queue at a time and writes it,
+// until there is nothing left to do (it then exits; the next enqueue goes to
+// the pool) or a close is requested (it then closes the socket and stays
+// marked as writing, so no writer starts again).
+func (c *client) writePump(rest []frame) {
+	defer c.hub.pumps.Done()
+	timeout := c.hub.cfg.WriteTimeout
+	if len(rest) > 0 {
+		if err := c.writeBatch(rest, false, false, "", timeout); err != nil {
+			c.close(closeNoFrame, "")
+			_ = c.conn.Close()
+			return
+		}
+	}
+	for {
+		c.mu.Lock()
+		batch := c.out
+		c.out = nil
+		code, text := c.closeCode, c.closeText
+		ping, pong, pongData := c.ping, c.pong, c.pongData
+		c.ping, c.pong = false, false
+		if len(batch) == 0 && code == 0 && !ping && !pong {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		if code != 0 && code != CloseGoingAway {
+			c.finish(code, text) // queued frames are moot: drop them
+			return
+		}
+		if err := c.writeBatch(batch, ping, pong, pongData, timeout); err != nil {
+			c.close(closeNoFrame, "")
+			_ = c.conn.Close() // wakes the reader, which unregisters
+			return
+		}
+		if code == CloseGoingAway {
+			c.finish(code, text) // the queue, complete at close time, is written
+			return
+		}
+	}
+}
+
+// writeBatch writes control frames and then the batch, each with a
+// deadline, and recycles the batch's array. It clears the deadline
+// afterwards: the pool's writes would fail on an expired one.
+func (c *client) writeBatch(batch []frame, ping, pong bool, pongData string, timeout time.Duration) error {
+	nc := c.conn.NetConn()
+	defer nc.SetWriteDeadline(time.Time{})
+	if pong {
+		if err := c.conn.WriteControl(websocket.PongMessage, []byte(pongData), time.Now().Add(timeout)); err != nil {
+			return err
+		}
+	}
+	if ping {
+		if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(timeout)); err != nil {
+			return err
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	// The frames are complete WebSocket frames (but for the first, which
+	// may be the end of one the pool began), so the whole batch goes out in
+	// one writev. gorilla's own writes (control frames) are whole Write
+	// calls too, and the socket serialises Write calls, so frames never
+	// interleave.
+	_ = nc.SetWriteDeadline(time.Now().Add(timeout))
+	bufs := net.Buffers(batch) // WriteTo consumes bufs, not batch
+	if _, err := bufs.WriteTo(nc); err != nil {
+		return err
+	}
+	clear(batch) // let the frames be collected
+	c.mu.Lock()
+	c.queued -= len(batch)
+	if c.spare == nil && cap(batch) <= maxSpare {
+		c.spare = batch[:0]
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// finish sends the close frame (unless there is none to send), waits for
+// the reader to see the peer's reply, bounded by closeGrace, and closes the
+// socket.
+func (c *client) finish(code int, text string) {
+	defer c.conn.Close()
+	if code == closeNoFrame {
+		return
+	}
+	if code != closeAlreadySent {
+		msg := websocket.FormatCloseMessage(code, text)
+		if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+			return
+		}
+	}
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-c.readerDone:
+	case <-t.C:
+	}
+}
