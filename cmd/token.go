@@ -18,7 +18,7 @@ import (
 func (a *app) newTokenCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "token",
-		Short: "Issue and inspect access tokens",
+		Short: "Issue, inspect and revoke access tokens and sessions",
 		Example: `  TOKEN=$(chatctl token issue alice)
   chatctl token inspect "$TOKEN"`,
 	}
