@@ -10,10 +10,6 @@ import (
 	"github.com/chatctl/chatctl/store"
 )
 
-// sessionPrefix marks session ids, so `token revoke ID` can tell them from
-// access-token jtis.
-const sessionPrefix = "ses_"
-
 // TokenPair is what a login or a refresh returns (RFC 6749 §5.1).
 type TokenPair struct {
 	IssuedToken
@@ -32,8 +28,7 @@ func (s *Service) Login(ctx context.Context, name, password, clientAddr string) 
 	if err != nil {
 		return TokenPair{}, err
 	}
-	refresh := auth.RandomID(32) // 256 bits
-	sess, err := s.db.CreateSession(u.Name, sessionPrefix+auth.RandomID(12), refresh, clientAddr, s.cfg.Token.RefreshTTL)
+	sess, refresh, err := s.db.CreateSession(u.Name, clientAddr, s.cfg.Token.RefreshTTL)
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -48,8 +43,7 @@ func (s *Service) Login(ctx context.Context, name, password, clientAddr string) 
 // revokes its session (store.ErrRefreshReused); unknown, expired or
 // revoked ones give store.ErrRefreshInvalid, as does a disabled user.
 func (s *Service) Refresh(_ context.Context, refresh, clientAddr string) (TokenPair, error) {
-	next := auth.RandomID(32)
-	sess, err := s.db.Refresh(refresh, next, clientAddr, s.cfg.Token.RefreshTTL)
+	sess, next, err := s.db.Refresh(refresh, clientAddr, s.cfg.Token.RefreshTTL)
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -95,7 +89,7 @@ func (s *Service) Revoke(_ context.Context, req RevokeRequest) (RevokeResult, er
 		return RevokeResult{Kind: "user", Username: u.Username}, nil
 	case req.User != "" || req.All:
 		return RevokeRequest{}.invalid()
-	case strings.HasPrefix(req.ID, sessionPrefix):
+	case strings.HasPrefix(req.ID, store.SessionPrefix):
 		sess, err := s.db.RevokeSession(req.ID)
 		if err != nil {
 			return RevokeResult{}, err

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -92,20 +93,7 @@ func retryAfter(d time.Duration) string {
 	if s < 1 {
 		s = 1
 	}
-	return itoa(s)
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for ; n > 0; n /= 10 {
-		i--
-		b[i] = byte('0' + n%10)
-	}
-	return string(b[i:])
+	return strconv.Itoa(s)
 }
 
 // clientAddr works out the address of the client: the peer, or when the

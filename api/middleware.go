@@ -61,6 +61,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		d := time.Since(start)
 		s.metrics.observe(route, sw.status, d)
+		if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+			return // the log line would be dropped: skip building it
+		}
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),

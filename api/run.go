@@ -24,7 +24,8 @@ const (
 	readTimeout       = 30 * time.Second
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
-	// pruneEvery is how often history.max_age is enforced.
+	// pruneEvery is how often expired sessions and, with history.max_age,
+	// old messages are deleted.
 	pruneEvery = time.Minute
 )
 
@@ -169,21 +170,26 @@ func listenSocket(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// startPruning deletes messages older than maxAge every pruneEvery. It
-// returns a function that stops it.
+// startPruning deletes expired sessions, and messages older than maxAge
+// when that is set, every pruneEvery. It returns a function that stops it.
 func startPruning(db *store.DB, maxAge time.Duration, log *slog.Logger) func() {
-	if maxAge <= 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(pruneEvery)
 		defer t.Stop()
 		for {
-			if n, err := db.PruneMessages(maxAge); err != nil {
-				log.Error("prune history", "err", err)
+			if n, err := db.PruneSessions(); err != nil {
+				log.Error("prune sessions", "err", err)
 			} else if n > 0 {
-				log.Info("pruned history", "messages", n)
+				log.Info("pruned expired sessions", "sessions", n)
+			}
+			if maxAge > 0 {
+				if n, err := db.PruneMessages(maxAge); err != nil {
+					log.Error("prune history", "err", err)
+				} else if n > 0 {
+					log.Info("pruned history", "messages", n)
+				}
 			}
 			select {
 			case <-done:
@@ -192,5 +198,6 @@ func startPruning(db *store.DB, maxAge time.Duration, log *slog.Logger) func() {
 			}
 		}
 	}()
-	return func() { close(done) }
+	// Stopping waits for a prune in progress, so the store closes after it.
+	return func() { close(done); <-exited }
 }

@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,11 +21,14 @@ import (
 // Buckets:
 //
 //	sessions  user "\x00" session id -> Session
-//	refresh   sha256(refresh token) -> refreshRecord
+//	refresh   session id "\x00" sha256(refresh token) -> refreshRecord
 //	denied    jti -> expiry (RFC 3339), access tokens revoked one by one
 //
-// Refresh tokens are stored only as hashes: a copy of the file does not
-// let anyone sign in.
+// A refresh token is "<session id>.<256 random bits>": the id finds its
+// family's records by prefix, so ending a session touches only its own
+// tokens. Tokens are stored only as hashes: a copy of the file does not
+// let anyone sign in. Expired sessions and their tokens are removed by
+// PruneSessions.
 
 var (
 	bucketSessions = []byte("sessions")
@@ -57,40 +62,71 @@ type refreshRecord struct {
 	Spent     bool      `json:"spent"`
 }
 
-func hashToken(token string) []byte {
+// SessionPrefix starts every session id, so a session can be told from an
+// access token's jti.
+const SessionPrefix = "ses_"
+
+// refreshKey is where token's record lives: its session id, then its hash.
+// A token without a session id has no key.
+func refreshKey(token string) ([]byte, bool) {
+	id, _, ok := strings.Cut(token, ".")
+	if !ok || !strings.HasPrefix(id, SessionPrefix) {
+		return nil, false
+	}
 	sum := sha256.Sum256([]byte(token))
-	return sum[:]
+	return append([]byte(id+"\x00"), sum[:]...), true
+}
+
+// newRefreshToken returns a fresh token of session id.
+func newRefreshToken(id string) string { return id + "." + randomString(32) }
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error()) // never fails on supported systems
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func sessionKey(user, id string) []byte { return []byte(strings.ToLower(user) + "\x00" + id) }
 
-// CreateSession starts a session for user whose first refresh token is
-// token, valid for ttl.
-func (db *DB) CreateSession(user, id, token, clientAddr string, ttl time.Duration) (Session, error) {
+// CreateSession starts a session for user, valid for ttl, and returns it
+// with its first refresh token.
+func (db *DB) CreateSession(user, clientAddr string, ttl time.Duration) (Session, string, error) {
 	now := db.now().UTC()
-	s := Session{ID: id, User: strings.ToLower(user), CreatedAt: now, LastUsed: now, ClientAddr: clientAddr, ExpiresAt: now.Add(ttl)}
+	s := Session{ID: SessionPrefix + randomString(12), User: strings.ToLower(user), CreatedAt: now, LastUsed: now, ClientAddr: clientAddr, ExpiresAt: now.Add(ttl)}
+	token := newRefreshToken(s.ID)
+	key, _ := refreshKey(token)
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		if err := getUser(tx, user, &User{}); err != nil {
 			return err
 		}
-		if err := putJSON(tx.Bucket(bucketSessions), sessionKey(user, id), s); err != nil {
+		if err := putJSON(tx.Bucket(bucketSessions), sessionKey(user, s.ID), s); err != nil {
 			return err
 		}
-		return putJSON(tx.Bucket(bucketRefresh), hashToken(token), refreshRecord{Session: id, User: s.User, ExpiresAt: s.ExpiresAt})
+		return putJSON(tx.Bucket(bucketRefresh), key, refreshRecord{Session: s.ID, User: s.User, ExpiresAt: s.ExpiresAt})
 	})
-	return s, err
+	if err != nil {
+		return Session{}, "", err
+	}
+	return s, token, nil
 }
 
-// Refresh spends the refresh token old and makes next the session's
-// current token, valid for ttl from now. A spent token revokes the session
-// and returns ErrRefreshReused; an unknown or expired one returns
+// Refresh spends the refresh token old and returns the session's next
+// token, valid for ttl from now. A spent token revokes the session and
+// returns ErrRefreshReused; an unknown or expired one returns
 // ErrRefreshInvalid.
-func (db *DB) Refresh(old, next, clientAddr string, ttl time.Duration) (Session, error) {
+func (db *DB) Refresh(old, clientAddr string, ttl time.Duration) (Session, string, error) {
+	oldKey, ok := refreshKey(old)
+	if !ok {
+		return Session{}, "", ErrRefreshInvalid
+	}
 	var s Session
+	var next string
 	reused := false
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRefresh)
-		data := rb.Get(hashToken(old))
+		data := rb.Get(oldKey)
 		if data == nil {
 			return ErrRefreshInvalid
 		}
@@ -113,21 +149,28 @@ func (db *DB) Refresh(old, next, clientAddr string, ttl time.Duration) (Session,
 		if err := json.Unmarshal(sd, &s); err != nil {
 			return err
 		}
+		// The spent record stays (until the session ends) so that a replay
+		// of it is recognised as reuse.
 		rec.Spent = true
-		if err := putJSON(rb, hashToken(old), rec); err != nil {
+		if err := putJSON(rb, oldKey, rec); err != nil {
 			return err
 		}
 		s.LastUsed, s.ClientAddr, s.ExpiresAt = now, clientAddr, now.Add(ttl)
 		if err := putJSON(tx.Bucket(bucketSessions), sessionKey(s.User, s.ID), s); err != nil {
 			return err
 		}
-		return putJSON(rb, hashToken(next), refreshRecord{Session: s.ID, User: s.User, ExpiresAt: s.ExpiresAt})
+		next = newRefreshToken(s.ID)
+		nextKey, _ := refreshKey(next)
+		return putJSON(rb, nextKey, refreshRecord{Session: s.ID, User: s.User, ExpiresAt: s.ExpiresAt})
 	})
-	if err == nil && reused {
+	switch {
+	case err == nil && reused:
 		// The revocation above committed; report the reuse.
-		err = ErrRefreshReused
+		return Session{}, "", ErrRefreshReused
+	case err != nil:
+		return Session{}, "", err
 	}
-	return s, err
+	return s, next, nil
 }
 
 // Sessions returns the live sessions of user, oldest first.
@@ -185,24 +228,65 @@ func deleteSession(tx *bolt.Tx, user, id string) error {
 	if err := tx.Bucket(bucketSessions).Delete(sessionKey(user, id)); err != nil {
 		return err
 	}
-	rb := tx.Bucket(bucketRefresh)
-	var stale [][]byte
-	err := rb.ForEach(func(k, v []byte) error {
-		var rec refreshRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return err
-		}
-		if rec.Session == id {
-			stale = append(stale, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	for _, k := range stale {
-		if err := rb.Delete(k); err != nil {
+	return deletePrefix(tx.Bucket(bucketRefresh), []byte(id+"\x00"))
+}
+
+// deletePrefix deletes every key of b that starts with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
 			return err
 		}
 	}
-	return err
+	return nil
+}
+
+// PruneSessions removes sessions that have expired, with their refresh
+// tokens, and deny-list entries of access tokens that have expired; it
+// returns how many sessions went. Without it, spent tokens kept for reuse
+// detection would pile up.
+func (db *DB) PruneSessions() (int, error) {
+	now := db.now()
+	n := 0
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		var stale []Session
+		err := tx.Bucket(bucketSessions).ForEach(func(_, v []byte) error {
+			var s Session
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			if !now.Before(s.ExpiresAt) {
+				stale = append(stale, s)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, s := range stale {
+			if err := deleteSession(tx, s.User, s.ID); err != nil {
+				return err
+			}
+		}
+		n = len(stale)
+		denied := tx.Bucket(bucketDenied)
+		var expired [][]byte
+		denied.ForEach(func(k, v []byte) error {
+			if exp, err := time.Parse(time.RFC3339, string(v)); err != nil || now.After(exp) {
+				expired = append(expired, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range expired {
+			if err := denied.Delete(k); err != nil {
+				return err
+			}
+			db.denied.Delete(string(k))
+		}
+		return nil
+	})
+	return n, err
 }
 
 // deleteUserSessions removes every session of user; it runs inside the
@@ -241,27 +325,18 @@ func (db *DB) Denied(jti string) bool {
 	return ok
 }
 
-// loadDenied reads the deny list into memory once, dropping entries of
-// tokens that have expired.
+// loadDenied reads the deny list into memory once; entries of tokens that
+// have expired are skipped (PruneSessions deletes them).
 func (db *DB) loadDenied() {
 	db.deniedOnce.Do(func() {
 		now := db.now()
-		db.bolt.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketDenied)
-			var stale [][]byte
-			b.ForEach(func(k, v []byte) error {
-				exp, err := time.Parse(time.RFC3339, string(v))
-				if err != nil || now.After(exp) {
-					stale = append(stale, append([]byte(nil), k...))
-					return nil
+		db.bolt.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketDenied).ForEach(func(k, v []byte) error {
+				if exp, err := time.Parse(time.RFC3339, string(v)); err == nil && !now.After(exp) {
+					db.denied.Store(string(k), exp)
 				}
-				db.denied.Store(string(k), exp)
 				return nil
 			})
-			for _, k := range stale {
-				b.Delete(k)
-			}
-			return nil
 		})
 	})
 }
