@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Chat messages live in one nested bucket per room:
@@ -81,7 +82,7 @@ func (db *DB) AppendMessage(ctx context.Context, room, from, text string, ts tim
 	db.appendMu.RLock()
 	if db.appendClosed {
 		db.appendMu.RUnlock()
-		return Message{}, fmt.Errorf("append message: %w", bolt.ErrDatabaseNotOpen)
+		return Message{}, fmt.Errorf("append message: %w", berrors.ErrDatabaseNotOpen)
 	}
 	select {
 	case db.appends <- req:
@@ -310,7 +311,7 @@ func (db *DB) Rooms() ([]Room, error) {
 func (db *DB) DeleteRoom(name string) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketRooms).DeleteBucket([]byte(name))
-		if errors.Is(err, bolt.ErrBucketNotFound) {
+		if errors.Is(err, berrors.ErrBucketNotFound) {
 			return fmt.Errorf("room %s: %w", name, ErrNotFound)
 		}
 		return err
