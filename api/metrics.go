@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chatctl/chatctl/store"
 )
 
 // metrics are the server's Prometheus series. Each server has its own
@@ -38,7 +40,7 @@ type requestSeries struct {
 	latency prometheus.Observer
 }
 
-func newMetrics() *metrics {
+func newMetrics(db *store.DB) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -67,7 +69,11 @@ func newMetrics() *metrics {
 			Help: "Chat messages committed.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.logins, m.tokens, m.wsConns, m.messages,
+	commits := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chatctl_message_commits_total",
+		Help: "Store transactions that committed chat messages (group commits; see chatctl_messages_total).",
+	}, func() float64 { return float64(db.MessageCommits()) })
+	m.reg.MustRegister(m.requests, m.latency, m.logins, m.tokens, m.wsConns, m.messages, commits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create the series dashboards expect, so they read 0, not absent.
 	for _, r := range []string{"ok", "failed", "limited"} {

@@ -55,6 +55,7 @@ func TestMetrics(t *testing.T) {
 	for _, k := range []string{
 		`chatctl_logins_total{result="ok"}`, `chatctl_logins_total{result="failed"}`, `chatctl_logins_total{result="limited"}`,
 		`chatctl_tokens_total{event="issued",reason=""}`, `chatctl_tokens_total{event="refreshed",reason=""}`,
+		`chatctl_message_commits_total`,
 	} {
 		if v, ok := before[k]; !ok || v != 0 {
 			t.Errorf("%s = %v (present %v), want a 0 series from the start", k, v, ok)
@@ -73,6 +74,9 @@ func TestMetrics(t *testing.T) {
 	expired["iat"], expired["exp"] = f.now.Add(-time.Hour).Unix(), f.now.Add(-time.Minute).Unix()
 	e.call(http.MethodGet, "/users/me", f.hs256(expired), nil) // expired
 	e.call(http.MethodGet, "/users/me", p.AccessToken, nil)
+	if _, err := e.svc.DB().AppendMessage(bg, "general", "alice", "hi", time.Now()); err != nil {
+		t.Fatal(err)
+	}
 
 	after := e.scrape(t)
 	for _, tc := range []struct {
@@ -94,6 +98,7 @@ func TestMetrics(t *testing.T) {
 		{`chatctl_http_requests_total{code="401",route="GET /users/me"}`, 4},
 		{`chatctl_http_requests_total{code="200",route="GET /users/me"}`, 1},
 		{`chatctl_http_requests_total{code="200",route="GET /metrics"}`, 1},
+		{`chatctl_message_commits_total`, 1},
 	} {
 		if got := after[tc.series] - before[tc.series]; got != tc.delta {
 			t.Errorf("%s grew by %v, want %v", tc.series, got, tc.delta)

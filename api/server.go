@@ -52,7 +52,7 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	}
 	s := &Server{
 		cfg: cfg, svc: svc, tokens: svc.Tokens(), log: log, now: opts.Now,
-		metrics:   newMetrics(),
+		metrics:   newMetrics(svc.DB()),
 		proxies:   parsePrefixes(cfg.TrustedProxies),
 		hashes:    newHashPool(hashWorkers(), 64*hashWorkers(), opts.AdaptiveProcs),
 		ipFails:   newFailureLimiter(cfg.Login.IPBurst, cfg.Login.IPPerMinute, opts.Now),

@@ -67,6 +67,7 @@ type DB struct {
 	appendClosed  bool
 	appends       chan *appendReq
 	committerDone chan struct{}
+	commits       atomic.Uint64 // message commits (transactions) so far
 
 	deniedOnce sync.Once
 	denied     sync.Map // jti -> expiry of revoked access tokens

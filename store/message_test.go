@@ -129,6 +129,45 @@ func TestAppendConcurrent(t *testing.T) {
 	}
 }
 
+// Ensure commits are paced under load: a sender that appends again at once
+// waits for the commit interval, and a crowd shares a few commits.
+func TestAppendPacing(t *testing.T) {
+	db := mustOpen(t, newClock())
+	ctx := context.Background()
+	start := time.Now()
+	const n = 4
+	for i := range n {
+		if _, err := db.AppendMessage(ctx, "r", "u", fmt.Sprint(i), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < (n-1)*commitInterval {
+		t.Errorf("%d back-to-back appends took %v, less than %d commit intervals", n, d, n-1)
+	}
+	if got := db.MessageCommits(); got != n {
+		t.Errorf("%d sequential appends made %d commits", n, got)
+	}
+
+	const crowd = 600 // more than two full groups
+	before := db.MessageCommits()
+	var wg sync.WaitGroup
+	for i := range crowd {
+		wg.Go(func() {
+			if _, err := db.AppendMessage(ctx, "crowd", "u", fmt.Sprint(i), time.Now()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	// A lone first commit, then groups of up to fullGroup each interval.
+	if got := db.MessageCommits() - before; got > 8 {
+		t.Errorf("%d concurrent appends made %d commits, want a handful", crowd, got)
+	}
+	if rooms, _ := db.Rooms(); len(rooms) != 2 || rooms[0].LastID != crowd {
+		t.Errorf("rooms after the crowd: %+v", rooms)
+	}
+}
+
 // BenchmarkAppendParallel measures durable appends (fsync on) from many
 // senders across rooms: the group commit path.
 func BenchmarkAppendParallel(b *testing.B) {
