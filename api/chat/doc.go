@@ -11,7 +11,7 @@
 // (each frame is handled, in order, on a short-lived goroutine it waits for,
 // which keeps the long-lived stack small). Writes are done by the hub's
 // write pool, a few goroutines shared by all connections that write each
-// connection's queue with one non-blocking writev, or, when a socket is full
+// connection's queue with one non-blocking write, or, when a socket is full
 // or a control frame is due, by the connection's own writer goroutine,
 // which runs only while it has something to write (see writer.go). Every
 // write goes through one of the two, never both at once. Hub.Run pings connections and enforces token expiry from a
@@ -41,7 +41,7 @@
 // never delays the others; a member whose queue
 // holds Config.Queue frames is closed with 4008. A broadcast is encoded once,
 // as a complete WebSocket frame shared by every recipient, and a writer
-// sends its whole queue with one writev.
+// sends its whole queue with one write.
 //
 // A send blocks its connection's reader until the store commits, so each
 // connection's messages keep their order, while different connections
@@ -66,7 +66,7 @@
 // # Caveats
 //
 // The writers send data frames they framed themselves straight to the
-// socket (one writev per batch) and control frames through gorilla. gorilla itself
+// socket (one write per batch) and control frames through gorilla. gorilla itself
 // writes the 1009 close frame, and protocol-error close frames, from the
 // reader goroutine; each frame is a single Write call and the socket
 // serialises Write calls, so frames never interleave, but a data frame may

@@ -144,7 +144,7 @@ func encode(v any) []byte {
 // read-only, by every recipient's queue: encoding happens once per message,
 // not once per member (the job websocket.PreparedMessage does, without its
 // per-message scratch connection), and a queue of frames can be written with
-// a single writev.
+// a single write.
 type frame = []byte
 
 // textFrame frames payload as an unmasked, final text frame (RFC 6455 §5.2:

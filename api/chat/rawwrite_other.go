@@ -8,7 +8,7 @@ import (
 	"syscall"
 )
 
-// newRawConn returns nil: the pool's non-blocking writev is Linux-only, so
+// newRawConn returns nil: the pool's non-blocking write is Linux-only, so
 // elsewhere every connection uses the slow path (its own writer goroutine).
 func newRawConn(net.Conn) syscall.RawConn { return nil }
 

@@ -14,12 +14,12 @@ import (
 //
 // The fast path is the hub's write pool: a few goroutines (at most one per
 // P) that take connections with queued frames from a FIFO and write each
-// one's whole queue with a single non-blocking writev. A broadcast to a
+// one's whole queue with a single non-blocking write. A broadcast to a
 // thousand members thus readies no goroutine per member: no goroutine is
 // created per wake, no write deadline (a runtime timer) is set per batch,
 // and the run queue stays short, so the readers and the store commits that
 // feed the next broadcast are not queued behind a thousand writers (Go's
-// run queue is FIFO). A writev that would block does not block the pool: it
+// run queue is FIFO). A write that would block does not block the pool: it
 // writes what the socket takes and hands the rest to the slow path.
 //
 // The slow path is the connection's own writePump goroutine, which writes
@@ -84,7 +84,7 @@ func (h *Hub) writeLoop() {
 	}
 }
 
-// flush is the fast path for c, on a pool goroutine: one non-blocking writev
+// flush is the fast path for c, on a pool goroutine: one non-blocking write
 // of c's queue. c.writing is set, so no other writer runs.
 func (c *client) flush(w *rawWriter) {
 	c.mu.Lock()
@@ -123,7 +123,7 @@ func (c *client) flush(w *rawWriter) {
 	c.mu.Lock()
 	c.queued -= written
 	if len(rest) > 0 {
-		// The socket is full (or the batch exceeded one writev): the rest,
+		// The socket is full (or the batch exceeded one write): the rest,
 		// which may start mid-frame, goes out first on the slow path.
 		c.mu.Unlock()
 		c.startPump(rest)
