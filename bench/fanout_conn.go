@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // maxFrame bounds what a bench client reads in one frame; the server's own
@@ -40,7 +37,7 @@ type session struct {
 type member struct {
 	idx     int
 	room    int
-	ws      *websocket.Conn
+	ws      *wsConn
 	lastID  int64   // last message id seen in the room (chatctl mode)
 	lastSeq []int64 // last seq seen per publisher (raw mode)
 }
@@ -49,7 +46,7 @@ type member struct {
 // share nothing but the atomics of the current round.
 type publisher struct {
 	idx   int
-	ws    *websocket.Conn
+	ws    *wsConn
 	rooms []int
 	seq   int64  // next sequence number, across rounds; sender only
 	buf   []byte // frame being built; sender only
@@ -165,39 +162,38 @@ func publisherRooms(i, n, rooms int) []int {
 // connect dials one connection and joins rooms (not in raw mode), storing
 // the highest message id the joined frames carried in lastID. On failure it
 // counts the cause and returns nil.
-func (s *session) connect(ctx context.Context, token string, rooms []int, lastID *int64) *websocket.Conn {
-	ws, cause := dialWS(ctx, s.o.Target, s.endpoint, token, nil, s.o.DialTimeout, nil, 0)
+func (s *session) connect(ctx context.Context, token string, rooms []int, lastID *int64) *wsConn {
+	ws, cause := dialConn(ctx, s.endpoint, wsHeader(s.o.Target, token, s.o.Raw), s.o.DialTimeout)
 	if ws == nil {
-		if cause != "canceled" {
+		if cause != "canceled" && ctx.Err() == nil {
 			s.fail(cause)
 		}
 		return nil
 	}
-	ws.SetReadLimit(maxFrame)
 	if s.o.Raw {
 		return ws
 	}
 	if cause := s.join(ws, rooms, lastID); cause != "" {
 		s.fail(cause)
-		ws.Close()
+		ws.Close("join failed")
 		return nil
 	}
 	return ws
 }
 
 // join sends a join per room and waits for every joined reply.
-func (s *session) join(ws *websocket.Conn, rooms []int, lastID *int64) string {
+func (s *session) join(ws *wsConn, rooms []int, lastID *int64) string {
 	for _, r := range rooms {
 		msg := `{"type":"join","room":"` + s.roomNames[r] + `"}`
-		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		if err := ws.WriteText([]byte(msg)); err != nil {
 			return "join_" + errKind(err)
 		}
 	}
-	ws.SetReadDeadline(time.Now().Add(defaultDuration(s.o.DialTimeout, DefaultDialTimeout)))
-	defer ws.SetReadDeadline(time.Time{})
+	ws.nc.SetReadDeadline(time.Now().Add(defaultDuration(s.o.DialTimeout, DefaultDialTimeout)))
+	defer ws.nc.SetReadDeadline(time.Time{})
 	var f frame
 	for pending := len(rooms); pending > 0; {
-		_, data, err := ws.ReadMessage()
+		_, data, err := ws.next()
 		if err != nil {
 			return "join_" + closeCause(err)
 		}
@@ -231,18 +227,15 @@ func (s *session) fail(cause string) {
 	s.mu.Unlock()
 }
 
-// receive is a member's hot loop: it reads frames into one reused buffer,
-// scans instead of unmarshalling, and accounts each of this run's messages
-// to the current round.
+// receive is a member's hot loop: it takes frames in place from the
+// connection's buffer, scans instead of unmarshalling, and accounts each of
+// this run's messages to the current round, as received when the read that
+// brought it returned.
 func (s *session) receive(m *member) {
 	defer s.readers.Done()
-	var buf []byte
 	var f frame
 	for {
-		_, rd, err := m.ws.NextReader()
-		if err == nil {
-			buf, err = readFrame(buf, rd)
-		}
+		_, buf, err := m.ws.next()
 		if err != nil {
 			if !s.closing.Load() {
 				st := s.cur.Load()
@@ -251,7 +244,7 @@ func (s *session) receive(m *member) {
 			return
 		}
 		s.frames.Add(1)
-		now := time.Now().UnixNano()
+		now := m.ws.at
 		st := s.cur.Load()
 		if s.o.Raw {
 			// The example joins queued messages with newlines in one frame.
@@ -304,13 +297,9 @@ func (s *session) deliver(m *member, st *roundStats, text []byte, id int64, hasI
 // everything else (publishers get the room's messages too).
 func (s *session) acks(p *publisher) {
 	defer s.readers.Done()
-	var buf []byte
 	var f frame
 	for {
-		_, rd, err := p.ws.NextReader()
-		if err == nil {
-			buf, err = readFrame(buf, rd)
-		}
+		_, buf, err := p.ws.next()
 		if err != nil {
 			if !s.closing.Load() {
 				st := s.cur.Load()
@@ -357,24 +346,6 @@ func appendRef(dst []byte, round int64, room int) []byte {
 	return strconv.AppendInt(dst, int64(room), 10)
 }
 
-// readFrame reads r to the end into buf (reused, grown as needed).
-func readFrame(buf []byte, r io.Reader) ([]byte, error) {
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-}
-
 // splitLines yields the newline-separated parts of b, skipping empty ones.
 func splitLines(b []byte) func(yield func([]byte) bool) {
 	return func(yield func([]byte) bool) {
@@ -394,10 +365,8 @@ func splitLines(b []byte) func(yield func([]byte) bool) {
 // close closes every connection and waits for the readers.
 func (s *session) close() {
 	s.closing.Store(true)
-	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bench done")
-	deadline := time.Now().Add(time.Second)
 	s.mu.Lock()
-	var conns []*websocket.Conn
+	var conns []*wsConn
 	for _, m := range s.members {
 		conns = append(conns, m.ws)
 	}
@@ -406,8 +375,7 @@ func (s *session) close() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.WriteControl(websocket.CloseMessage, msg, deadline)
-		c.Close()
+		c.Close("bench done")
 	}
 	s.readers.Wait()
 }

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // roundStats is what the readers and publishers of one round update.
@@ -108,8 +106,7 @@ func (s *session) publish(ctx context.Context, p *publisher, st *roundStats, per
 		pl := payload{round: st.round, pub: int64(p.idx), seq: p.seq, sent: time.Now().UnixNano()}
 		p.seq++
 		p.buf = s.appendSend(p.buf[:0], room, pl)
-		p.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if err := p.ws.WriteMessage(websocket.TextMessage, p.buf); err != nil {
+		if err := p.ws.WriteText(p.buf); err != nil {
 			st.count(&st.errors, "write_"+errKind(err))
 			return
 		}
