@@ -253,6 +253,10 @@ func (s *session) receive(m *member) {
 			}
 			continue
 		}
+		if id, text, ok := scanMessage(buf); ok {
+			s.deliver(m, st, text, id, true, now)
+			continue
+		}
 		if !scanFrame(buf, &f) || string(f.typ) != "message" {
 			continue // joined, presence, pong...
 		}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 )
@@ -75,6 +76,72 @@ func scanFrame(b []byte, f *frame) bool {
 		}
 		return i < len(b) && b[i] == '}'
 	}
+}
+
+// messagePrefix starts a message frame as chatctl encodes it.
+const messagePrefix = `{"type":"message","room":"`
+
+// scanMessage is the fast path for the frame a fanout member gets most: a
+// message frame in the exact layout chatctl writes (type, room, id, from,
+// text, ts, no spaces, nothing after). It returns the id and the raw text; ok is false for
+// anything else, which scanFrame then reads in full. Strings are skipped
+// with IndexByte, so a frame costs a few vector searches, not a walk.
+func scanMessage(b []byte) (id int64, text []byte, ok bool) {
+	if len(b) < len(messagePrefix) || string(b[:len(messagePrefix)]) != messagePrefix {
+		return 0, nil, false
+	}
+	i := len(messagePrefix) - 1
+	if i, ok = skipStringAt(b, i); !ok || !hasAt(b, i, `,"id":`) {
+		return 0, nil, false
+	}
+	i += len(`,"id":`)
+	j := i
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	if id, ok = parseInt(b[i:j]); !ok || !hasAt(b, j, `,"from":`) {
+		return 0, nil, false
+	}
+	if i, ok = skipStringAt(b, j+len(`,"from":`)); !ok || !hasAt(b, i, `,"text":`) {
+		return 0, nil, false
+	}
+	start := i + len(`,"text":`)
+	end, ok := skipStringAt(b, start)
+	if !ok || !hasAt(b, end, `,"ts":`) {
+		return 0, nil, false
+	}
+	if i, ok = skipStringAt(b, end+len(`,"ts":`)); !ok || i != len(b)-1 || b[i] != '}' {
+		return 0, nil, false
+	}
+	return id, b[start+1 : end-1], true
+}
+
+// skipStringAt takes b[i] == '"' and returns the index just past the
+// closing quote.
+func skipStringAt(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	for j := i + 1; ; {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return 0, false
+		}
+		j += k
+		esc := 0 // an odd run of backslashes escapes the quote
+		for e := j - 1; e > i && b[e] == '\\'; e-- {
+			esc++
+		}
+		if esc%2 == 0 {
+			return j + 1, true
+		}
+		j++
+	}
+}
+
+// hasAt reports whether b holds s at i.
+func hasAt(b []byte, i int, s string) bool {
+	return i <= len(b) && len(b)-i >= len(s) && string(b[i:i+len(s)]) == s
 }
 
 // skipSpace returns the index of the first non-space byte at or after i.

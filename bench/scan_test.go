@@ -94,3 +94,66 @@ func BenchmarkScanFrame(bm *testing.B) {
 func dumpFrame(f frame) string {
 	return fmt.Sprintf("{typ:%q room:%q text:%q ref:%q code:%q id:%d/%v}", f.typ, f.room, f.text, f.ref, f.code, f.id, f.hasID)
 }
+
+// Ensure the message fast path reads chatctl's layout, agrees with
+// scanFrame, and declines everything else.
+func TestScanMessage(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+		id   int64
+		text string
+	}{
+		{"Message", `{"type":"message","room":"r1","id":43,"from":"alice","text":"hi","ts":"2024-01-01T00:00:00Z"}`, true, 43, "hi"},
+		{"Escapes", `{"type":"message","room":"a\"b","id":1,"from":"c\\","text":"q\"\\\"","ts":"x"}`, true, 1, `q\"\\\"`},
+		{"EmptyText", `{"type":"message","room":"r","id":9,"from":"u","text":"","ts":"x"}`, true, 9, ""},
+		{"Reordered", `{"type":"message","id":43,"room":"r1","from":"alice","text":"hi","ts":"x"}`, false, 0, ""},
+		{"NoTS", `{"type":"message","room":"r1","id":43,"from":"alice","text":"hi"}`, false, 0, ""},
+		{"Unclosed", `{"type":"message","room":"r1","id":43,"from":"alice","text":"hi","ts":"x"`, false, 0, ""},
+		{"Trailing", `{"type":"message","room":"r1","id":43,"from":"alice","text":"hi","ts":"x"} `, false, 0, ""},
+		{"Spaces", `{"type": "message","room":"r1","id":43,"from":"alice","text":"hi"}`, false, 0, ""},
+		{"NotMessage", `{"type":"ack","room":"r1","id":43}`, false, 0, ""},
+		{"NoID", `{"type":"message","room":"r1","id":,"from":"a","text":"hi"}`, false, 0, ""},
+		{"Truncated", `{"type":"message","room":"r1","id":43,"from":"alice","text":"h`, false, 0, ""},
+		{"UnterminatedRoom", `{"type":"message","room":"r1`, false, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, text, ok := scanMessage([]byte(tt.in))
+			if ok != tt.ok || (ok && (id != tt.id || string(text) != tt.text)) {
+				t.Fatalf("scanMessage = %d %q %v, want %d %q %v", id, text, ok, tt.id, tt.text, tt.ok)
+			}
+			var f frame
+			if ok && (!scanFrame([]byte(tt.in), &f) || string(f.typ) != "message" || f.id != id || string(f.text) != string(text)) {
+				t.Fatalf("scanFrame disagrees: %s", dumpFrame(f))
+			}
+		})
+	}
+}
+
+// FuzzScanMessage holds the fast path to scanFrame: whatever it accepts,
+// scanFrame reads as the same message.
+func FuzzScanMessage(f *testing.F) {
+	f.Add(`{"type":"message","room":"r1","id":43,"from":"alice","text":"hi","ts":"x"}`)
+	f.Add(`{"type":"message","room":"a\"b","id":1,"from":"c\\","text":"q\"","ts":"x"}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		id, text, ok := scanMessage([]byte(in))
+		if !ok {
+			return
+		}
+		var fr frame
+		if !scanFrame([]byte(in), &fr) || string(fr.typ) != "message" || !fr.hasID || fr.id != id || string(fr.text) != string(text) {
+			t.Fatalf("scanMessage(%q) = %d %q, scanFrame = %s", in, id, text, dumpFrame(fr))
+		}
+	})
+}
+
+// BenchmarkScanMessage measures the fast path of the receive loop.
+func BenchmarkScanMessage(bm *testing.B) {
+	in := []byte(`{"type":"message","room":"bench-1","id":43,"from":"alice","text":"bench|0|1|2|1700000000123456789|","ts":"2024-01-01T00:00:00Z"}`)
+	for bm.Loop() {
+		_, text, _ := scanMessage(in)
+		parsePayload(text)
+	}
+}
