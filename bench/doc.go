@@ -28,6 +28,14 @@
 // per worker or a SharedHistogram for thousands of connections, never in a
 // slice of samples. Rates are counts over the measured window (Rate).
 //
+// The fanout connections speak WebSocket through their own small client
+// end (wsconn.go), not gorilla's Conn: one fanout run reads up to a million
+// frames a second on one core, and the load generator's cost per frame
+// decides what it can measure. Each read takes all the socket holds into a
+// 64 KiB buffer and the frames are handed out in place; message frames in
+// chatctl's layout are read by a fast path (scanMessage) and anything else
+// by scanFrame, a one-pass scan of the top-level fields.
+//
 // Users come through a Provisioner. StaticUsers serves the CLI's --token or
 // --user/--password flags; the CLI's admin-API provisioner creates as many
 // bench users as a run needs (at most MaxConnsPerUser connections each).

@@ -38,6 +38,7 @@ type FanoutOptions struct {
 	Rate            float64       // messages per second over all rooms (default 100)
 	Duration        time.Duration // publishing time of a round (default 10s)
 	Drain           time.Duration // grace for late deliveries after a round (default 2s)
+	Warmup          time.Duration // unmeasured publishing at the first rate before round 0; 0: none
 	MessageSize     int           // pad message texts to this many bytes (0: about 40)
 	SendLimit       float64       // server's sends/s per connection (default 20)
 	SendBurst       int           // server's send burst (default 40); informational
@@ -135,11 +136,16 @@ func RunFanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	if o.Step != nil {
 		maxP99 = o.Step.MaxP99
 	}
+	if o.Warmup > 0 {
+		// The first seconds of traffic meet cold caches, small socket
+		// buffers and a small heap on both sides; not part of any round.
+		s.round(ctx, 0, rates[0], 0, o.Warmup, "warm-up")
+	}
 	for i, rate := range rates {
 		if ctx.Err() != nil {
 			break
 		}
-		round := s.round(ctx, i, rate, maxP99)
+		round := s.round(ctx, i, rate, maxP99, o.Duration, fmt.Sprintf("round %d", i))
 		r.Rounds = append(r.Rounds, round)
 		if !round.Held {
 			break

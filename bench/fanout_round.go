@@ -49,23 +49,23 @@ func (s *session) totals(st *roundStats) (delivered, expected, acked uint64) {
 	return delivered, expected, acked
 }
 
-// round publishes at rate for the configured duration, waits for the
-// stragglers, and judges the round against maxP99 (0: no latency bound).
-func (s *session) round(ctx context.Context, i int, rate float64, maxP99 time.Duration) FanoutRound {
+// round publishes at rate for dur, waits for the stragglers, and judges
+// the round against maxP99 (0: no latency bound). name labels progress.
+func (s *session) round(ctx context.Context, i int, rate float64, maxP99, dur time.Duration, name string) FanoutRound {
 	st := newRoundStats(int64(i), s.o.Rooms)
 	s.cur.Store(st)
 	var tk ticker
 	stop := startProgress(s.o.Progress, s.o.ProgressInterval, func(el time.Duration) string {
 		d, _, _ := s.totals(st)
 		errs := st.refused.Load()
-		return fmt.Sprintf("%6v  round %d @ %.0f msg/s  sent %d  delivered %8.0f/s  p99 %s  errors %d",
-			el, i, rate, st.sent.Load(), tk.rate(d), fmtDur(st.hist.Snapshot().Percentile(99)), errs)
+		return fmt.Sprintf("%6v  %s @ %.0f msg/s  sent %d  delivered %8.0f/s  p99 %s  errors %d",
+			el, name, rate, st.sent.Load(), tk.rate(d), fmtDur(st.hist.Snapshot().Percentile(99)), errs)
 	})
 	defer stop()
 
 	perPub := rate / float64(len(s.pubs))
 	start := time.Now()
-	until := start.Add(s.o.Duration)
+	until := start.Add(dur)
 	var wg sync.WaitGroup
 	for k, p := range s.pubs {
 		// Stagger publishers over one interval so their sends interleave.

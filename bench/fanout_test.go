@@ -15,7 +15,7 @@ func TestRunFanout(t *testing.T) {
 	var progress, out bytes.Buffer
 	r, err := RunFanout(context.Background(), FanoutOptions{Target: Target{URL: s.URL}, Creds: s.creds(),
 		Members: 30, Rooms: 3, Rate: 90, Duration: 400 * time.Millisecond, Drain: 2 * time.Second,
-		ConnectRate: 5000, Progress: &progress, ProgressInterval: 100 * time.Millisecond})
+		Warmup: 300 * time.Millisecond, ConnectRate: 5000, Progress: &progress, ProgressInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,6 +23,11 @@ func TestRunFanout(t *testing.T) {
 		t.Fatalf("unexpected shape %+v", r)
 	}
 	rd := r.Rounds[0]
+	// 90/s for 0.4 s, one more per publisher at most: the warm-up's sends
+	// (0.3 s) are not in the round.
+	if rd.Sent > 36+6 || !strings.Contains(progress.String(), "warm-up") {
+		t.Fatalf("round sent %d (the warm-up's counted?); progress %q", rd.Sent, progress.String())
+	}
 	if !rd.Held || rd.Sent == 0 || rd.Acked != rd.Sent || rd.Expected != rd.Sent*10 || rd.Delivered != rd.Expected {
 		t.Fatalf("round did not deliver everything: %+v", rd)
 	}

@@ -299,6 +299,7 @@ gorilla/websocket chat example's protocol, to compare both in one run.`,
 	fl.Float64Var(&o.Rate, "rate", 100, "messages per second, all rooms together")
 	fl.DurationVarP(&o.Duration, "duration", "d", 10*time.Second, "publishing time per round")
 	fl.DurationVar(&o.Drain, "drain", 2*time.Second, "grace for late deliveries after a round")
+	fl.DurationVar(&o.Warmup, "warmup", 2*time.Second, "unmeasured publishing at --rate before the first round (0: none)")
 	fl.IntVar(&o.MessageSize, "size", 0, "pad message texts to this many bytes")
 	fl.Float64Var(&o.SendLimit, "send-limit", 20, "the server's ws.send_rate")
 	fl.IntVar(&o.MaxConnsPerUser, "max-conns-per-user", bench.DefaultMaxConnsPerUser, "the server's ws.max_conns_per_user")

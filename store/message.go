@@ -21,9 +21,9 @@ import (
 //	rooms/<room> "count"    number of messages kept (decimal)
 //	rooms/<room> "created"  creation time (RFC 3339)
 //
-// Appends go through bbolt's Batch, which commits concurrent appends (from
-// many connections and rooms) in one transaction and one fsync: group
-// commit.
+// Appends go through one committer goroutine (commitLoop), which commits
+// concurrent appends (from many connections and rooms) in one transaction
+// and one fsync: group commit.
 
 var (
 	bucketRooms = []byte("rooms")

@@ -56,11 +56,10 @@
 // in each room and increase by one; a failed AppendMessage uses no id (with
 // bbolt: NextSequence inside the same transaction as the Put, so a rollback
 // returns it). It must be safe to call concurrently, and should batch
-// concurrent calls (bbolt's DB.Batch) so that many rooms share an fsync;
-// Batch may run the function more than once, so the id to return is the one
-// from the run that committed. A send holds its connection's reader for the
-// commit (bbolt's MaxBatchDelay, 10ms by default, plus the fsync), which is
-// what bounds one connection's send rate, not the whole server's.
+// concurrent calls so that many rooms share an fsync (chatctl's store
+// commits what arrives together in one transaction, at most every 10 ms
+// under load). A send holds its connection's reader for the commit, which
+// is what bounds one connection's send rate, not the whole server's.
 // The reads must be cheap: join holds its room's lock while it reads.
 //
 // # Caveats
