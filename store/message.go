@@ -179,7 +179,9 @@ func (db *DB) commitLoop() {
 			}
 			return nil
 		})
-		db.commits.Add(1)
+		if err == nil {
+			db.commits.Add(1)
+		}
 		for _, r := range group {
 			r.done <- err
 		}
