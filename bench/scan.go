@@ -154,15 +154,11 @@ func skipSpace(b []byte, i int) int {
 
 // scanString takes b[i] == '"' and returns the bounds of the contents.
 func scanString(b []byte, i int) (start, end int, ok bool) {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++ // skip the escaped byte
-		case '"':
-			return i + 1, j, true
-		}
+	e, ok := skipStringAt(b, i)
+	if !ok {
+		return 0, 0, false
 	}
-	return 0, 0, false
+	return i + 1, e - 1, true
 }
 
 // skipValue returns the index just past the JSON value starting at b[i].

@@ -257,11 +257,9 @@ func (c *wsConn) fill() error {
 // closed echoes the server's close frame and returns it as an error.
 func (c *wsConn) closed(p []byte) error {
 	ce := &websocket.CloseError{Code: websocket.CloseNoStatusReceived}
+	var echo []byte // no status: an empty close frame
 	if len(p) >= 2 {
 		ce.Code, ce.Text = int(binary.BigEndian.Uint16(p)), string(p[2:])
-	}
-	echo := []byte(nil)
-	if len(p) >= 2 {
 		echo = p[:2]
 	}
 	_ = c.write(opClose, echo)
