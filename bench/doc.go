@@ -12,7 +12,7 @@
 //	RunLogin   POST /token (password grant) at C connections; 429s apart
 //	RunConns   open N WebSocket connections at a rate, hold them, and
 //	           report failures by cause and the server's RSS per connection
-//	RunFanout  M members in R rooms, publishers at a total rate; delivery
+//	RunFanout  M members in R rooms, P of them publishing at a total rate; delivery
 //	           rate, end-to-end latency, loss and order; Step searches for
 //	           the highest rate that holds; Raw speaks the gorilla example
 //
@@ -52,7 +52,9 @@
 //
 // Publishers keep to 80% of the server's per-connection send limit
 // (SendLimit, 20/s by default), so a rate needs rate/16 publishers; fanout
-// sizes them itself unless told. Every member join makes the server send a
+// sizes them itself unless told. Publishers are members of the room they
+// send to, as in any chat: a room of M members delivers each message M
+// times, whatever the rate, in both modes. Every member join makes the server send a
 // presence frame to the room, so setup of M members in one room costs
 // O(M²) frames; that is the server's real cost, not the bench's.
 //

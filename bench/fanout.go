@@ -34,7 +34,7 @@ type FanoutOptions struct {
 	MaxConnsPerUser int           // server's ws per-user cap (default 16)
 	Members         int           // receiving connections, spread evenly over the rooms (default 100)
 	Rooms           int           // default 1; always 1 when Raw
-	Publishers      int           // sending connections; 0 sizes them to the send limit
+	Publishers      int           // members that also send; 0 sizes them to the send limit
 	Rate            float64       // messages per second over all rooms (default 100)
 	Duration        time.Duration // publishing time of a round (default 10s)
 	Drain           time.Duration // grace for late deliveries after a round (default 2s)
@@ -101,8 +101,9 @@ type FanoutRound struct {
 	Reason          string            `json:"reason,omitempty"` // why it did not hold
 }
 
-// RunFanout connects Members receivers over Rooms and Publishers senders,
-// then publishes at Rate (or steps the rate, see StepOptions) and measures
+// RunFanout connects Members receivers over Rooms, Publishers of which also
+// send (a room's publishers are among its members, as in any chat), then
+// publishes at Rate (or steps the rate, see StepOptions) and measures
 // delivery: rate, end-to-end latency, loss and order. With Raw it speaks
 // the gorilla chat example's protocol instead of SPEC §6. Cancelling ctx
 // stops the run; the rounds so far are returned.
@@ -117,7 +118,7 @@ func RunFanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 		rates = o.Step.rates()
 	}
 	maxRate := rates[len(rates)-1]
-	if o.Publishers, err = publishersFor(maxRate, o.Rooms, o.SendLimit, o.Publishers, o.Raw); err != nil {
+	if o.Publishers, err = publishersFor(maxRate, o.Rooms, o.Members, o.SendLimit, o.Publishers, o.Raw); err != nil {
 		return nil, err
 	}
 	s := &session{o: o, endpoint: endpoint, setupFail: map[string]uint64{}}
@@ -203,30 +204,33 @@ func (st *StepOptions) rates() []float64 {
 	return out
 }
 
-// publishersFor returns how many publishers send rate messages/s in rooms
-// rooms without any connection passing sendHeadroom of the server's
-// per-connection limit. The count is a multiple or a divisor of rooms, so
-// that every room gets the same share. An explicit count is checked.
-func publishersFor(rate float64, rooms int, limit float64, explicit int, raw bool) (int, error) {
+// publishersFor returns how many of the members publish, so that rate
+// messages/s go out without any connection passing sendHeadroom of the
+// server's per-connection limit. Each publisher is a member of one room, so
+// the count is a multiple of rooms (every room gets the same share) and at
+// most members. An explicit count is checked.
+func publishersFor(rate float64, rooms, members int, limit float64, explicit int, raw bool) (int, error) {
 	if raw {
 		limit = 1000 // the example has no limit; a few senders are plenty
 	}
 	need := max(1, int(math.Ceil(rate/(limit*sendHeadroom))))
+	n := (need + rooms - 1) / rooms * rooms
 	if explicit > 0 {
-		if !raw && rate/float64(explicit) > limit {
+		switch {
+		case !raw && rate/float64(explicit) > limit:
 			return 0, fmt.Errorf("%d publishers cannot send %.0f msg/s under the server's limit of %.0f/s per connection: use at least %d",
 				explicit, rate, limit, need)
+		case explicit < rooms:
+			return 0, fmt.Errorf("%d publishers leave rooms without a sender: each publisher is a member of one room, so use at least --rooms (%d)",
+				explicit, rooms)
 		}
-		return explicit, nil
+		n = explicit
 	}
-	if need >= rooms {
-		return (need + rooms - 1) / rooms * rooms, nil
+	if n > members {
+		return 0, fmt.Errorf("%d publishers needed but only %d members: publishers are members of the rooms; raise --members (or the server's send limit, --send-limit)",
+			n, members)
 	}
-	for d := need; ; d++ {
-		if rooms%d == 0 {
-			return d, nil
-		}
-	}
+	return n, nil
 }
 
 // runID returns a short random id naming this run's rooms, so that rooms
@@ -242,7 +246,7 @@ var errNoConnections = errors.New("fanout: no connection could be set up")
 
 // WriteText prints the result as a report with one row per round.
 func (r *FanoutResult) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "Fanout (%s) at %s: %d members in %d rooms, %d publishers, setup %v%s\n", r.Mode, r.Target,
+	fmt.Fprintf(w, "Fanout (%s) at %s: %d members in %d rooms, %d of them publishing, setup %v%s\n", r.Mode, r.Target,
 		r.Members, r.Rooms, r.Publishers, r.Setup.Round(time.Millisecond), interrupted(r.Interrupted))
 	writeCounts(w, "setup fail", r.SetupFailures)
 	fmt.Fprintf(w, "  %5s %9s %9s %11s %9s %9s %9s %7s %6s %6s  %s\n",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,8 +33,9 @@ type session struct {
 	setupFail map[string]uint64
 }
 
-// member is one receiving connection, in exactly one room. Its fields are
-// touched only by its reader goroutine after setup.
+// member is one connection, in exactly one room; the first few also
+// publish (see publisher). Its fields are touched only by its reader
+// goroutine after setup.
 type member struct {
 	idx     int
 	room    int
@@ -42,14 +44,15 @@ type member struct {
 	lastSeq []int64 // last seq seen per publisher (raw mode)
 }
 
-// publisher is one sending connection. Its sender and reader goroutines
-// share nothing but the atomics of the current round.
+// publisher is the sending side of a member: it publishes to the member's
+// room on the member's connection. Its sender goroutine and the member's
+// reader share nothing but the atomics of the current round.
 type publisher struct {
-	idx   int
-	ws    *wsConn
-	rooms []int
-	seq   int64  // next sequence number, across rounds; sender only
-	buf   []byte // frame being built; sender only
+	idx  int
+	ws   *wsConn
+	room int
+	seq  int64  // next sequence number, across rounds; sender only
+	buf  []byte // frame being built; sender only
 }
 
 // setup dials and joins everything, members first so that no message is
@@ -60,7 +63,7 @@ func (s *session) setup(ctx context.Context) error {
 	for r := 0; r < o.Rooms; r++ {
 		s.roomNames = append(s.roomNames, fmt.Sprintf("bench-%s-%d", id, r))
 	}
-	toks := make([]connToken, o.Members+o.Publishers)
+	toks := make([]connToken, o.Members)
 	if !o.Raw {
 		var err error
 		if toks, err = connTokens(ctx, o.Creds, len(toks), o.MaxConnsPerUser); err != nil {
@@ -75,7 +78,7 @@ func (s *session) setup(ctx context.Context) error {
 	s.perRoom = make([]int, o.Rooms)
 	pace(ctx, o.Members, o.ConnectRate, 0, func(i int) {
 		m := &member{idx: i, room: i % o.Rooms}
-		if m.ws = s.connect(ctx, toks[i].Token, []int{m.room}, &m.lastID); m.ws == nil {
+		if m.ws = s.connect(ctx, toks[i].Token, m.room, &m.lastID); m.ws == nil {
 			return
 		}
 		s.mu.Lock()
@@ -83,21 +86,18 @@ func (s *session) setup(ctx context.Context) error {
 		s.perRoom[m.room]++
 		s.mu.Unlock()
 	})
-	pace(ctx, o.Publishers, o.ConnectRate, 0, func(i int) {
-		p := &publisher{idx: i, rooms: publisherRooms(i, o.Publishers, o.Rooms)}
-		var ignored int64
-		if p.ws = s.connect(ctx, toks[o.Members+i].Token, p.rooms, &ignored); p.ws == nil {
-			return
-		}
-		s.mu.Lock()
-		s.pubs = append(s.pubs, p)
-		s.mu.Unlock()
-	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if len(s.members) == 0 || len(s.pubs) == 0 {
-		return fmt.Errorf("%w: failures %v", errNoConnections, s.setupFail)
+	if len(s.members) < o.Publishers {
+		return fmt.Errorf("%w: %d of %d members connected, fewer than the %d publishers; failures %v",
+			errNoConnections, len(s.members), o.Members, o.Publishers, s.setupFail)
+	}
+	// The members with the lowest indexes publish: member i is in room
+	// i%Rooms, so when all connect, every room has Publishers/Rooms.
+	slices.SortFunc(s.members, func(a, b *member) int { return a.idx - b.idx })
+	for k, m := range s.members[:o.Publishers] {
+		s.pubs = append(s.pubs, &publisher{idx: k, ws: m.ws, room: m.room})
 	}
 	// Readers start only now: every pointer above is final.
 	s.cur.Store(newRoundStats(-1, o.Rooms))
@@ -108,10 +108,6 @@ func (s *session) setup(ctx context.Context) error {
 		}
 		s.readers.Add(1)
 		go s.receive(m)
-	}
-	for _, p := range s.pubs {
-		s.readers.Add(1)
-		go s.acks(p)
 	}
 	s.settle(ctx)
 	return nil
@@ -146,23 +142,10 @@ func (s *session) settle(ctx context.Context) {
 	}
 }
 
-// publisherRooms returns the rooms publisher i of n sends to: one room per
-// publisher when there are more publishers than rooms, else every n-th room.
-func publisherRooms(i, n, rooms int) []int {
-	if n >= rooms {
-		return []int{i % rooms}
-	}
-	var out []int
-	for r := i; r < rooms; r += n {
-		out = append(out, r)
-	}
-	return out
-}
-
-// connect dials one connection and joins rooms (not in raw mode), storing
-// the highest message id the joined frames carried in lastID. On failure it
+// connect dials one connection and joins room (not in raw mode), storing
+// the highest message id the joined frame carried in lastID. On failure it
 // counts the cause and returns nil.
-func (s *session) connect(ctx context.Context, token string, rooms []int, lastID *int64) *wsConn {
+func (s *session) connect(ctx context.Context, token string, room int, lastID *int64) *wsConn {
 	ws, cause := dialConn(ctx, s.endpoint, wsHeader(s.o.Target, token, s.o.Raw), s.o.DialTimeout)
 	if ws == nil {
 		if cause != "canceled" && ctx.Err() == nil {
@@ -173,7 +156,7 @@ func (s *session) connect(ctx context.Context, token string, rooms []int, lastID
 	if s.o.Raw {
 		return ws
 	}
-	if cause := s.join(ws, rooms, lastID); cause != "" {
+	if cause := s.join(ws, room, lastID); cause != "" {
 		s.fail(cause)
 		ws.Close("join failed")
 		return nil
@@ -181,18 +164,16 @@ func (s *session) connect(ctx context.Context, token string, rooms []int, lastID
 	return ws
 }
 
-// join sends a join per room and waits for every joined reply.
-func (s *session) join(ws *wsConn, rooms []int, lastID *int64) string {
-	for _, r := range rooms {
-		msg := `{"type":"join","room":"` + s.roomNames[r] + `"}`
-		if err := ws.WriteText([]byte(msg)); err != nil {
-			return "join_" + errKind(err)
-		}
+// join joins room and waits for the joined reply.
+func (s *session) join(ws *wsConn, room int, lastID *int64) string {
+	msg := `{"type":"join","room":"` + s.roomNames[room] + `"}`
+	if err := ws.WriteText([]byte(msg)); err != nil {
+		return "join_" + errKind(err)
 	}
 	ws.nc.SetReadDeadline(time.Now().Add(defaultDuration(s.o.DialTimeout, DefaultDialTimeout)))
 	defer ws.nc.SetReadDeadline(time.Time{})
 	var f frame
-	for pending := len(rooms); pending > 0; {
+	for pending := 1; pending > 0; {
 		_, data, err := ws.next()
 		if err != nil {
 			return "join_" + closeCause(err)
@@ -230,7 +211,7 @@ func (s *session) fail(cause string) {
 // receive is a member's hot loop: it takes frames in place from the
 // connection's buffer, scans instead of unmarshalling, and accounts each of
 // this run's messages to the current round, as received when the read that
-// brought it returned.
+// brought it returned. A publishing member's acks and errors come here too.
 func (s *session) receive(m *member) {
 	defer s.readers.Done()
 	var f frame
@@ -257,10 +238,22 @@ func (s *session) receive(m *member) {
 			s.deliver(m, st, text, id, true, now)
 			continue
 		}
-		if !scanFrame(buf, &f) || string(f.typ) != "message" {
-			continue // joined, presence, pong...
+		if !scanFrame(buf, &f) {
+			continue
 		}
-		s.deliver(m, st, f.text, f.id, f.hasID, now)
+		switch string(f.typ) {
+		case "message":
+			s.deliver(m, st, f.text, f.id, f.hasID, now)
+		case "ack":
+			if round, room, ok := parseRef(f.ref); ok && round == st.round && room < len(st.acked) {
+				st.acked[room].Add(1)
+			}
+		case "error":
+			if round, _, ok := parseRef(f.ref); ok && round == st.round {
+				st.refused.Add(1)
+			}
+			st.count(&st.errors, string(f.code))
+		} // joined, presence, pong...
 	}
 }
 
@@ -295,40 +288,6 @@ func (s *session) deliver(m *member, st *roundStats, text []byte, id int64, hasI
 	}
 	st.received[m.room].Add(1)
 	st.hist.Record(m.idx, time.Duration(now-p.sent))
-}
-
-// acks is a publisher's reader: it counts acks and error frames and drops
-// everything else (publishers get the room's messages too).
-func (s *session) acks(p *publisher) {
-	defer s.readers.Done()
-	var f frame
-	for {
-		_, buf, err := p.ws.next()
-		if err != nil {
-			if !s.closing.Load() {
-				st := s.cur.Load()
-				st.count(&st.closed, "publisher_"+closeCause(err))
-			}
-			return
-		}
-		s.frames.Add(1)
-		if s.o.Raw || !scanFrame(buf, &f) {
-			continue
-		}
-		st := s.cur.Load()
-		round, room, ok := parseRef(f.ref)
-		switch string(f.typ) {
-		case "ack":
-			if ok && round == st.round && room < len(st.acked) {
-				st.acked[room].Add(1)
-			}
-		case "error":
-			if ok && round == st.round {
-				st.refused.Add(1)
-			}
-			st.count(&st.errors, string(f.code))
-		}
-	}
 }
 
 // parseRef reads the "round-room" ref a publisher puts on every send.
@@ -373,9 +332,6 @@ func (s *session) close() {
 	var conns []*wsConn
 	for _, m := range s.members {
 		conns = append(conns, m.ws)
-	}
-	for _, p := range s.pubs {
-		conns = append(conns, p.ws)
 	}
 	s.mu.Unlock()
 	for _, c := range conns {

@@ -91,7 +91,7 @@ func (s *session) publish(ctx context.Context, p *publisher, st *roundStats, per
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
-	for k, next := 0, first; next.Before(until); k, next = k+1, next.Add(interval) {
+	for next := first; next.Before(until); next = next.Add(interval) {
 		if d := time.Until(next); d > 0 {
 			timer.Reset(d)
 			select {
@@ -102,7 +102,7 @@ func (s *session) publish(ctx context.Context, p *publisher, st *roundStats, per
 		} else if ctx.Err() != nil {
 			return
 		}
-		room := p.rooms[k%len(p.rooms)]
+		room := p.room
 		pl := payload{round: st.round, pub: int64(p.idx), seq: p.seq, sent: time.Now().UnixNano()}
 		p.seq++
 		p.buf = s.appendSend(p.buf[:0], room, pl)

@@ -22,6 +22,14 @@ func TestRunFanout(t *testing.T) {
 	if len(r.Rounds) != 1 || r.Members != 30 || r.Publishers != 6 || len(r.SetupFailures) != 0 {
 		t.Fatalf("unexpected shape %+v", r)
 	}
+	// The publishers are 6 of the 30 members: the rooms hold 30, not 36,
+	// and what they publish reaches them too (Expected counts them below).
+	s.mu.Lock()
+	joins := s.joins
+	s.mu.Unlock()
+	if joins != 30 {
+		t.Fatalf("%d joins, want 30 (publishers are members)", joins)
+	}
 	rd := r.Rounds[0]
 	// 90/s for 0.4 s, one more per publisher at most: the warm-up's sends
 	// (0.3 s) are not in the round.
@@ -89,29 +97,34 @@ func TestRunFanoutRaw(t *testing.T) {
 	}
 }
 
-// Ensure publisher counts respect the send limit and divide rooms evenly.
+// Ensure publisher counts respect the send limit, give every room the
+// same share and fit among the members.
 func TestPublishersFor(t *testing.T) {
 	tests := []struct {
 		name     string
 		rate     float64
 		rooms    int
+		members  int
 		explicit int
 		want     int
-		wantErr  bool
+		wantErr  string
 	}{
-		{"OneSuffices", 10, 1, 0, 1, false},
-		{"ScaledToLimit", 140, 1, 0, 9, false},
-		{"MultipleOfRooms", 100, 4, 0, 8, false},
-		{"DivisorOfRooms", 20, 10, 0, 2, false},
-		{"DivisorRoundsUp", 40, 10, 0, 5, false},
-		{"ExplicitOK", 100, 1, 5, 5, false},
-		{"ErrExplicitTooFew", 100, 1, 4, 0, true},
+		{"OneSuffices", 10, 1, 100, 0, 1, ""},
+		{"ScaledToLimit", 140, 1, 100, 0, 9, ""},
+		{"MultipleOfRooms", 100, 4, 100, 0, 8, ""},
+		{"OnePerRoomAtLeast", 20, 10, 100, 0, 10, ""},
+		{"AllMembers", 160, 1, 10, 0, 10, ""},
+		{"ExplicitOK", 100, 1, 100, 5, 5, ""},
+		{"ErrExplicitTooFew", 100, 1, 100, 4, 0, "use at least 7"},
+		{"ErrExplicitBelowRooms", 10, 4, 100, 2, 0, "at least --rooms (4)"},
+		{"ErrMoreThanMembers", 200, 1, 10, 0, 0, "only 10 members"},
+		{"ErrExplicitMoreThanMembers", 10, 1, 3, 5, 0, "only 3 members"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := publishersFor(tt.rate, tt.rooms, 20, tt.explicit, false)
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Fatalf("publishersFor = %d, %v; want %d (err %v)", got, err, tt.want, tt.wantErr)
+			got, err := publishersFor(tt.rate, tt.rooms, tt.members, 20, tt.explicit, false)
+			if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("publishersFor = %d, %v; want %d (err containing %q)", got, err, tt.want, tt.wantErr)
 			}
 		})
 	}

@@ -29,6 +29,7 @@ type fakeServer struct {
 	users map[string]string    // username → password
 	conns map[string]int       // username → open WebSocket connections
 	rooms map[string]*fakeRoom // by name
+	joins int                  // join requests, over all connections
 }
 
 // fakeRoom is one chat room: its members and last message id.
@@ -185,6 +186,7 @@ func (s *fakeServer) readPump(c *fakeConn) {
 				m.reply(map[string]any{"type": "presence", "room": in.Room, "user": c.user, "event": "join"})
 			}
 			rm.members[c] = true
+			s.joins++
 			c.reply(map[string]any{"type": "joined", "room": in.Room, "members": []string{c.user}, "messages": []any{}})
 			s.mu.Unlock()
 		case "send":

@@ -30,7 +30,7 @@ func (a *app) newBenchCommand() *cobra.Command {
   http    GET /users/me at C connections: requests/s and latency percentiles
   login   POST /token at C connections: logins/s against bcrypt's limit
   conns   open and hold N WebSocket connections: connect rate, memory per connection
-  fanout  members in rooms and publishers at a rate: deliveries/s, end-to-end
+  fanout  members in rooms, some publishing at a rate: deliveries/s, end-to-end
           latency, lost and out-of-order messages; --step finds the highest rate
 
 Users and tokens come from --token or --user, or are created as bench-NNNN
@@ -259,7 +259,9 @@ func (a *app) newBenchFanoutCommand(f *benchFlags) *cobra.Command {
 		Use:   "fanout",
 		Short: "Members in rooms, publishers at a rate: delivery, latency, loss",
 		Long: `Join --members connections to --rooms rooms and publish --rate messages per
-second in total for --duration: delivered messages/s, end-to-end latency
+second in total for --duration from --publishers of them (as in any chat, the
+senders are members and receive the room's messages too): delivered
+messages/s, end-to-end latency
 percentiles, and lost and out-of-order messages (from the per-room ids). With
 --step the rate rises by that much per round until p99 exceeds --max-p99 or a
 message is lost; the highest rate that held is reported. --raw speaks the
@@ -295,7 +297,7 @@ gorilla/websocket chat example's protocol, to compare both in one run.`,
 	fl := c.Flags()
 	fl.IntVar(&o.Members, "members", 100, "receiving connections, spread over the rooms")
 	fl.IntVar(&o.Rooms, "rooms", 1, "rooms")
-	fl.IntVar(&o.Publishers, "publishers", 0, "sending connections (0: enough for --rate within the send limit)")
+	fl.IntVar(&o.Publishers, "publishers", 0, "members that also send (0: enough for --rate within the send limit, a multiple of --rooms)")
 	fl.Float64Var(&o.Rate, "rate", 100, "messages per second, all rooms together")
 	fl.DurationVarP(&o.Duration, "duration", "d", 10*time.Second, "publishing time per round")
 	fl.DurationVar(&o.Drain, "drain", 2*time.Second, "grace for late deliveries after a round")
