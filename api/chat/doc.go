@@ -57,8 +57,7 @@
 // bbolt: NextSequence inside the same transaction as the Put, so a rollback
 // returns it). It must be safe to call concurrently, and should batch
 // concurrent calls so that many rooms share an fsync (chatctl's store
-// commits what arrives together in one transaction, at most every 10 ms
-// under load). A send holds its connection's reader for the commit, which
+// commits in one transaction whatever queued during the previous commit). A send holds its connection's reader for the commit, which
 // is what bounds one connection's send rate, not the whole server's.
 // The reads must be cheap: join holds its room's lock while it reads.
 //
