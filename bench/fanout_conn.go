@@ -173,7 +173,7 @@ func (s *session) join(ws *wsConn, room int, lastID *int64) string {
 	ws.nc.SetReadDeadline(time.Now().Add(defaultDuration(s.o.DialTimeout, DefaultDialTimeout)))
 	defer ws.nc.SetReadDeadline(time.Time{})
 	var f frame
-	for pending := 1; pending > 0; {
+	for {
 		_, data, err := ws.next()
 		if err != nil {
 			return "join_" + closeCause(err)
@@ -183,7 +183,6 @@ func (s *session) join(ws *wsConn, room int, lastID *int64) string {
 		}
 		switch string(f.typ) {
 		case "joined":
-			pending--
 			var j struct {
 				Messages []struct {
 					ID int64 `json:"id"`
@@ -194,11 +193,11 @@ func (s *session) join(ws *wsConn, room int, lastID *int64) string {
 					*lastID = max(*lastID, m.ID)
 				}
 			}
+			return ""
 		case "error":
 			return "join_" + string(f.code)
-		}
+		} // presence of members joining meanwhile
 	}
-	return ""
 }
 
 // fail counts a setup failure.
