@@ -25,6 +25,7 @@ type session struct {
 	perRoom   []int // live members per room at setup
 
 	cur     atomic.Pointer[roundStats] // the round receivers account to
+	rounds  int64                      // rounds started, warm-up included: the next round's id
 	frames  atomic.Uint64              // every frame any reader received, for settle
 	closing atomic.Bool                // set once we close, so our closes are not counted
 	readers sync.WaitGroup

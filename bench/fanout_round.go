@@ -12,7 +12,7 @@ import (
 // roundStats is what the readers and publishers of one round update.
 // Counters are atomics because every connection's goroutine writes them.
 type roundStats struct {
-	round    int64
+	round    int64 // id carried by the round's messages; unique in the run, warm-up included
 	hist     *SharedHistogram
 	received []atomic.Uint64 // per room: this round's messages delivered to members
 	acked    []atomic.Uint64 // per room: acked sends (raw: written sends)
@@ -50,9 +50,13 @@ func (s *session) totals(st *roundStats) (delivered, expected, acked uint64) {
 }
 
 // round publishes at rate for dur, waits for the stragglers, and judges
-// the round against maxP99 (0: no latency bound). name labels progress.
+// the round against maxP99 (0: no latency bound). i is the round's index in
+// the report and name labels progress; its messages carry an id of their
+// own, so a straggler of an earlier round (or of the warm-up) counts as
+// late, never as one of this round's deliveries.
 func (s *session) round(ctx context.Context, i int, rate float64, maxP99, dur time.Duration, name string) FanoutRound {
-	st := newRoundStats(int64(i), s.o.Rooms)
+	st := newRoundStats(s.rounds, s.o.Rooms)
+	s.rounds++
 	s.cur.Store(st)
 	var tk ticker
 	stop := startProgress(s.o.Progress, s.o.ProgressInterval, func(el time.Duration) string {
@@ -80,7 +84,7 @@ func (s *session) round(ctx context.Context, i int, rate float64, maxP99, dur ti
 	elapsed := time.Since(start)
 	s.drain(ctx, st)
 	stop()
-	return s.judge(ctx, st, rate, elapsed, maxP99)
+	return s.judge(ctx, i, st, rate, elapsed, maxP99)
 }
 
 // publish sends p's share of the round on a fixed schedule from first
@@ -159,11 +163,11 @@ func (s *session) drain(ctx context.Context, st *roundStats) {
 // judge turns the round's counters into a FanoutRound and decides whether
 // it held: nothing lost, refused or reordered, the bench kept the pace,
 // and p99 within maxP99 when that is set.
-func (s *session) judge(ctx context.Context, st *roundStats, rate float64, elapsed time.Duration, maxP99 time.Duration) FanoutRound {
+func (s *session) judge(ctx context.Context, i int, st *roundStats, rate float64, elapsed time.Duration, maxP99 time.Duration) FanoutRound {
 	delivered, expected, acked := s.totals(st)
 	sent := st.sent.Load()
 	h := st.hist.Snapshot()
-	rd := FanoutRound{Round: int(st.round), TargetRate: rate, Elapsed: elapsed, Sent: sent, Acked: acked,
+	rd := FanoutRound{Round: i, TargetRate: rate, Elapsed: elapsed, Sent: sent, Acked: acked,
 		SendRate: Rate(sent, elapsed), Expected: expected, Delivered: delivered,
 		DeliveredPerSec: Rate(delivered, elapsed), OutOfOrder: st.outOfOrder.Load(), Gaps: st.gaps.Load(),
 		Late: st.late.Load(), Latency: h.Summary()}

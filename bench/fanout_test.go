@@ -139,16 +139,36 @@ func TestRunFanoutPreflight(t *testing.T) {
 }
 
 // cancelWriter cancels a context on the first progress line containing key.
-type cancelWriter struct {
-	key    string
-	cancel context.CancelFunc
+// progressHook is a progress writer that calls fn on every line containing
+// key (fn must bear repeats).
+type progressHook struct {
+	key string
+	fn  func()
 }
 
-func (w cancelWriter) Write(p []byte) (int, error) {
+func (w progressHook) Write(p []byte) (int, error) {
 	if strings.Contains(string(p), w.key) {
-		w.cancel()
+		w.fn()
 	}
 	return len(p), nil
+}
+
+// Ensure a warm-up message delivered during round 0 (its drain gave up) is
+// counted late, not as one of round 0's: it must not make up for a loss.
+func TestRunFanoutWarmupStraggler(t *testing.T) {
+	s := newFakeServer(t, 1)
+	s.hold = true // the warm-up's messages are delivered only once round 0 runs
+	r, err := RunFanout(context.Background(), FanoutOptions{Target: Target{URL: s.URL}, Creds: s.creds(),
+		Members: 4, Rate: 40, Warmup: 300 * time.Millisecond, Duration: 400 * time.Millisecond,
+		Drain: 300 * time.Millisecond, ConnectRate: 5000,
+		Progress: progressHook{"round 0", s.release}, ProgressInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := r.Rounds[0]
+	if rd.Round != 0 || rd.Late == 0 || rd.Extra != 0 || rd.Delivered != rd.Expected || !rd.Held {
+		t.Fatalf("warm-up stragglers not counted late: %+v", rd)
+	}
 }
 
 // Ensure Ctrl-C during a round returns the rounds so far, marked interrupted.
@@ -158,7 +178,7 @@ func TestRunFanoutInterrupted(t *testing.T) {
 	defer cancel()
 	r, err := RunFanout(ctx, FanoutOptions{Target: Target{URL: s.URL}, Creds: s.creds(),
 		Members: 4, Rate: 10, Duration: time.Minute, ConnectRate: 5000,
-		Progress: cancelWriter{"round 0", cancel}, ProgressInterval: 50 * time.Millisecond})
+		Progress: progressHook{"round 0", cancel}, ProgressInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

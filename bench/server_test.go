@@ -30,6 +30,26 @@ type fakeServer struct {
 	conns map[string]int       // username → open WebSocket connections
 	rooms map[string]*fakeRoom // by name
 	joins int                  // join requests, over all connections
+	hold  bool                 // broadcasts wait in held until release
+	held  []heldMessage
+}
+
+// heldMessage is a broadcast the fake holds back (see release).
+type heldMessage struct {
+	room *fakeRoom
+	msg  []byte
+}
+
+// release sends the held broadcasts, in order, and stops holding.
+func (s *fakeServer) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.held {
+		for m := range h.room.members {
+			m.trySend(h.msg)
+		}
+	}
+	s.hold, s.held = false, nil
 }
 
 // fakeRoom is one chat room: its members and last message id.
@@ -204,8 +224,12 @@ func (s *fakeServer) readPump(c *fakeConn) {
 			rm.lastID++
 			msg, _ := json.Marshal(map[string]any{"type": "message", "room": in.Room, "id": rm.lastID,
 				"from": c.user, "text": in.Text, "ts": time.Now().UTC().Format(time.RFC3339)})
-			for m := range rm.members {
-				m.trySend(msg)
+			if s.hold {
+				s.held = append(s.held, heldMessage{rm, msg})
+			} else {
+				for m := range rm.members {
+					m.trySend(msg)
+				}
 			}
 			c.reply(map[string]any{"type": "ack", "ref": in.Ref, "room": in.Room, "id": rm.lastID})
 			s.mu.Unlock()
