@@ -12,9 +12,10 @@
 //	RunLogin   POST /token (password grant) at C connections; 429s apart
 //	RunConns   open N WebSocket connections at a rate, hold them, and
 //	           report failures by cause and the server's RSS per connection
-//	RunFanout  M members in R rooms, P of them publishing at a total rate; delivery
-//	           rate, end-to-end latency, loss and order; Step searches for
-//	           the highest rate that holds; Raw speaks the gorilla example
+//	RunFanout  M members in R rooms, P of them publishing at a total
+//	           rate; delivery rate, end-to-end latency, loss and order;
+//	           Step searches for the highest rate that holds; Raw speaks
+//	           the gorilla example
 //
 // Cancelling the context (Ctrl-C in the CLI) ends a run early; the Run
 // functions then still return the result so far with Interrupted set. An
@@ -54,9 +55,9 @@
 // (SendLimit, 20/s by default), so a rate needs rate/16 publishers; fanout
 // sizes them itself unless told. Publishers are members of the room they
 // send to, as in any chat: a room of M members delivers each message M
-// times, whatever the rate, in both modes. Every member join makes the server send a
-// presence frame to the room, so setup of M members in one room costs
-// O(M²) frames; that is the server's real cost, not the bench's.
+// times, whatever the rate, in both modes. Every member join makes the
+// server send a presence frame to the room, so setup of M members in one
+// room costs O(M²) frames; that is the server's real cost, not the bench's.
 //
 // Rooms are named bench-<random>-<n>, so every run starts with empty rooms
 // and leaves its messages in the server's store.

@@ -257,15 +257,15 @@ func (a *app) newBenchFanoutCommand(f *benchFlags) *cobra.Command {
 	var maxP99 time.Duration
 	c := &cobra.Command{
 		Use:   "fanout",
-		Short: "Members in rooms, publishers at a rate: delivery, latency, loss",
+		Short: "Members in rooms, some publishing at a rate: delivery, latency, loss",
 		Long: `Join --members connections to --rooms rooms and publish --rate messages per
 second in total for --duration from --publishers of them (as in any chat, the
 senders are members and receive the room's messages too): delivered
-messages/s, end-to-end latency
-percentiles, and lost and out-of-order messages (from the per-room ids). With
---step the rate rises by that much per round until p99 exceeds --max-p99 or a
-message is lost; the highest rate that held is reported. --raw speaks the
-gorilla/websocket chat example's protocol, to compare both in one run.`,
+messages/s, end-to-end latency percentiles, and lost and out-of-order
+messages (from the per-room ids). With --step the rate rises by that much
+per round until p99 exceeds --max-p99 or a message is lost; the highest
+rate that held is reported. --raw speaks the gorilla/websocket chat
+example's protocol, to compare both in one run.`,
 		Example: `  chatctl bench fanout --members 1000 --rate 140 -d 10s
   chatctl bench fanout --members 1000 --rate 100 --step 20 --max-p99 50ms
   chatctl bench fanout --raw --url http://127.0.0.1:8080 --members 1000 --rate 140`,

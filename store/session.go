@@ -2,9 +2,7 @@ package store
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/chatctl/chatctl/auth"
 )
 
 // Sessions are refresh-token families (RFC 6749 §10.4, RFC 9700 §4.14):
@@ -78,15 +78,7 @@ func refreshKey(token string) ([]byte, bool) {
 }
 
 // newRefreshToken returns a fresh token of session id.
-func newRefreshToken(id string) string { return id + "." + randomString(32) }
-
-func randomString(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic("crypto/rand: " + err.Error()) // never fails on supported systems
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+func newRefreshToken(id string) string { return id + "." + auth.RandomID(32) }
 
 func sessionKey(user, id string) []byte { return []byte(strings.ToLower(user) + "\x00" + id) }
 
@@ -94,7 +86,7 @@ func sessionKey(user, id string) []byte { return []byte(strings.ToLower(user) + 
 // with its first refresh token.
 func (db *DB) CreateSession(user, clientAddr string, ttl time.Duration) (Session, string, error) {
 	now := db.now().UTC()
-	s := Session{ID: SessionPrefix + randomString(12), User: strings.ToLower(user), CreatedAt: now, LastUsed: now, ClientAddr: clientAddr, ExpiresAt: now.Add(ttl)}
+	s := Session{ID: SessionPrefix + auth.RandomID(12), User: strings.ToLower(user), CreatedAt: now, LastUsed: now, ClientAddr: clientAddr, ExpiresAt: now.Add(ttl)}
 	token := newRefreshToken(s.ID)
 	key, _ := refreshKey(token)
 	err := db.bolt.Update(func(tx *bolt.Tx) error {

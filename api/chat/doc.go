@@ -14,9 +14,9 @@
 // connection's queue with one non-blocking write, or, when a socket is full
 // or a control frame is due, by the connection's own writer goroutine,
 // which runs only while it has something to write (see writer.go). Every
-// write goes through one of the two, never both at once. Hub.Run pings connections and enforces token expiry from a
-// single sweep, so connections have no timers of their own; when its
-// context ends it shuts the hub down.
+// write goes through one of the two, never both at once. Hub.Run pings
+// connections and enforces token expiry from a single sweep, so connections
+// have no timers of their own; when its context ends it shuts the hub down.
 //
 // Protocol choices the SPEC leaves open:
 //   - send and history need membership of the room (join first); otherwise
@@ -57,19 +57,20 @@
 // bbolt: NextSequence inside the same transaction as the Put, so a rollback
 // returns it). It must be safe to call concurrently, and should batch
 // concurrent calls so that many rooms share an fsync (chatctl's store
-// commits in one transaction whatever queued during the previous commit). A send holds its connection's reader for the commit, which
-// is what bounds one connection's send rate, not the whole server's.
+// commits in one transaction whatever queued during the previous commit).
+// A send holds its connection's reader for the commit, which is what
+// bounds one connection's send rate, not the whole server's.
 // The reads must be cheap: join holds its room's lock while it reads.
 //
 // # Caveats
 //
 // The writers send data frames they framed themselves straight to the
-// socket (one write per batch) and control frames through gorilla. gorilla itself
-// writes the 1009 close frame, and protocol-error close frames, from the
-// reader goroutine; each frame is a single Write call and the socket
-// serialises Write calls, so frames never interleave, but a data frame may
-// follow such a close frame when the two race. The connection is being
-// dropped at that point anyway.
+// socket (one write per batch) and control frames through gorilla.
+// gorilla itself writes the 1009 close frame, and protocol-error close
+// frames, from the reader goroutine; each frame is a single Write call and
+// the socket serialises Write calls, so frames never interleave, but a data
+// frame may follow such a close frame when the two race. The connection is
+// being dropped at that point anyway.
 //
 // If the store ever leaves a hole in a room's ids, the room waits for the
 // missing id until no append is in flight and then moves on; members see
