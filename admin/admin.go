@@ -42,6 +42,10 @@ type Admin interface {
 	// Revoke ends one session, one access token (by jti), or with All
 	// every token and session of a user.
 	Revoke(ctx context.Context, req RevokeRequest) (RevokeResult, error)
+	// UnlockUser clears the failed-login counters of a user (every
+	// address's) in the running server. Without a server there are none
+	// to clear, as they live in its memory only: Live says which.
+	UnlockUser(ctx context.Context, name string) (UnlockResult, error)
 	// Rooms lists the chat rooms with stored history.
 	Rooms(ctx context.Context) ([]RoomInfo, error)
 	// DeleteRoom removes a room and its history.
@@ -137,6 +141,17 @@ type RevokeResult struct {
 	Kind     string `json:"kind"`
 	ID       string `json:"id,omitempty"`
 	Username string `json:"username,omitempty"`
+}
+
+// UnlockResult says what UnlockUser cleared.
+type UnlockResult struct {
+	Username string `json:"username"`
+	// Live is true when a running server cleared its counters; false when
+	// no server runs, and so no counter exists.
+	Live bool `json:"live"`
+	// Cleared is how many counters (the name's own, and one per address
+	// it failed from) were cleared.
+	Cleared int `json:"cleared"`
 }
 
 // RoomInfo describes a chat room.

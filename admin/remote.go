@@ -177,6 +177,11 @@ func (r *Remote) Revoke(ctx context.Context, req RevokeRequest) (res RevokeResul
 	return res, r.call(ctx, http.MethodPost, "/admin/revoke", req, &res)
 }
 
+// UnlockUser implements Admin: the server clears its counters.
+func (r *Remote) UnlockUser(ctx context.Context, name string) (res UnlockResult, err error) {
+	return res, r.call(ctx, http.MethodPost, userPath(name, "/unlock"), nil, &res)
+}
+
 // Rooms implements Admin.
 func (r *Remote) Rooms(ctx context.Context) (out []RoomInfo, err error) {
 	return out, r.call(ctx, http.MethodGet, "/admin/rooms", nil, &out)

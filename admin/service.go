@@ -292,6 +292,21 @@ func (s *Service) Authenticate(_ context.Context, name, password string) (store.
 	return u, nil
 }
 
+// UnlockUser implements Admin for a store without a server: the user must
+// exist, and there is nothing to clear, as failed-login counters live in
+// a running server's memory only (Live false).
+func (s *Service) UnlockUser(_ context.Context, name string) (UnlockResult, error) {
+	n, err := auth.NormalizeName(name)
+	if err != nil {
+		return UnlockResult{}, err
+	}
+	u, err := s.db.User(n)
+	if err != nil {
+		return UnlockResult{}, err
+	}
+	return UnlockResult{Username: u.Name}, nil
+}
+
 // Rooms implements Admin. Without a running server nobody is online.
 func (s *Service) Rooms(context.Context) ([]RoomInfo, error) {
 	rooms, err := s.db.Rooms()

@@ -14,7 +14,8 @@ import (
 // connections of users whose tokens it revokes.
 type liveAdmin struct {
 	*admin.Service
-	hub *chat.Hub
+	hub    *chat.Hub
+	logins *loginLimits // UnlockUser clears them
 }
 
 func (a *liveAdmin) kicked(user string) { a.hub.Kick(user) }
@@ -83,6 +84,17 @@ func (a *liveAdmin) Revoke(ctx context.Context, req admin.RevokeRequest) (admin.
 		a.kicked(res.Username)
 	}
 	return res, err
+}
+
+// UnlockUser implements admin.Admin: it clears the server's failed-login
+// counters for the user.
+func (a *liveAdmin) UnlockUser(ctx context.Context, name string) (admin.UnlockResult, error) {
+	res, err := a.Service.UnlockUser(ctx, name)
+	if err != nil {
+		return res, err
+	}
+	res.Live, res.Cleared = true, a.logins.unlock(res.Username)
+	return res, nil
 }
 
 // Close does nothing: the server owns the store.
@@ -220,6 +232,12 @@ func handleKeys(a admin.Admin, log *slog.Logger) http.Handler {
 func handleRotateKey(a admin.Admin, log *slog.Logger) http.Handler {
 	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.KeyInfo, error) {
 		return a.RotateKey(r.Context())
+	})
+}
+
+func handleUnlockUser(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.UnlockResult, error) {
+		return a.UnlockUser(r.Context(), r.PathValue("name"))
 	})
 }
 

@@ -24,7 +24,9 @@ func encode(w http.ResponseWriter, status int, v any) {
 type detail struct {
 	Detail string `json:"detail"`
 	Error  string `json:"error,omitempty"`
-	Code   string `json:"code,omitempty"`
+	// ErrorDescription repeats Detail on /token, under RFC 6749 §5.2's name.
+	ErrorDescription string `json:"error_description,omitempty"`
+	Code             string `json:"code,omitempty"`
 }
 
 // errBody is a shortcut for a {"detail"} response.

@@ -20,70 +20,156 @@ type bucket struct {
 	last   time.Time
 }
 
-// failureLimiter limits failed logins per key (client address or
-// username).
+// failureLimiter limits failed attempts per key (a client address, an
+// address and a username, …). Its memory is bounded twice over: by age, as
+// a bucket that has refilled completely says nothing a fresh one would not
+// and is forgotten at the next sweep; and by size, as at most maxKeys
+// buckets are kept, the oldest-looking ones evicted first. Keys are short
+// by construction (see loginLimits): never raw client input.
 type failureLimiter struct {
-	burst float64
-	rate  float64 // tokens per second
-	now   func() time.Time
+	burst   float64
+	rate    float64 // tokens per second
+	now     func() time.Time
+	maxKeys int
 
-	mu      sync.Mutex // guards buckets
-	buckets map[string]*bucket
+	mu      sync.Mutex // guards buckets and swept
+	buckets map[string]bucket
+	swept   time.Time // last sweep
 }
 
-// maxBuckets bounds memory under a flood of distinct keys: beyond it, full
-// buckets (keys with no recent failure) are forgotten.
-const maxBuckets = 100_000
+// defaultMaxKeys bounds each limiter map: about 200 bytes a key (a short
+// key, its bucket and the map's overhead), so 13 MB at worst per map.
+const defaultMaxKeys = 65536
 
 func newFailureLimiter(burst int, perMinute float64, now func() time.Time) *failureLimiter {
-	return &failureLimiter{burst: float64(burst), rate: perMinute / 60, now: now, buckets: map[string]*bucket{}}
+	return &failureLimiter{
+		burst: float64(burst), rate: perMinute / 60, now: now,
+		maxKeys: defaultMaxKeys, buckets: map[string]bucket{}, swept: now(),
+	}
 }
 
-// refill brings b up to date; l.mu must be held.
-func (l *failureLimiter) refill(b *bucket, now time.Time) {
+// refillTime is how long an empty bucket takes to become full: the age
+// after which an idle bucket is forgotten.
+func (l *failureLimiter) refillTime() time.Duration {
+	return time.Duration(l.burst / l.rate * float64(time.Second))
+}
+
+// current returns key's bucket brought up to now, and whether it exists;
+// l.mu must be held.
+func (l *failureLimiter) current(key string, now time.Time) (bucket, bool) {
+	b, ok := l.buckets[key]
+	if !ok {
+		return bucket{tokens: l.burst, last: now}, false
+	}
 	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
+	return b, true
 }
 
 // take removes one token for key, or reports how long until one is
-// available.
+// available. A refused take changes nothing.
 func (l *failureLimiter) take(key string) (ok bool, retry time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	b := l.buckets[key]
-	if b == nil {
-		if len(l.buckets) >= maxBuckets {
-			l.sweep(now)
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
-	}
-	l.refill(b, now)
+	l.maybeSweep(now)
+	b, exists := l.current(key, now)
 	if b.tokens < 1 {
 		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
 	}
+	if !exists && len(l.buckets) >= l.maxKeys {
+		l.sweep(now)
+		if len(l.buckets) >= l.maxKeys {
+			l.evict()
+		}
+	}
 	b.tokens--
+	l.buckets[key] = b
 	return true, 0
 }
 
-// refund gives back a token taken for an attempt that succeeded.
+// refund gives back a token taken for an attempt that succeeded. A full
+// bucket is forgotten at once.
 func (l *failureLimiter) refund(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if b := l.buckets[key]; b != nil {
-		b.tokens = math.Min(l.burst, b.tokens+1)
+	b, ok := l.current(key, l.now())
+	if !ok {
+		return
+	}
+	b.tokens = math.Min(l.burst, b.tokens+1)
+	if b.tokens >= l.burst {
+		delete(l.buckets, key)
+		return
+	}
+	l.buckets[key] = b
+}
+
+// untilFull reports how long until key's bucket is full again: zero for a
+// key without a recent failure.
+func (l *failureLimiter) untilFull(key string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, _ := l.current(key, l.now())
+	return time.Duration((l.burst - b.tokens) / l.rate * float64(time.Second))
+}
+
+// forget drops every bucket whose key matches, and returns how many.
+func (l *failureLimiter) forget(match func(key string) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for k := range l.buckets {
+		if match(k) {
+			delete(l.buckets, k)
+			n++
+		}
+	}
+	return n
+}
+
+// size returns the number of buckets kept.
+func (l *failureLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}
+
+// maybeSweep sweeps when the last sweep is older than a refill time (at
+// most a minute), so idle buckets go within about twice their age even
+// when the map never fills; l.mu must be held.
+func (l *failureLimiter) maybeSweep(now time.Time) {
+	if now.Sub(l.swept) >= min(l.refillTime(), time.Minute) {
+		l.sweep(now)
 	}
 }
 
 // sweep forgets buckets that are full again; l.mu must be held.
 func (l *failureLimiter) sweep(now time.Time) {
-	for k, b := range l.buckets {
-		l.refill(b, now)
-		if b.tokens >= l.burst {
+	l.swept = now
+	for k := range l.buckets {
+		if b, _ := l.current(k, now); b.tokens >= l.burst {
 			delete(l.buckets, k)
 		}
 	}
+}
+
+// evict makes room for one key when every kept bucket is in use. It drops
+// the fullest of a few buckets picked at random (map order), the one whose
+// loss forgives the least; l.mu must be held.
+func (l *failureLimiter) evict() {
+	const sample = 8
+	now := l.now()
+	victim, best, seen := "", -1.0, 0
+	for k := range l.buckets {
+		if b, _ := l.current(k, now); b.tokens > best {
+			victim, best = k, b.tokens
+		}
+		if seen++; seen == sample {
+			break
+		}
+	}
+	delete(l.buckets, victim)
 }
 
 // retryAfter formats a wait for the Retry-After header: whole seconds,

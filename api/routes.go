@@ -57,6 +57,7 @@ func (s *Server) adminRouteTable() []route {
 		{"PUT /admin/users/{name}/disabled", handleSetDisabled(a, l)},
 		{"POST /admin/users/{name}/tokens", handleIssueToken(a, l)},
 		{"GET /admin/users/{name}/sessions", handleSessions(a, l)},
+		{"POST /admin/users/{name}/unlock", handleUnlockUser(a, l)},
 		{"POST /admin/revoke", handleRevoke(a, l)},
 		{"POST /admin/tokens/inspect", handleInspect(a, l)},
 		{"GET /admin/rooms", handleRooms(a, l)},

@@ -28,8 +28,8 @@ type Server struct {
 	proxies   []netip.Prefix
 	hashes    *hashPool
 	hub       *chat.Hub
-	ipFails   *failureLimiter
-	nameFails *failureLimiter
+	loginRate *loginLimits    // failed logins, per address and username
+	signups   *failureLimiter // sign-ups per address (addrKey)
 	now       func() time.Time
 
 	handler http.Handler // the public routes with middleware
@@ -55,12 +55,12 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 		metrics:   newMetrics(svc.DB()),
 		proxies:   parsePrefixes(cfg.TrustedProxies),
 		hashes:    newHashPool(hashWorkers(), 64*hashWorkers(), opts.AdaptiveProcs),
-		ipFails:   newFailureLimiter(cfg.Login.IPBurst, cfg.Login.IPPerMinute, opts.Now),
-		nameFails: newFailureLimiter(cfg.Login.UserBurst, cfg.Login.UserPerMinute, opts.Now),
+		loginRate: newLoginLimits(cfg, opts.Now),
+		signups:   newFailureLimiter(cfg.Login.SignupBurst, cfg.Login.SignupPerMinute, opts.Now),
 	}
 	svc.DB().SetRetention(store.Retention{MaxPerRoom: cfg.History.MaxPerRoom})
 	s.hub = chat.NewHub(hubStore{svc.DB(), s.metrics}, hubAuth{s}, hubConfig(s), log)
-	s.admin = &liveAdmin{Service: svc, hub: s.hub}
+	s.admin = &liveAdmin{Service: svc, hub: s.hub, logins: s.loginRate}
 	s.handler = s.secure(s.observe(s.cors(s.routes())))
 	s.socket = s.observe(s.adminRoutes(http.NewServeMux(), false))
 	return s

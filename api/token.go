@@ -4,9 +4,12 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
+	"sort"
 	"strings"
 
 	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/auth"
 	"github.com/chatctl/chatctl/store"
 )
 
@@ -19,10 +22,49 @@ type tokenResponse struct {
 }
 
 // oauthError answers /token failures: {"detail"} as the seed, plus the
-// RFC 6749 §5.2 error code.
+// RFC 6749 §5.2 error code and the same message as error_description.
 func oauthError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
-	encode(w, status, detail{Detail: msg, Error: code})
+	encode(w, status, detail{Detail: msg, Error: code, ErrorDescription: msg})
+}
+
+// repeated names a form parameter given more than once, which RFC 6749
+// §3.2 forbids ("Request and response parameters MUST NOT be included
+// more than once"): taking the first or the last would let a proxy and
+// the server read different requests.
+func repeated(form url.Values) string {
+	var names []string
+	for k, v := range form {
+		if len(v) > 1 {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	return clip(strings.Join(names, ", "), 64)
+}
+
+// clip shortens client input quoted back in an error to at most n bytes.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// checkScope answers a requested scope (RFC 6749 §3.3). chatctl defines
+// no scopes: a token carries the user's role and nothing narrower. So, as
+// Keycloak does for scopes it does not know, any scope requested is
+// refused with invalid_scope rather than silently granted as something
+// else; an absent or empty scope (what the seed's form sends by default)
+// is fine. It returns the error message, or "" when the request may go on.
+func checkScope(form url.Values) string {
+	if sc := strings.TrimSpace(form.Get("scope")); sc != "" {
+		return "chatctl defines no scopes; omit scope (requested: " + clip(sc, 64) + ")"
+	}
+	return ""
 }
 
 // parseForm reads the form body of /token. Like the seed's
@@ -57,6 +99,14 @@ func (s *Server) handleToken() http.Handler {
 			oauthError(w, status, "invalid_request", msg)
 			return
 		}
+		if names := repeated(r.PostForm); names != "" {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "parameter given more than once: "+names)
+			return
+		}
+		if msg := checkScope(r.PostForm); msg != "" {
+			oauthError(w, http.StatusBadRequest, "invalid_scope", msg)
+			return
+		}
 		switch gt := r.PostForm.Get("grant_type"); gt {
 		case "", "password":
 			s.passwordGrant(w, r)
@@ -86,19 +136,15 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	name, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	ip := clientAddr(r, s.proxies)
-	userKey := strings.ToLower(name)
-	// Take a token from both buckets before any bcrypt work, so a flood is
-	// refused cheaply; a success gives them back.
-	okIP, waitIP := s.ipFails.take(ip)
-	okName, waitName := true, waitIP
-	if okIP {
-		if okName, waitName = s.nameFails.take(userKey); !okName {
-			s.ipFails.refund(ip)
-		}
-	}
-	if !okIP || !okName {
+	// An invalid name is checked (and costs bcrypt work, like any failed
+	// login) but counted per address only: it keeps no state of its own.
+	account, nameErr := auth.NormalizeName(name)
+	// Take the tokens before any bcrypt work, so a flood is refused
+	// cheaply; a success gives them back, an overload (503) does not.
+	grant, ok, wait := s.loginRate.admit(ip, account)
+	if !ok {
 		s.metrics.logins.WithLabelValues("limited").Inc()
-		w.Header().Set("Retry-After", retryAfter(max(waitIP, waitName)))
+		w.Header().Set("Retry-After", retryAfter(wait))
 		oauthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "Too many failed logins; try again later")
 		return
 	}
@@ -107,20 +153,22 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request) {
 	if perr := s.hashes.do(r.Context(), func() {
 		pair, err = s.svc.Login(r.Context(), name, password, ip)
 	}); perr != nil {
-		s.ipFails.refund(ip)
-		s.nameFails.refund(userKey)
 		s.hashErr(w, r, perr)
 		return
 	}
 	if errors.Is(err, admin.ErrInvalidCredentials) {
 		s.metrics.logins.WithLabelValues("failed").Inc()
-		s.log.Info("login failed", "user", userKey, "client", ip)
+		if nameErr != nil {
+			// Never log the raw input: it can be 64 KB of anything.
+			s.log.Info("login failed", "user", "", "reason", "invalid username", "client", ip)
+		} else {
+			s.log.Info("login failed", "user", account, "client", ip)
+		}
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		oauthError(w, http.StatusUnauthorized, "invalid_grant", "Incorrect username or password")
 		return
 	}
-	s.ipFails.refund(ip)
-	s.nameFails.refund(userKey)
+	s.loginRate.succeeded(grant)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -136,7 +184,8 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientAddr(r, s.proxies)
-	if ok, wait := s.ipFails.take(ip); !ok {
+	ipKey := addrKey(ip)
+	if ok, wait := s.loginRate.ip.take(ipKey); !ok {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		oauthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "Too many failed attempts; try again later")
 		return
@@ -151,10 +200,10 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request) {
 		s.metrics.tokens.WithLabelValues("rejected", "refresh invalid").Inc()
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "Invalid or expired refresh token")
 	case err != nil:
-		s.ipFails.refund(ip)
+		s.loginRate.ip.refund(ipKey)
 		writeError(w, r, s.log, err)
 	default:
-		s.ipFails.refund(ip)
+		s.loginRate.ip.refund(ipKey)
 		s.metrics.tokens.WithLabelValues("refreshed", "").Inc()
 		writeTokens(w, pair)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/auth"
+	"github.com/chatctl/chatctl/store"
 )
 
 func handleRoot() http.Handler {
@@ -49,9 +50,17 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// unauthorized is the seed's answer to a missing or bad token.
+// unauthorized is the seed's answer to a missing token: a plain Bearer
+// challenge (RFC 6750 §3.1: no error code when the request had none).
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", "Bearer")
+	errBody(w, http.StatusUnauthorized, "Could not validate credentials")
+}
+
+// invalidToken answers a token that was sent but is not valid (malformed,
+// expired, revoked, …): the same body, with RFC 6750 §3.1's error code.
+func invalidToken(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	errBody(w, http.StatusUnauthorized, "Could not validate credentials")
 }
 
@@ -81,7 +90,7 @@ func (s *Server) authenticate(w http.ResponseWriter, tok string) (c *auth.Claims
 		if !errors.Is(err, auth.ErrInvalidToken) {
 			s.log.Error("verify token", "err", err) // the store failed, not the token
 		}
-		unauthorized(w)
+		invalidToken(w)
 		return nil, false
 	}
 	return c, true
@@ -122,7 +131,7 @@ func handleMe(svc *admin.Service) http.Handler {
 		c := claimsFrom(r.Context())
 		u, err := svc.DB().User(c.Subject) // cached: no store read
 		if err != nil {
-			unauthorized(w) // removed between verification and now
+			invalidToken(w) // removed between verification and now
 			return
 		}
 		encode(w, http.StatusOK, me{Username: u.Name, Message: "You are authenticated!", Role: u.Role, CreatedAt: u.CreatedAt})
@@ -144,7 +153,7 @@ func (s *Server) handleCreateUser() http.Handler {
 		if tok := bearer(r); tok != "" {
 			c, err := s.verify(tok)
 			if err != nil {
-				unauthorized(w)
+				invalidToken(w)
 				return
 			}
 			isAdmin = c.Role == auth.RoleAdmin
@@ -162,13 +171,29 @@ func (s *Server) handleCreateUser() http.Handler {
 			errBody(w, http.StatusForbidden, "Only an admin can choose the role")
 			return
 		}
+		// Sign-ups are limited per address (issue 10, item 13): each costs
+		// a bcrypt hash and makes an account. Admins are not limited.
+		signupKey := ""
+		if !isAdmin {
+			signupKey = addrKey(clientAddr(r, s.proxies))
+			if ok, wait := s.signups.take(signupKey); !ok {
+				w.Header().Set("Retry-After", retryAfter(wait))
+				errBody(w, http.StatusTooManyRequests, "Too many sign-ups from this address; try again later")
+				return
+			}
+		}
 		var res admin.AddUserResult
 		var addErr error // not err: do's result would overwrite it
 		if err := s.hashes.do(r.Context(), func() {
 			res, addErr = s.admin.AddUser(r.Context(), admin.AddUserRequest{Name: req.Username, Password: req.Password, Role: req.Role})
 		}); err != nil {
-			s.hashErr(w, r, err)
+			s.hashErr(w, r, err) // overload refunds nothing
 			return
+		}
+		if signupKey != "" && addErr != nil && !errors.Is(addErr, store.ErrUserExists) {
+			// Refused before hashing (bad name, password too short, …):
+			// it cost nothing, so it counts nothing.
+			s.signups.refund(signupKey)
 		}
 		if addErr != nil {
 			writeError(w, r, s.log, addErr)

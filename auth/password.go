@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -69,26 +70,32 @@ func ValidateHash(hash string) error {
 
 // CheckPassword compares password with hash. It returns nil on a match,
 // ErrPasswordMismatch otherwise, and reports whether the hash should be
-// replaced because its cost differs from cost.
+// replaced because its cost differs from cost. Every call spends one
+// bcrypt comparison at the hash's cost, whatever the password, so that
+// the answer's timing says nothing about the account.
 func CheckPassword(hash, password string, cost int) (rehash bool, err error) {
 	if len(password) > MaxPasswordBytes {
 		// bcrypt would compare only the first 72 bytes; such a password
-		// can never have been set, so it cannot match.
+		// can never have been set, so it cannot match. Compare anyway and
+		// throw the result away: answering at once would tell an existing
+		// user (fast) from an unknown one (a dummy check) (issue 10, item 3).
+		_ = compare([]byte(hash), []byte(password[:MaxPasswordBytes]))
 		return false, ErrPasswordMismatch
 	}
-	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)); err != nil {
+	if err := compare([]byte(hash), []byte(password)); err != nil {
 		return false, ErrPasswordMismatch
 	}
 	c, err := bcrypt.Cost([]byte(hash))
 	return err == nil && c != cost, nil
 }
 
-// dummyHashes caches one hash per cost (int -> []byte) for DummyCheck.
+// dummyHashes caches one hash per cost (int -> []byte) for DummyCheck;
+// costs are bounded (bcrypt's 4..31), and so is the map.
 var dummyHashes sync.Map
 
 // DummyCheck spends the same bcrypt work as CheckPassword at cost, for
-// logins of unknown users: a wrong username then takes as long as a wrong
-// password and cannot be told apart by timing.
+// logins of unknown users and invalid names: a wrong username then takes
+// as long as a wrong password and cannot be told apart by timing.
 func DummyCheck(password string, cost int) {
 	h, ok := dummyHashes.Load(cost)
 	if !ok {
@@ -96,7 +103,36 @@ func DummyCheck(password string, cost int) {
 		fresh, _ := bcrypt.GenerateFromPassword([]byte("chatctl timing equaliser"), cost)
 		h, _ = dummyHashes.LoadOrStore(cost, fresh)
 	}
-	_ = bcrypt.CompareHashAndPassword(h.([]byte), []byte(password))
+	if len(password) > MaxPasswordBytes {
+		password = password[:MaxPasswordBytes] // as CheckPassword does
+	}
+	_ = compare(h.([]byte), []byte(password))
+}
+
+// Work counts the bcrypt comparisons of CheckPassword and DummyCheck, and
+// the rounds they cost (2^cost each), since the process started. Tests
+// use it to show that every login path spends the same work; its values
+// only ever grow.
+type Work struct {
+	Compares int64
+	Rounds   int64
+}
+
+// work is the process-wide count behind BcryptWork; atomics, no lock.
+var work struct{ compares, rounds atomic.Int64 }
+
+// BcryptWork returns the bcrypt work spent so far (see Work).
+func BcryptWork() Work {
+	return Work{Compares: work.compares.Load(), Rounds: work.rounds.Load()}
+}
+
+// compare is bcrypt's comparison, counted in work.
+func compare(hash, password []byte) error {
+	work.compares.Add(1)
+	if c, err := bcrypt.Cost(hash); err == nil {
+		work.rounds.Add(1 << c)
+	}
+	return bcrypt.CompareHashAndPassword(hash, password)
 }
 
 // SamePassword compares a password with its confirmation in constant time.

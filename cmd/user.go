@@ -25,7 +25,7 @@ case-insensitively. Passwords are never taken from the command line.`,
 		a.newUserPasswdCommand(), a.newUserRoleCommand(),
 		a.newUserStateCommand("disable", "Disable a user and revoke their tokens", true),
 		a.newUserStateCommand("enable", "Enable a disabled user", false),
-		a.newUserRemoveCommand())
+		a.newUserRemoveCommand(), a.newUserUnlockCommand())
 	return c
 }
 
@@ -270,6 +270,38 @@ func (a *app) newUserRemoveCommand() *cobra.Command {
 					return writeJSON(cmd.OutOrStdout(), map[string]any{"username": name, "removed": true})
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "removed %s\n", name)
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) newUserUnlockCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "unlock NAME",
+		Short: "Clear a user's failed-login counters in the running server",
+		Long: `Clear the failed-login counters of a user in the running server, from every
+client address, so that the next login is not answered 429. The counters of
+client addresses themselves stay.
+
+The counters live only in the memory of chatctl serve. Without a running
+server there is nothing to clear: the command says so and succeeds.`,
+		Example: "  chatctl user unlock alice\n  chatctl user unlock alice -o json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withAdmin(func(adm admin.Admin) error {
+				res, err := adm.UnlockUser(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), res)
+				}
+				if !res.Live {
+					fmt.Fprintf(cmd.ErrOrStderr(), "no server is running: failed-login counters live only in its memory, so %s has none to clear\n", res.Username)
+					return nil
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "unlocked %s: cleared %d failed-login counters in the running server\n", res.Username, res.Cleared)
 				return nil
 			})
 		},

@@ -60,6 +60,10 @@ type Config struct {
 		IPPerMinute   float64
 		UserBurst     int
 		UserPerMinute float64
+		// SignupBurst and SignupPerMinute limit POST /users sign-ups per
+		// client address.
+		SignupBurst     int
+		SignupPerMinute float64
 	}
 	HTTP struct {
 		MaxBody         int64
@@ -123,6 +127,8 @@ func (c *Config) fields() []field {
 		{"login.ip_per_minute", &c.Login.IPPerMinute},
 		{"login.user_burst", &c.Login.UserBurst},
 		{"login.user_per_minute", &c.Login.UserPerMinute},
+		{"login.signup_burst", &c.Login.SignupBurst},
+		{"login.signup_per_minute", &c.Login.SignupPerMinute},
 		{"http.max_body", &c.HTTP.MaxBody},
 		{"http.shutdown_timeout", &c.HTTP.ShutdownTimeout},
 		{"cors.origins", &c.CORS.Origins},

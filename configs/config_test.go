@@ -31,6 +31,8 @@ func TestDefaultsMatchSpec(t *testing.T) {
 		{"password.bcrypt_cost", c.Password.BcryptCost, 12},
 		{"password.min_length", c.Password.MinLength, 8},
 		{"signup", c.Signup, false},
+		{"login.signup_burst", c.Login.SignupBurst, 5},
+		{"login.signup_per_minute", c.Login.SignupPerMinute, 0.2},
 		{"trusted_proxies", len(c.TrustedProxies), 0},
 		{"cors.origins", len(c.CORS.Origins), 0},
 		{"ws.allowed_origins", len(c.WS.AllowedOrigins), 0},

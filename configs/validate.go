@@ -79,6 +79,10 @@ func (c *Config) Validate() error {
 	if c.Login.UserPerMinute <= 0 {
 		bad("login.user_per_minute", "must be positive")
 	}
+	atLeast("login.signup_burst", int64(c.Login.SignupBurst), 1)
+	if c.Login.SignupPerMinute <= 0 {
+		bad("login.signup_per_minute", "must be positive")
+	}
 	atLeast("http.max_body", c.HTTP.MaxBody, 1024)
 	atLeast("ws.max_frame", c.WS.MaxFrame, 512)
 	atLeast("ws.max_text", int64(c.WS.MaxText), 1)
