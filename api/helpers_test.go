@@ -310,12 +310,19 @@ func wantBody(tb testing.TB, r response, status int, want map[string]any) {
 // unauthorizedBody is the seed's answer to a missing or bad token.
 var unauthorizedBody = map[string]any{"detail": "Could not validate credentials"}
 
-// wantUnauthorized fails unless r is the 401 of a bad token.
+// Bearer challenges of RFC 6750 §3.1: without a token, and for a bad one.
+const (
+	challengeMissing = "Bearer"
+	challengeInvalid = `Bearer error="invalid_token"`
+)
+
+// wantUnauthorized fails unless r is the 401 of a missing or bad token
+// (TestBearerChallenge tells the two apart).
 func wantUnauthorized(tb testing.TB, r response) {
 	tb.Helper()
 	wantBody(tb, r, http.StatusUnauthorized, unauthorizedBody)
-	if got := r.header.Get("WWW-Authenticate"); got != "Bearer" {
-		tb.Errorf("WWW-Authenticate = %q, want Bearer", got)
+	if got := r.header.Get("WWW-Authenticate"); got != challengeMissing && got != challengeInvalid {
+		tb.Errorf("WWW-Authenticate = %q, want %q or %q", got, challengeMissing, challengeInvalid)
 	}
 }
 

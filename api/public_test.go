@@ -130,13 +130,14 @@ func TestTokenErrors(t *testing.T) {
 	if _, err := e.svc.SetDisabled(bg, "dora", true); err != nil {
 		t.Fatal(err)
 	}
-	badCreds := map[string]any{"detail": "Incorrect username or password", "error": "invalid_grant"}
+	badCreds := map[string]any{"detail": "Incorrect username or password", "error": "invalid_grant", "error_description": "Incorrect username or password"}
 	var bodies []string
 	for _, tc := range []struct{ name, user, password string }{
 		{"WrongPassword", "alice", "wrong password!"},
 		{"UnknownUser", "nobody", testPassword},
 		{"InvalidUsername", "-bad name-", testPassword},
 		{"DisabledUser", "dora", testPassword},
+		{"TooLongPassword", "alice", strings.Repeat("p", 73)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := e.on(t)
@@ -174,6 +175,15 @@ func TestTokenErrors(t *testing.T) {
 		{"JSONBody", "application/json", `{"username":"alice","password":"` + testPassword + `"}`, http.StatusUnprocessableEntity, "invalid_request", "form fields"},
 		{"NoContentType", "", "username=alice&password=" + url.QueryEscape(testPassword), http.StatusUnprocessableEntity, "invalid_request", "form fields"},
 		{"UnsupportedGrant", form, "grant_type=client_credentials&username=alice&password=x", http.StatusBadRequest, "unsupported_grant_type", "grant_type"},
+		// RFC 6749 §3.2: no parameter more than once, whichever it is.
+		{"RepeatedUsername", form, "username=alice&username=bob&password=x", http.StatusBadRequest, "invalid_request", "more than once: username"},
+		{"RepeatedPassword", form, "username=alice&password=" + url.QueryEscape(testPassword) + "&password=x", http.StatusBadRequest, "invalid_request", "password"},
+		{"RepeatedGrantType", form, "grant_type=password&grant_type=refresh_token&username=alice&password=x", http.StatusBadRequest, "invalid_request", "grant_type"},
+		{"RepeatedEmpty", form, "username=alice&password=x&scope=&scope=", http.StatusBadRequest, "invalid_request", "scope"},
+		{"RepeatedRefreshToken", form, "grant_type=refresh_token&refresh_token=a&refresh_token=b", http.StatusBadRequest, "invalid_request", "refresh_token"},
+		// RFC 6749 §3.3: chatctl has no scopes; asking for one is refused.
+		{"Scope", form, "username=alice&password=" + url.QueryEscape(testPassword) + "&scope=read", http.StatusBadRequest, "invalid_scope", "no scopes"},
+		{"ScopeOnRefresh", form, "grant_type=refresh_token&refresh_token=x&scope=admin", http.StatusBadRequest, "invalid_scope", "no scopes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,8 +203,29 @@ func TestTokenErrors(t *testing.T) {
 			if d, _ := m["detail"].(string); !strings.Contains(d, tc.wantDetail) {
 				t.Errorf("detail = %q, want it to mention %q", d, tc.wantDetail)
 			}
+			if m["error_description"] != m["detail"] {
+				t.Errorf("error_description = %v, want the detail %v", m["error_description"], m["detail"])
+			}
 		})
 	}
+	t.Run("EmptyScopeIgnored", func(t *testing.T) {
+		// The seed's form (FastAPI's OAuth2PasswordRequestForm) sends an
+		// empty scope by default.
+		f := loginForm("alice", testPassword)
+		f.Set("scope", "")
+		if r := e.on(t).postToken(f, ""); r.status != http.StatusOK {
+			t.Fatalf("scope= : %d %s", r.status, r.body)
+		}
+	})
+	t.Run("RepeatedMultipart", func(t *testing.T) {
+		body := "--XX\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice\r\n" +
+			"--XX\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nbob\r\n" +
+			"--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n" + testPassword + "\r\n--XX--\r\n"
+		r := e.on(t).request(http.MethodPost, "/token", map[string]string{"Content-Type": "multipart/form-data; boundary=XX"}, body)
+		if r.status != http.StatusBadRequest || r.json(t)["error"] != "invalid_request" {
+			t.Fatalf("repeated multipart username = %d %s", r.status, r.body)
+		}
+	})
 }
 
 // Ensure bodies over http.max_body are refused with 413, JSON endpoints
