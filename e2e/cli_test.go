@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +81,37 @@ func TestLockedStoreFailsFast(t *testing.T) {
 	}
 	if strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.HasPrefix(stderr, "error: ") {
 		t.Errorf("want one line starting with 'error: ', got %q", stderr)
+	}
+}
+
+// Ensure `chatctl user unlock` reaches the running server through its
+// socket and clears the failed-login counters that made it answer 429.
+func TestUnlockWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "CHATCTL_LOGIN_USER_BURST=2")
+	addUser(t, dir, "dave", "user")
+	post := func(pw string) int {
+		t.Helper()
+		resp, err := http.PostForm(srv.url("/token"), url.Values{"username": {"dave"}, "password": {pw}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 2 {
+		if st := post("wrong password"); st != http.StatusUnauthorized {
+			t.Fatalf("wrong password = %d, want 401", st)
+		}
+	}
+	if st := post("password123"); st != http.StatusTooManyRequests {
+		t.Fatalf("after 2 failures = %d, want 429", st)
+	}
+	_, stderr, err := chatctl(t, dir, "", "user", "unlock", "dave")
+	if err != nil || !strings.Contains(stderr, "unlocked dave: cleared 2 failed-login counters in the running server") {
+		t.Fatalf("user unlock: %v %s", err, stderr)
+	}
+	if st := post("password123"); st != http.StatusOK {
+		t.Fatalf("after unlock = %d, want 200", st)
 	}
 }
