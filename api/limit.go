@@ -78,7 +78,12 @@ func (l *failureLimiter) take(key string) (ok bool, retry time.Duration) {
 		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
 	}
 	if !exists && len(l.buckets) >= l.maxKeys {
-		l.sweep(now)
+		// Full: sweep at most once a second (a sweep walks every key, and
+		// a flood of new keys must not make each take walk them), then
+		// evict if that freed nothing.
+		if now.Sub(l.swept) >= time.Second {
+			l.sweep(now)
+		}
 		if len(l.buckets) >= l.maxKeys {
 			l.evict()
 		}

@@ -109,8 +109,8 @@ func TestLoginFloodKeepsNoState(t *testing.T) {
 		}
 	}
 	after := heapAfterGC()
-	t.Logf("heap after GC: %.1f MB before, %.1f MB after %d logins with distinct 60 KB usernames (%d address buckets)",
-		float64(before)/1e6, float64(after)/1e6, n, e.srv.loginRate.ip.size())
+	t.Logf("heap after GC: %.1f MB before, %.1f MB after %d logins with distinct 60 KB usernames (%d address buckets; the test's captured log holds %.1f MB)",
+		float64(before)/1e6, float64(after)/1e6, n, e.srv.loginRate.ip.size(), float64(len(e.logs.String()))/1e6)
 	if grown := int64(after) - int64(before); grown > 8<<20 {
 		t.Errorf("heap grew by %.1f MB, want at most 8 MB", float64(grown)/1e6)
 	}

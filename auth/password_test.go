@@ -152,3 +152,35 @@ func BenchmarkHash(b *testing.B) {
 		})
 	}
 }
+
+// Ensure a password over 72 bytes never matches, even when its first 72
+// bytes are the password, and still costs one bcrypt comparison at the
+// hash's cost, like a wrong password and like DummyCheck.
+func TestTooLongPasswordSameWork(t *testing.T) {
+	pw := strings.Repeat("k", MaxPasswordBytes)
+	h, err := HashPassword(pw, 8, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		run  func() error
+	}{
+		{"WrongPassword", func() error { _, err := CheckPassword(h, "wrong password", bcrypt.MinCost); return err }},
+		{"TooLong", func() error { _, err := CheckPassword(h, pw+"k", bcrypt.MinCost); return err }},
+		{"MuchTooLong", func() error { _, err := CheckPassword(h, pw+strings.Repeat("k", 4000), bcrypt.MinCost); return err }},
+		{"DummyTooLong", func() error { DummyCheck(pw+"k", bcrypt.MinCost); return ErrPasswordMismatch }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			DummyCheck("warm", bcrypt.MinCost)
+			before := BcryptWork()
+			if err := tc.run(); !errors.Is(err, ErrPasswordMismatch) {
+				t.Fatalf("err = %v, want ErrPasswordMismatch", err)
+			}
+			after := BcryptWork()
+			if after.Compares-before.Compares != 1 || after.Rounds-before.Rounds != 1<<bcrypt.MinCost {
+				t.Errorf("work = %+v, want one comparison of 2^%d rounds", Work{after.Compares - before.Compares, after.Rounds - before.Rounds}, bcrypt.MinCost)
+			}
+		})
+	}
+}
