@@ -132,6 +132,9 @@ func TestLoginBusyNotRefunded(t *testing.T) {
 		if r.header.Get("Retry-After") == "" {
 			t.Errorf("busy %d has no Retry-After", i)
 		}
+		if m := r.json(t); m["error"] != "temporarily_unavailable" || m["error_description"] != m["detail"] {
+			t.Errorf("busy body = %s, want OAuth2 error temporarily_unavailable", r.body)
+		}
 	}
 	wantLimited(t, e.postToken(loginForm("alice", testPassword), ""))
 	release()

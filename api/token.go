@@ -153,6 +153,11 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request) {
 	if perr := s.hashes.do(r.Context(), func() {
 		pair, err = s.svc.Login(r.Context(), name, password, ip)
 	}); perr != nil {
+		if errors.Is(perr, errBusy) {
+			w.Header().Set("Retry-After", "1")
+			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", perr.Error())
+			return
+		}
 		s.hashErr(w, r, perr)
 		return
 	}
