@@ -21,9 +21,9 @@ import (
 //	go test ./api -run TestLoginFloodKeepsNoState -v -args -login.flood=10000
 var floodRequests = flag.Int("login.flood", 2000, "logins with distinct 60 KB usernames sent by TestLoginFloodKeepsNoState")
 
-// fillPool occupies every worker of p and every place in its queue with
+// blockHashPool occupies every worker of p and every place in its queue with
 // jobs that block until release is called, so that the next do is busy.
-func fillPool(t *testing.T, p *hashPool) (release func()) {
+func blockHashPool(t *testing.T, p *hashPool) (release func()) {
 	t.Helper()
 	block := make(chan struct{})
 	started := make(chan struct{})
@@ -78,7 +78,7 @@ func TestLoginFloodKeepsNoState(t *testing.T) {
 		c.TrustedProxies = []string{"127.0.0.1", "::1"}
 	})
 	e.addUser("alice", "")
-	fillPool(t, e.srv.hashes)
+	blockHashPool(t, e.srv.hashes)
 	client := e.ts.Client()
 	send := func(i int) int {
 		req, err := http.NewRequest(http.MethodPost, e.ts.URL+"/token", strings.NewReader(floodBody(i)))
@@ -125,7 +125,7 @@ func TestLoginFloodKeepsNoState(t *testing.T) {
 func TestLoginBusyNotRefunded(t *testing.T) {
 	e := newEnv(t, limited(3, 100))
 	e.addUser("alice", "")
-	release := fillPool(t, e.srv.hashes)
+	release := blockHashPool(t, e.srv.hashes)
 	for i := range 3 {
 		r := e.postToken(loginForm("alice", "wrong password"), "")
 		wantStatus(t, r, http.StatusServiceUnavailable)

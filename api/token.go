@@ -43,11 +43,11 @@ func repeated(form url.Values) string {
 		return ""
 	}
 	sort.Strings(names)
-	return clip(strings.Join(names, ", "), 64)
+	return clipParam(strings.Join(names, ", "), 64)
 }
 
-// clip shortens client input quoted back in an error to at most n bytes.
-func clip(s string, n int) string {
+// clipParam shortens client input quoted back in an error to at most n bytes.
+func clipParam(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -62,7 +62,7 @@ func clip(s string, n int) string {
 // is fine. It returns the error message, or "" when the request may go on.
 func checkScope(form url.Values) string {
 	if sc := strings.TrimSpace(form.Get("scope")); sc != "" {
-		return "chatctl defines no scopes; omit scope (requested: " + clip(sc, 64) + ")"
+		return "chatctl defines no scopes; omit scope (requested: " + clipParam(sc, 64) + ")"
 	}
 	return ""
 }

@@ -57,9 +57,9 @@ func unauthorized(w http.ResponseWriter) {
 	errBody(w, http.StatusUnauthorized, "Could not validate credentials")
 }
 
-// invalidToken answers a token that was sent but is not valid (malformed,
+// rejectToken answers a token that was sent but is not valid (malformed,
 // expired, revoked, …): the same body, with RFC 6750 §3.1's error code.
-func invalidToken(w http.ResponseWriter) {
+func rejectToken(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	errBody(w, http.StatusUnauthorized, "Could not validate credentials")
 }
@@ -90,7 +90,7 @@ func (s *Server) authenticate(w http.ResponseWriter, tok string) (c *auth.Claims
 		if !errors.Is(err, auth.ErrInvalidToken) {
 			s.log.Error("verify token", "err", err) // the store failed, not the token
 		}
-		invalidToken(w)
+		rejectToken(w)
 		return nil, false
 	}
 	return c, true
@@ -131,7 +131,7 @@ func handleMe(svc *admin.Service) http.Handler {
 		c := claimsFrom(r.Context())
 		u, err := svc.DB().User(c.Subject) // cached: no store read
 		if err != nil {
-			invalidToken(w) // removed between verification and now
+			rejectToken(w) // removed between verification and now
 			return
 		}
 		encode(w, http.StatusOK, me{Username: u.Name, Message: "You are authenticated!", Role: u.Role, CreatedAt: u.CreatedAt})
@@ -153,7 +153,7 @@ func (s *Server) handleCreateUser() http.Handler {
 		if tok := bearer(r); tok != "" {
 			c, err := s.verify(tok)
 			if err != nil {
-				invalidToken(w)
+				rejectToken(w)
 				return
 			}
 			isAdmin = c.Role == auth.RoleAdmin
