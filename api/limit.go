@@ -24,8 +24,9 @@ type bucket struct {
 // address and a username, …). Its memory is bounded twice over: by age, as
 // a bucket that has refilled completely says nothing a fresh one would not
 // and is forgotten at the next sweep; and by size, as at most maxKeys
-// buckets are kept, the oldest-looking ones evicted first. Keys are short
-// by construction (see loginLimits): never raw client input.
+// buckets are kept (when full, the fullest of a few sampled buckets makes
+// room). Keys are short by construction (see loginLimits): never raw
+// client input.
 type failureLimiter struct {
 	burst   float64
 	rate    float64 // tokens per second
