@@ -60,6 +60,11 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	}
 	svc.DB().SetRetention(store.Retention{MaxPerRoom: cfg.History.MaxPerRoom})
 	s.hub = chat.NewHub(hubStore{svc.DB(), s.metrics}, hubAuth{s}, hubConfig(s), log)
+	// Every revocation, whichever path made it (CLI over the socket,
+	// /admin, refresh reuse on /token), closes the sockets it ends.
+	svc.OnRevoke(func(r admin.Revocation) {
+		s.hub.Revoke(chat.Revoked{User: r.User, JTI: r.JTI, Session: r.Session, Kid: r.Kid})
+	})
 	s.admin = &liveAdmin{Service: svc, hub: s.hub}
 	s.handler = s.secure(s.observe(s.cors(s.routes())))
 	s.socket = s.observe(s.adminRoutes(http.NewServeMux(), false))

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatctl/chatctl/api/chat"
+	"github.com/chatctl/chatctl/auth"
 	"github.com/chatctl/chatctl/store"
 )
 
@@ -73,7 +74,7 @@ func (s *Server) handleWS() http.Handler {
 		if err != nil {
 			return // gorilla has answered with the reason
 		}
-		s.hub.Serve(conn, chat.Identity{User: c.Subject, Expires: c.ExpiresAt.Time})
+		s.hub.Serve(conn, identity(c))
 	})
 }
 
@@ -86,7 +87,12 @@ func (a hubAuth) Authenticate(_ context.Context, token string) (chat.Identity, e
 	if err != nil {
 		return chat.Identity{}, err
 	}
-	return chat.Identity{User: c.Subject, Expires: c.ExpiresAt.Time}, nil
+	return identity(c), nil
+}
+
+// identity is what the hub keeps of a verified token.
+func identity(c *auth.Claims) chat.Identity {
+	return chat.Identity{User: c.Subject, Expires: c.ExpiresAt.Time, JTI: c.ID, Session: c.Sid, Kid: c.Kid}
 }
 
 var _ chat.Store = hubStore{}

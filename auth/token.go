@@ -31,6 +31,9 @@ type Claims struct {
 	// minted the token; empty for `token issue`. Ending the session
 	// revokes the token.
 	Sid string `json:"sid,omitempty"`
+	// Kid is the header's key id, set by verification (not a claim), so
+	// that `key retire` can find the connections opened with the key.
+	Kid string `json:"-"`
 }
 
 // Keys supplies HS256 secrets by key id.
@@ -234,6 +237,7 @@ func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 	if err != nil {
 		return nil, &TokenError{Reason: ReasonMalformed, Detail: "claims: " + err.Error()}
 	}
+	c.Kid = hdr.Kid
 	now := t.now()
 	switch {
 	case c.ExpiresAt == nil:
