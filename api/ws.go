@@ -75,7 +75,24 @@ func (s *Server) handleWS() http.Handler {
 			return // gorilla has answered with the reason
 		}
 		s.hub.Serve(conn, identity(c))
+		// A revocation that committed between the check above and the
+		// hub's registering the connection found nothing to close. Every
+		// later one finds it, and the token's state now shows an earlier
+		// one: one more check (in memory) closes that gap.
+		if revokedSince(s.tokens.Verify(tok)) {
+			s.hub.Revoke(chat.Revoked{JTI: c.ID})
+		}
 	})
+}
+
+// revokedSince reports whether a token that verified a moment ago fails
+// now because it was revoked (rather than because it expired meanwhile).
+func revokedSince(_ *auth.Claims, err error) bool {
+	switch auth.ReasonOf(err) {
+	case auth.ReasonRevoked, auth.ReasonUserDisabled, auth.ReasonUserRemoved, auth.ReasonUnknownKey:
+		return true
+	}
+	return false
 }
 
 // hubAuth re-verifies tokens sent in "auth" frames.
