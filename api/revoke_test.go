@@ -210,3 +210,25 @@ func kidOf(t *testing.T, tok string) string {
 	}
 	return h["kid"].(string)
 }
+
+// Ensure a revocation that lands while a /ws upgrade is between its token
+// check and the hub's registering the connection still closes it: the
+// hub's scan cannot see the connection yet, so the handler checks again.
+func TestRevocationDuringUpgrade(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addUser("alice", "")
+	tok := e.issue("alice")
+	jti := claimsOf(t, tok)["jti"].(string)
+	hook := func() {
+		if _, err := e.svc.Revoke(bg, admin.RevokeRequest{ID: jti}); err != nil {
+			t.Error(err)
+		}
+	}
+	e.srv.beforeServe.Store(&hook)
+	conn, r, err := e.dialWS(tok, false, nil)
+	if err != nil {
+		t.Fatalf("dial: %v (%d %s)", err, r.status, r.body)
+	}
+	defer conn.Close()
+	wantClosed(t, conn, 4003)
+}

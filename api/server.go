@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatctl/chatctl/admin"
@@ -34,6 +35,10 @@ type Server struct {
 
 	handler http.Handler // the public routes with middleware
 	socket  http.Handler // the admin routes for the Unix socket
+
+	// beforeServe, set only by tests, runs between a /ws token check and
+	// the hub taking the connection: the window a revocation can hit.
+	beforeServe atomic.Pointer[func()]
 }
 
 // Options are optional parts of a Server.

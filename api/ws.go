@@ -74,6 +74,9 @@ func (s *Server) handleWS() http.Handler {
 		if err != nil {
 			return // gorilla has answered with the reason
 		}
+		if f := s.beforeServe.Load(); f != nil {
+			(*f)()
+		}
 		s.hub.Serve(conn, identity(c))
 		// A revocation that committed between the check above and the
 		// hub's registering the connection found nothing to close. Every
