@@ -15,8 +15,9 @@ import (
 // like Keycloak, chatctl always keeps one key that signs, so rotate first.
 var ErrKeyActive = errors.New("cannot retire the active signing key")
 
-// ErrExternalKey is returned by RotateKey and RetireKey when the signing secret comes from
-// CHATCTL_JWT_SECRET or token.secret_file rather than the store.
+// ErrExternalKey is returned by RotateKey and RetireKey when the signing
+// secret comes from CHATCTL_JWT_SECRET or token.secret_file rather than the
+// store.
 var ErrExternalKey = errors.New("the signing secret is set by the operator")
 
 // keyRing implements auth.Keys over the store's keys, or over one

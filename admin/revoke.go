@@ -3,6 +3,8 @@ package admin
 import (
 	"context"
 	"fmt"
+
+	"github.com/chatctl/chatctl/store"
 )
 
 // Revocation names what a revoking operation just ended, so that the
@@ -35,10 +37,18 @@ func (s *Service) revoked(r Revocation) {
 	}
 }
 
+// maxKidLen bounds the kids RetireKey looks up (ours have 8 to 12
+// characters), so an error never echoes unbounded input.
+const maxKidLen = 64
+
 // RetireKey implements Admin.
 func (s *Service) RetireKey(_ context.Context, kid string) (KeyInfo, error) {
-	if kid == "" {
+	switch {
+	case kid == "":
 		return KeyInfo{}, fmt.Errorf("%w: give the kid of the key to retire (see key list)", ErrBadRequest)
+	case len(kid) > maxKidLen:
+		// Kids are short; a long one is not echoed back.
+		return KeyInfo{}, fmt.Errorf("key: %w", store.ErrNotFound)
 	}
 	k, err := s.keys.retire(kid)
 	if err != nil {

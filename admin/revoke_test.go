@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +100,10 @@ func TestRevocationHook(t *testing.T) {
 			_, err = s.Revoke(ctx, RevokeRequest{ID: p.SessionID})
 			return err
 		}, []Revocation{{Session: "$session"}}},
+		{"Revoke", "ErrBadRequest", func(t *testing.T, s *Service) error {
+			_, err := s.Revoke(ctx, RevokeRequest{ID: strings.Repeat("j", 40000)})
+			return ignore(err, ErrBadRequest)
+		}, nil},
 		{"Revoke", "ErrNotFound", func(t *testing.T, s *Service) error {
 			_, err := s.Revoke(ctx, RevokeRequest{ID: store.SessionPrefix + "gone"})
 			return ignore(err, store.ErrNotFound)
@@ -270,6 +275,10 @@ func TestRetireKey(t *testing.T) {
 	}
 	if _, err := s.RetireKey(ctx, ""); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("retire without a kid: %v", err)
+	}
+	long := strings.Repeat("k", 10000)
+	if _, err := s.RetireKey(ctx, long); !errors.Is(err, store.ErrNotFound) || strings.Contains(err.Error(), "kkkk") {
+		t.Fatalf("retire a 10,000-byte kid: %v", err)
 	}
 	if _, err := s.RotateKey(ctx); err != nil {
 		t.Fatal(err)

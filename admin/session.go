@@ -94,6 +94,10 @@ func (s *Service) Revoke(_ context.Context, req RevokeRequest) (RevokeResult, er
 		return RevokeResult{Kind: "user", Username: u.Username}, nil
 	case req.User != "" || req.All:
 		return RevokeRequest{}.invalid()
+	case len(req.ID) > maxIDLen:
+		// Ours have about 22 characters; a long one would only fill the
+		// deny list (and bbolt refuses keys over 32 KiB).
+		return RevokeResult{}, fmt.Errorf("%w: an id of %d bytes is neither a session id nor a jti", ErrBadRequest, len(req.ID))
 	case strings.HasPrefix(req.ID, store.SessionPrefix):
 		sess, err := s.db.RevokeSession(req.ID)
 		if err != nil {
@@ -116,6 +120,9 @@ func (s *Service) Revoke(_ context.Context, req RevokeRequest) (RevokeResult, er
 func (RevokeRequest) invalid() (RevokeResult, error) {
 	return RevokeResult{}, fmt.Errorf("%w: give a session id, a token's jti, or a user with all", ErrBadRequest)
 }
+
+// maxIDLen bounds the session ids and jtis Revoke accepts.
+const maxIDLen = 128
 
 // ErrBadRequest is returned for a request that names nothing to act on.
 var ErrBadRequest = errors.New("bad request")
