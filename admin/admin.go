@@ -54,6 +54,10 @@ type Admin interface {
 	Keys(ctx context.Context) ([]KeyInfo, error)
 	// RotateKey retires the active key and creates a new one.
 	RotateKey(ctx context.Context) (KeyInfo, error)
+	// RetireKey stops a rotated-out key verifying at once (a compromised
+	// key): its tokens are refused and their chat connections closed. The
+	// active key is refused with ErrKeyActive: rotate first.
+	RetireKey(ctx context.Context, kid string) (KeyInfo, error)
 	// Close releases what the implementation holds (the store or a
 	// connection).
 	Close() error
@@ -108,12 +112,16 @@ type Inspection struct {
 type KeyInfo struct {
 	Kid    string `json:"kid"`
 	Active bool   `json:"active"`
+	// State is KeyActive, KeyRotated or KeyRetired.
+	State string `json:"state"`
 	// Source is "store" for generated keys, or where an operator-supplied
 	// secret came from.
 	Source    string    `json:"source"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
+	// RetiredAt is when the key stopped signing (rotation).
 	RetiredAt time.Time `json:"retired_at,omitzero"`
-	// Expires is when a retired key stops verifying.
+	// Expires is when a rotated key stops verifying, or when `key retire`
+	// stopped it.
 	Expires time.Time `json:"expires,omitzero"`
 }
 

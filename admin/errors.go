@@ -27,6 +27,7 @@ var errorKinds = []struct {
 	{"user_disabled", ErrUserDisabled, http.StatusConflict},
 	{"ttl_too_long", ErrTTLTooLong, http.StatusUnprocessableEntity},
 	{"external_key", ErrExternalKey, http.StatusConflict},
+	{"key_active", ErrKeyActive, http.StatusConflict},
 	{"invalid_credentials", ErrInvalidCredentials, http.StatusUnauthorized},
 	{"refresh_reused", store.ErrRefreshReused, http.StatusBadRequest},
 	{"refresh_invalid", store.ErrRefreshInvalid, http.StatusBadRequest},

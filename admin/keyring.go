@@ -11,8 +11,13 @@ import (
 	"github.com/chatctl/chatctl/store"
 )
 
-// ErrExternalKey is returned by RotateKey when the signing secret comes from
-// CHATCTL_JWT_SECRET or token.secret_file rather than the store.
+// ErrKeyActive is returned by RetireKey for the key that signs new tokens:
+// like Keycloak, chatctl always keeps one key that signs, so rotate first.
+var ErrKeyActive = errors.New("cannot retire the active signing key")
+
+// ErrExternalKey is returned by RotateKey and RetireKey when the signing
+// secret comes from CHATCTL_JWT_SECRET or token.secret_file rather than the
+// store.
 var ErrExternalKey = errors.New("the signing secret is set by the operator")
 
 // keyRing implements auth.Keys over the store's keys, or over one
@@ -101,7 +106,7 @@ func (r *keyRing) VerifyKey(kid string) ([]byte, bool) {
 	}
 	now := r.now()
 	for _, k := range keys {
-		if k.Kid == kid && (k.Active() || now.Before(k.Expires())) {
+		if k.Kid == kid && k.Verifies(now) {
 			return k.Secret, true
 		}
 	}
@@ -111,7 +116,7 @@ func (r *keyRing) VerifyKey(kid string) ([]byte, bool) {
 // infos lists the keys for Keys.
 func (r *keyRing) infos() ([]KeyInfo, error) {
 	if r.external != nil {
-		return []KeyInfo{{Kid: r.externalKid, Active: true, Source: r.externalSource}}, nil
+		return []KeyInfo{{Kid: r.externalKid, Active: true, State: KeyActive, Source: r.externalSource}}, nil
 	}
 	if _, err := r.load(); err != nil {
 		return nil, err
@@ -122,9 +127,39 @@ func (r *keyRing) infos() ([]KeyInfo, error) {
 	}
 	out := make([]KeyInfo, len(keys))
 	for i, k := range keys {
-		out[i] = KeyInfo{Kid: k.Kid, Active: k.Active(), Source: "store", CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt, Expires: k.Expires()}
+		out[i] = keyInfo(k)
 	}
 	return out, nil
+}
+
+// keyInfo describes k for Keys.
+func keyInfo(k store.Key) KeyInfo {
+	in := KeyInfo{Kid: k.Kid, Active: k.Active(), State: KeyActive, Source: "store", CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt, Expires: k.Expires()}
+	switch {
+	case !k.RevokedAt.IsZero():
+		in.State, in.Expires = KeyRetired, k.RevokedAt
+	case !k.Active():
+		in.State = KeyRotated
+	}
+	return in
+}
+
+// retire stops the rotated-out key kid verifying (store.RetireKey).
+func (r *keyRing) retire(kid string) (KeyInfo, error) {
+	if r.external != nil {
+		return KeyInfo{}, fmt.Errorf("%w (%s): there is no other key to retire", ErrExternalKey, r.externalSource)
+	}
+	k, err := r.db.RetireKey(kid)
+	if errors.Is(err, store.ErrKeyActive) {
+		return KeyInfo{}, fmt.Errorf("%w: key %s signs new tokens; run `chatctl key rotate` first, then retire it", ErrKeyActive, kid)
+	}
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	if _, err := r.reload(); err != nil {
+		return KeyInfo{}, err
+	}
+	return keyInfo(k), nil
 }
 
 // rotate retires the active key.
@@ -139,7 +174,7 @@ func (r *keyRing) rotate() (KeyInfo, error) {
 	if _, err := r.reload(); err != nil {
 		return KeyInfo{}, err
 	}
-	return KeyInfo{Kid: k.Kid, Active: true, Source: "store", CreatedAt: k.CreatedAt}, nil
+	return keyInfo(k), nil
 }
 
 // maxTTL is the longest token lifetime any live key has signed, at least

@@ -202,6 +202,14 @@ func (r *Remote) RotateKey(ctx context.Context) (k KeyInfo, err error) {
 	return k, r.call(ctx, http.MethodPost, "/admin/keys/rotate", nil, &k)
 }
 
+// RetireKey implements Admin.
+func (r *Remote) RetireKey(ctx context.Context, kid string) (k KeyInfo, err error) {
+	if kid == "" {
+		return k, fmt.Errorf("%w: give the kid of the key to retire (see key list)", ErrBadRequest)
+	}
+	return k, r.call(ctx, http.MethodPost, "/admin/keys/"+url.PathEscape(kid)+"/retire", nil, &k)
+}
+
 // Request bodies of the /admin API.
 type (
 	// PasswordRequest is the body of PUT /admin/users/{name}/password.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatctl/chatctl/auth"
@@ -22,6 +23,8 @@ type Service struct {
 	keys   *keyRing
 	tokens *auth.Tokens
 	now    func() time.Time
+	// onRevoke is set once by OnRevoke, read by every revoking call.
+	onRevoke atomic.Pointer[func(Revocation)]
 }
 
 var _ Admin = (*Service)(nil)
@@ -164,7 +167,11 @@ func (s *Service) SetPassword(_ context.Context, name, password string) (UserInf
 	if err != nil {
 		return UserInfo{}, err
 	}
-	return s.update(name, store.Change{Hash: &hash, RevokeTokens: true})
+	u, err := s.update(name, store.Change{Hash: &hash, RevokeTokens: true})
+	if err == nil {
+		s.revoked(Revocation{User: u.Username})
+	}
+	return u, err
 }
 
 // SetRole implements Admin.
@@ -178,7 +185,11 @@ func (s *Service) SetRole(_ context.Context, name, role string) (UserInfo, error
 // SetDisabled implements Admin. Disabling revokes every token; enabling
 // does not bring old tokens back.
 func (s *Service) SetDisabled(_ context.Context, name string, disabled bool) (UserInfo, error) {
-	return s.update(name, store.Change{Disabled: &disabled, RevokeTokens: disabled})
+	u, err := s.update(name, store.Change{Disabled: &disabled, RevokeTokens: disabled})
+	if err == nil && disabled {
+		s.revoked(Revocation{User: u.Username})
+	}
+	return u, err
 }
 
 // RemoveUser implements Admin.
@@ -187,7 +198,11 @@ func (s *Service) RemoveUser(_ context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return s.db.DeleteUser(n)
+	if err := s.db.DeleteUser(n); err != nil {
+		return err
+	}
+	s.revoked(Revocation{User: n})
+	return nil
 }
 
 // IssueToken implements Admin.
@@ -203,23 +218,24 @@ func (s *Service) IssueToken(_ context.Context, name string, ttl time.Duration) 
 	if u.Disabled {
 		return IssuedToken{}, fmt.Errorf("user %s: %w", u.Name, ErrUserDisabled)
 	}
-	return s.mint(u, ttl)
+	return s.mint(u, ttl, "")
 }
 
 // ErrTTLTooLong is returned for a token lifetime beyond token.refresh_ttl.
 var ErrTTLTooLong = errors.New("token lifetime too long")
 
-// mint signs an access token for u living ttl (token.ttl when zero). A
-// lifetime is capped at token.refresh_ttl: an access token outliving any
-// session makes revocation by rotation meaningless.
-func (s *Service) mint(u store.User, ttl time.Duration) (IssuedToken, error) {
+// mint signs an access token for u living ttl (token.ttl when zero), for
+// session sid ("" for none). A lifetime is capped at token.refresh_ttl: an
+// access token outliving any session makes revocation by rotation
+// meaningless (and the deny list keeps an ended session only that long).
+func (s *Service) mint(u store.User, ttl time.Duration, sid string) (IssuedToken, error) {
 	if ttl == 0 {
 		ttl = s.cfg.Token.TTL
 	}
 	if ttl > s.cfg.Token.RefreshTTL {
 		return IssuedToken{}, fmt.Errorf("%w: %s is longer than token.refresh_ttl (%s); raise that to issue longer tokens", ErrTTLTooLong, ttl, s.cfg.Token.RefreshTTL)
 	}
-	tok, c, err := s.tokens.Mint(u.Name, u.Role, u.TokenVersion, ttl)
+	tok, c, err := s.tokens.MintSession(u.Name, u.Role, u.TokenVersion, sid, ttl)
 	if err != nil {
 		return IssuedToken{}, err
 	}
@@ -255,6 +271,13 @@ func (s *Service) Keys(context.Context) ([]KeyInfo, error) { return s.keys.infos
 
 // RotateKey implements Admin.
 func (s *Service) RotateKey(context.Context) (KeyInfo, error) { return s.keys.rotate() }
+
+// The states of a signing key, in KeyInfo.State.
+const (
+	KeyActive  = "active"  // signs new tokens, and verifies
+	KeyRotated = "rotated" // rotated out: verifies until its tokens expire
+	KeyRetired = "retired" // retired with `key retire`: verifies nothing
+)
 
 // ErrInvalidCredentials is returned by Authenticate for an unknown user, a
 // wrong password or a disabled user alike.

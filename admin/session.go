@@ -17,8 +17,8 @@ type TokenPair struct {
 	SessionID    string `json:"-"`
 }
 
-// Denied implements auth.Users.
-func (s *Service) Denied(jti string) bool { return s.db.Denied(jti) }
+// Denied implements auth.Users: id is a jti or a session id.
+func (s *Service) Denied(id string) bool { return s.db.Denied(id) }
 
 // Login checks a password and starts a session: an access token plus the
 // first refresh token of a new family. clientAddr is recorded for
@@ -32,7 +32,7 @@ func (s *Service) Login(ctx context.Context, name, password, clientAddr string) 
 	if err != nil {
 		return TokenPair{}, err
 	}
-	tok, err := s.mint(u, 0)
+	tok, err := s.mint(u, 0, sess.ID)
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -40,10 +40,14 @@ func (s *Service) Login(ctx context.Context, name, password, clientAddr string) 
 }
 
 // Refresh spends a refresh token and returns a new pair. A spent token
-// revokes its session (store.ErrRefreshReused); unknown, expired or
-// revoked ones give store.ErrRefreshInvalid, as does a disabled user.
+// revokes its session and the access tokens minted for it
+// (store.ErrRefreshReused); unknown, expired or revoked ones give
+// store.ErrRefreshInvalid, as does a disabled user.
 func (s *Service) Refresh(_ context.Context, refresh, clientAddr string) (TokenPair, error) {
 	sess, next, err := s.db.Refresh(refresh, clientAddr, s.cfg.Token.RefreshTTL)
+	if errors.Is(err, store.ErrRefreshReused) {
+		s.revoked(Revocation{Session: sess.ID})
+	}
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -54,7 +58,7 @@ func (s *Service) Refresh(_ context.Context, refresh, clientAddr string) (TokenP
 	if err != nil {
 		return TokenPair{}, err
 	}
-	tok, err := s.mint(u, 0)
+	tok, err := s.mint(u, 0, sess.ID)
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -86,14 +90,20 @@ func (s *Service) Revoke(_ context.Context, req RevokeRequest) (RevokeResult, er
 		if err != nil {
 			return RevokeResult{}, err
 		}
+		s.revoked(Revocation{User: u.Username})
 		return RevokeResult{Kind: "user", Username: u.Username}, nil
 	case req.User != "" || req.All:
 		return RevokeRequest{}.invalid()
+	case len(req.ID) > maxIDLen:
+		// Ours have about 22 characters; a long one would only fill the
+		// deny list (and bbolt refuses keys over 32 KiB).
+		return RevokeResult{}, fmt.Errorf("%w: an id of %d bytes is neither a session id nor a jti", ErrBadRequest, len(req.ID))
 	case strings.HasPrefix(req.ID, store.SessionPrefix):
 		sess, err := s.db.RevokeSession(req.ID)
 		if err != nil {
 			return RevokeResult{}, err
 		}
+		s.revoked(Revocation{Session: sess.ID})
 		return RevokeResult{Kind: "session", ID: sess.ID, Username: sess.User}, nil
 	case req.ID != "":
 		// An access token cannot be recalled, only refused until it would
@@ -101,6 +111,7 @@ func (s *Service) Revoke(_ context.Context, req RevokeRequest) (RevokeResult, er
 		if err := s.db.DenyToken(req.ID, s.now().Add(s.keys.maxTTL(s.cfg.Token.TTL))); err != nil {
 			return RevokeResult{}, err
 		}
+		s.revoked(Revocation{JTI: req.ID})
 		return RevokeResult{Kind: "token", ID: req.ID}, nil
 	}
 	return RevokeRequest{}.invalid()
@@ -109,6 +120,9 @@ func (s *Service) Revoke(_ context.Context, req RevokeRequest) (RevokeResult, er
 func (RevokeRequest) invalid() (RevokeResult, error) {
 	return RevokeResult{}, fmt.Errorf("%w: give a session id, a token's jti, or a user with all", ErrBadRequest)
 }
+
+// maxIDLen bounds the session ids and jtis Revoke accepts.
+const maxIDLen = 128
 
 // ErrBadRequest is returned for a request that names nothing to act on.
 var ErrBadRequest = errors.New("bad request")

@@ -10,15 +10,14 @@ import (
 	"github.com/chatctl/chatctl/api/chat"
 )
 
-// liveAdmin is the server's Admin: the Service, plus ending the live chat
-// connections of users whose tokens it revokes.
+// liveAdmin is the server's Admin: the Service, plus the hub's view of
+// rooms. Revocations do not go through here: the Service reports every one
+// to its OnRevoke hook (see NewServer), whichever path it was called by.
 type liveAdmin struct {
 	*admin.Service
 	hub    *chat.Hub
 	logins *loginLimits // UnlockUser clears them
 }
-
-func (a *liveAdmin) kicked(user string) { a.hub.Kick(user) }
 
 // Rooms implements admin.Admin with the members online from the hub.
 func (a *liveAdmin) Rooms(ctx context.Context) ([]admin.RoomInfo, error) {
@@ -44,46 +43,6 @@ func (a *liveAdmin) DeleteRoom(ctx context.Context, name string) error {
 	}
 	a.hub.CloseRoom(name)
 	return nil
-}
-
-// SetPassword implements admin.Admin and kicks the user.
-func (a *liveAdmin) SetPassword(ctx context.Context, name, pw string) (admin.UserInfo, error) {
-	u, err := a.Service.SetPassword(ctx, name, pw)
-	if err == nil {
-		a.kicked(u.Username)
-	}
-	return u, err
-}
-
-// SetDisabled implements admin.Admin and kicks a disabled user.
-func (a *liveAdmin) SetDisabled(ctx context.Context, name string, disabled bool) (admin.UserInfo, error) {
-	u, err := a.Service.SetDisabled(ctx, name, disabled)
-	if err == nil && disabled {
-		a.kicked(u.Username)
-	}
-	return u, err
-}
-
-// RemoveUser implements admin.Admin and kicks the user.
-func (a *liveAdmin) RemoveUser(ctx context.Context, name string) error {
-	u, err := a.Service.User(ctx, name)
-	if err != nil {
-		return err
-	}
-	if err := a.Service.RemoveUser(ctx, name); err != nil {
-		return err
-	}
-	a.kicked(u.Username)
-	return nil
-}
-
-// Revoke implements admin.Admin and kicks a user whose tokens all end.
-func (a *liveAdmin) Revoke(ctx context.Context, req admin.RevokeRequest) (admin.RevokeResult, error) {
-	res, err := a.Service.Revoke(ctx, req)
-	if err == nil && res.Kind == "user" {
-		a.kicked(res.Username)
-	}
-	return res, err
 }
 
 // UnlockUser implements admin.Admin: it clears the server's failed-login
@@ -238,6 +197,12 @@ func handleRotateKey(a admin.Admin, log *slog.Logger) http.Handler {
 func handleUnlockUser(a admin.Admin, log *slog.Logger) http.Handler {
 	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.UnlockResult, error) {
 		return a.UnlockUser(r.Context(), r.PathValue("name"))
+	})
+}
+
+func handleRetireKey(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.KeyInfo, error) {
+		return a.RetireKey(r.Context(), r.PathValue("kid"))
 	})
 }
 

@@ -64,6 +64,7 @@ func (s *Server) adminRouteTable() []route {
 		{"DELETE /admin/rooms/{name}", handleDeleteRoom(a, l)},
 		{"GET /admin/keys", handleKeys(a, l)},
 		{"POST /admin/keys/rotate", handleRotateKey(a, l)},
+		{"POST /admin/keys/{kid}/retire", handleRetireKey(a, l)},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatctl/chatctl/admin"
@@ -34,6 +35,10 @@ type Server struct {
 
 	handler http.Handler // the public routes with middleware
 	socket  http.Handler // the admin routes for the Unix socket
+
+	// beforeServe, set only by tests, runs between a /ws token check and
+	// the hub taking the connection: the window a revocation can hit.
+	beforeServe atomic.Pointer[func()]
 }
 
 // Options are optional parts of a Server.
@@ -60,6 +65,11 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	}
 	svc.DB().SetRetention(store.Retention{MaxPerRoom: cfg.History.MaxPerRoom})
 	s.hub = chat.NewHub(hubStore{svc.DB(), s.metrics}, hubAuth{s}, hubConfig(s), log)
+	// Every revocation, whichever path made it (CLI over the socket,
+	// /admin, refresh reuse on /token), closes the sockets it ends.
+	svc.OnRevoke(func(r admin.Revocation) {
+		s.hub.Revoke(chat.Revoked{User: r.User, JTI: r.JTI, Session: r.Session, Kid: r.Kid})
+	})
 	s.admin = &liveAdmin{Service: svc, hub: s.hub, logins: s.loginRate}
 	s.handler = s.secure(s.observe(s.cors(s.routes())))
 	s.socket = s.observe(s.adminRoutes(http.NewServeMux(), false))

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatctl/chatctl/api/chat"
+	"github.com/chatctl/chatctl/auth"
 	"github.com/chatctl/chatctl/store"
 )
 
@@ -73,8 +74,28 @@ func (s *Server) handleWS() http.Handler {
 		if err != nil {
 			return // gorilla has answered with the reason
 		}
-		s.hub.Serve(conn, chat.Identity{User: c.Subject, Expires: c.ExpiresAt.Time})
+		if f := s.beforeServe.Load(); f != nil {
+			(*f)()
+		}
+		s.hub.Serve(conn, identity(c))
+		// A revocation that committed between the check above and the
+		// hub's registering the connection found nothing to close. Every
+		// later one finds it, and the token's state now shows an earlier
+		// one: one more check (in memory) closes that gap.
+		if revokedSince(s.tokens.Verify(tok)) {
+			s.hub.Revoke(chat.Revoked{JTI: c.ID})
+		}
 	})
+}
+
+// revokedSince reports whether a token that verified a moment ago fails
+// now because it was revoked (rather than because it expired meanwhile).
+func revokedSince(_ *auth.Claims, err error) bool {
+	switch auth.ReasonOf(err) {
+	case auth.ReasonRevoked, auth.ReasonUserDisabled, auth.ReasonUserRemoved, auth.ReasonUnknownKey:
+		return true
+	}
+	return false
 }
 
 // hubAuth re-verifies tokens sent in "auth" frames.
@@ -86,7 +107,12 @@ func (a hubAuth) Authenticate(_ context.Context, token string) (chat.Identity, e
 	if err != nil {
 		return chat.Identity{}, err
 	}
-	return chat.Identity{User: c.Subject, Expires: c.ExpiresAt.Time}, nil
+	return identity(c), nil
+}
+
+// identity is what the hub keeps of a verified token.
+func identity(c *auth.Claims) chat.Identity {
+	return chat.Identity{User: c.Subject, Expires: c.ExpiresAt.Time, JTI: c.ID, Session: c.Sid, Kid: c.Kid}
 }
 
 var _ chat.Store = hubStore{}

@@ -20,13 +20,20 @@ const Algorithm = "HS256"
 
 // Claims are the claims of a chatctl access token (SPEC §5): the
 // registered sub, iat, exp, jti and iss, plus the user's role and token
-// version at the time of issue.
+// version at the time of issue, and the session it was minted for.
 type Claims struct {
 	jwt.RegisteredClaims
 	Role string `json:"role,omitempty"`
 	// Ver is the user's token version; a token whose Ver differs from the
 	// user's current one has been revoked.
 	Ver uint64 `json:"ver"`
+	// Sid is the session (refresh-token family) whose login or refresh
+	// minted the token; empty for `token issue`. Ending the session
+	// revokes the token.
+	Sid string `json:"sid,omitempty"`
+	// Kid is the header's key id, set by verification (not a claim), so
+	// that `key retire` can find the connections opened with the key.
+	Kid string `json:"-"`
 }
 
 // Keys supplies HS256 secrets by key id.
@@ -48,8 +55,9 @@ type UserState struct {
 // Users looks up the current state of a token's subject.
 type Users interface {
 	TokenState(name string) (UserState, error)
-	// Denied reports whether the single token jti was revoked.
-	Denied(jti string) bool
+	// Denied reports whether id, a token's jti or its session's sid, was
+	// revoked. It is called on every verification: an in-memory lookup.
+	Denied(id string) bool
 }
 
 // Reason says which check a token failed. The strings are what
@@ -122,6 +130,12 @@ func NewTokens(keys Keys, users Users, issuer string, leeway time.Duration, now 
 // Mint signs a token for user name with role and token version ver,
 // valid for ttl.
 func (t *Tokens) Mint(name, role string, ver uint64, ttl time.Duration) (string, *Claims, error) {
+	return t.MintSession(name, role, ver, "", ttl)
+}
+
+// MintSession is Mint for a token of session sid (its sid claim), which
+// stops verifying when the session ends.
+func (t *Tokens) MintSession(name, role string, ver uint64, sid string, ttl time.Duration) (string, *Claims, error) {
 	if ttl <= 0 {
 		return "", nil, fmt.Errorf("token lifetime must be positive, got %s", ttl)
 	}
@@ -140,6 +154,7 @@ func (t *Tokens) Mint(name, role string, ver uint64, ttl time.Duration) (string,
 		},
 		Role: role,
 		Ver:  ver,
+		Sid:  sid,
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
 	tok.Header["kid"] = kid
@@ -171,6 +186,8 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 		return nil, &TokenError{Reason: ReasonRevoked, Detail: "the user's tokens were revoked after this one was issued"}
 	case t.users.Denied(c.ID):
 		return nil, &TokenError{Reason: ReasonRevoked, Detail: "this token was revoked"}
+	case c.Sid != "" && t.users.Denied(c.Sid):
+		return nil, &TokenError{Reason: ReasonRevoked, Detail: "the session this token belongs to was ended"}
 	}
 	c.Role = st.Role // the current role, not the one at issue time
 	return c, nil
@@ -182,17 +199,19 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 // leeway, and iss.
 //
 // It is written out rather than delegated to jwt.Parser because it runs on
-// every request: decoding the header into a two-field struct instead of a
-// map halves the cost of a check. FuzzVerify holds it to jwt.Parser's
-// verdict on every input.
+// every request: reading the two header members it needs instead of
+// decoding a map halves the cost of a check. It is also stricter than
+// jwt.Parser where JSON and base64url allow several spellings of one token
+// (see jsonobj.go); FuzzVerify holds it to jwt.Parser's verdict on every
+// other input.
 func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 	h, rest, ok1 := strings.Cut(token, ".")
 	p, sig, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.Contains(sig, ".") {
 		return nil, &TokenError{Reason: ReasonMalformed, Detail: "want three dot-separated parts"}
 	}
-	var hdr header
-	if err := decodeSegment(h, &hdr); err != nil {
+	hdr, err := decodeHeader(h)
+	if err != nil {
 		return nil, &TokenError{Reason: ReasonMalformed, Detail: "header: " + err.Error()}
 	}
 	if hdr.Alg != Algorithm {
@@ -205,9 +224,9 @@ func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 	if !ok {
 		return nil, &TokenError{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("no signing key with kid %q", hdr.Kid)}
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	got, err := decodeStrict(sig)
 	if err != nil {
-		return nil, &TokenError{Reason: ReasonMalformed, Detail: "signature: not base64url"}
+		return nil, &TokenError{Reason: ReasonMalformed, Detail: "signature: " + err.Error()}
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte(token[:len(h)+1+len(p)]))
@@ -218,6 +237,7 @@ func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 	if err != nil {
 		return nil, &TokenError{Reason: ReasonMalformed, Detail: "claims: " + err.Error()}
 	}
+	c.Kid = hdr.Kid
 	now := t.now()
 	switch {
 	case c.ExpiresAt == nil:
@@ -236,41 +256,69 @@ func (t *Tokens) VerifySignature(token string) (*Claims, error) {
 	return c, nil
 }
 
-// wireClaims decodes the claims with the dates as json.Number: jwt's
-// NumericDate runs a nested json.Unmarshal per date, which was most of the
-// cost of a check. The conversion below is NumericDate's own.
-type wireClaims struct {
-	Issuer    string           `json:"iss"`
-	Subject   string           `json:"sub"`
-	Audience  jwt.ClaimStrings `json:"aud"`
-	ExpiresAt *json.Number     `json:"exp"`
-	NotBefore *json.Number     `json:"nbf"`
-	IssuedAt  *json.Number     `json:"iat"`
-	ID        string           `json:"jti"`
-	Role      string           `json:"role"`
-	Ver       uint64           `json:"ver"`
-}
-
+// decodeClaims reads the claims member by member (see members): no
+// reflection, and NumericDates converted as jwt.NumericDate does, which
+// made a check about twice as fast as json.Unmarshal into jwt's types.
+// Unknown members are ignored; a registered one of the wrong type is an
+// error, as it is for encoding/json.
 func decodeClaims(seg string) (*Claims, error) {
-	var w wireClaims
-	if err := decodeSegment(seg, &w); err != nil {
+	data, err := decodeStrict(seg)
+	if err != nil {
 		return nil, err
 	}
-	c := &Claims{Role: w.Role, Ver: w.Ver, RegisteredClaims: jwt.RegisteredClaims{
-		Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, ID: w.ID,
-	}}
-	var err error
-	for _, d := range []struct {
-		n   *json.Number
-		dst **jwt.NumericDate
-	}{{w.ExpiresAt, &c.ExpiresAt}, {w.NotBefore, &c.NotBefore}, {w.IssuedAt, &c.IssuedAt}} {
-		if d.n != nil {
-			if *d.dst, err = numericDate(*d.n); err != nil {
-				return nil, err
+	c := new(Claims)
+	err = members(data, claimNames[:], func(name, raw []byte) error {
+		var err error
+		switch string(name) {
+		case "iss":
+			c.Issuer, err = jsonString(name, raw)
+		case "sub":
+			c.Subject, err = jsonString(name, raw)
+		case "jti":
+			c.ID, err = jsonString(name, raw)
+		case "role":
+			c.Role, err = jsonString(name, raw)
+		case "sid":
+			c.Sid, err = jsonString(name, raw)
+		case "ver":
+			c.Ver, err = jsonUint(name, raw)
+		case "exp":
+			c.ExpiresAt, err = jsonDate(name, raw)
+		case "nbf":
+			c.NotBefore, err = jsonDate(name, raw)
+		case "iat":
+			c.IssuedAt, err = jsonDate(name, raw)
+		case "aud":
+			if !isNull(raw) {
+				err = json.Unmarshal(raw, &c.Audience)
 			}
 		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// decodeHeader reads the header members verification needs.
+func decodeHeader(seg string) (header, error) {
+	var h header
+	data, err := decodeStrict(seg)
+	if err != nil {
+		return h, err
+	}
+	err = members(data, headerNames[:], func(name, raw []byte) error {
+		var err error
+		switch string(name) {
+		case "alg":
+			h.Alg, err = jsonString(name, raw)
+		case "kid":
+			h.Kid, err = jsonString(name, raw)
+		}
+		return err
+	})
+	return h, err
 }
 
 // numericDate converts seconds since the epoch as jwt.NumericDate does.
@@ -285,8 +333,8 @@ func numericDate(n json.Number) (*jwt.NumericDate, error) {
 
 // header is the JOSE header fields verification reads.
 type header struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
+	Alg string
+	Kid string
 }
 
 // when formats a NumericDate for details.
@@ -294,6 +342,7 @@ func when(d *jwt.NumericDate) string {
 	return d.UTC().Format(time.RFC3339)
 }
 
+// decodeSegment decodes a segment leniently, for Decode only.
 func decodeSegment(seg string, v any) error {
 	data, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {

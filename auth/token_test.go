@@ -1,11 +1,14 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -157,6 +160,133 @@ func TestVerifyReasons(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
+// signRaw signs the already encoded header and payload segments as given.
+func signRaw(key []byte, hdr, payload string) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(hdr + "." + payload))
+	return hdr + "." + payload + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// flipPaddingBits changes the unused low bits of a segment's last
+// character, which lenient base64 decoders ignore.
+func flipPaddingBits(seg string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, seg[len(seg)-1])
+	return seg[:len(seg)-1] + string(alphabet[i^1])
+}
+
+type strictCase struct {
+	name  string
+	token string
+	// jwtAccepts is true where golang-jwt accepts the token: these are the
+	// documented differences.
+	jwtAccepts bool
+}
+
+// strictCases are tokens with a valid HMAC that the verifier refuses as
+// malformed: JSON or base64url with more than one reading.
+func strictCases(t *testing.T, key []byte) []strictCase {
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	hdr := enc(`{"alg":"HS256","kid":"k1"}`)
+	iat, exp := itoa(t0.Unix()), itoa(t0.Add(time.Hour).Unix())
+	body := func(extra string) string {
+		return enc(`{"sub":"alice","ver":7,"iat":` + iat + `,"exp":` + exp + `,"jti":"j1","iss":"chatctl"` + extra + `}`)
+	}
+	valid := signRaw(key, hdr, body(""))
+	parts := strings.Split(valid, ".")
+	if len(hdr)%4 == 0 {
+		t.Fatal("the header must have padding bits for the test")
+	}
+	return []strictCase{
+		{"ExpString", signRaw(key, hdr, enc(`{"sub":"alice","ver":7,"iat":`+iat+`,"exp":"`+exp+`","jti":"j1","iss":"chatctl"}`)), true},
+		{"IatString", signRaw(key, hdr, enc(`{"sub":"alice","ver":7,"iat":"`+iat+`","exp":`+exp+`,"jti":"j1","iss":"chatctl"}`)), true},
+		{"NbfString", signRaw(key, hdr, body(`,"nbf":"`+iat+`"`)), true},
+		{"ExpNotANumber", signRaw(key, hdr, enc(`{"sub":"alice","ver":7,"iat":`+iat+`,"exp":"soon","jti":"j1","iss":"chatctl"}`)), false},
+		{"ExpBool", signRaw(key, hdr, enc(`{"sub":"alice","ver":7,"iat":`+iat+`,"exp":true,"jti":"j1","iss":"chatctl"}`)), false},
+		{"VerString", signRaw(key, hdr, enc(`{"sub":"alice","ver":"7","iat":`+iat+`,"exp":`+exp+`,"jti":"j1","iss":"chatctl"}`)), false},
+		{"VerNegative", signRaw(key, hdr, enc(`{"sub":"alice","ver":-7,"iat":`+iat+`,"exp":`+exp+`,"jti":"j1","iss":"chatctl"}`)), false},
+		{"SubNumber", signRaw(key, hdr, enc(`{"sub":7,"ver":7,"iat":`+iat+`,"exp":`+exp+`,"jti":"j1","iss":"chatctl"}`)), false},
+		{"SidNumber", signRaw(key, hdr, body(`,"sid":7`)), false},
+		{"DuplicateClaim", signRaw(key, hdr, body(`,"sub":"admin"`)), true},
+		{"DuplicateExp", signRaw(key, hdr, body(`,"exp":`+itoa(t0.Add(999*time.Hour).Unix()))), true},
+		{"DuplicateUnknownClaim", signRaw(key, hdr, body(`,"x":1,"x":2`)), true},
+		{"DuplicateEscapedClaim", signRaw(key, hdr, body(`,"s\u0075b":"admin"`)), true},
+		{"CaseVariantClaim", signRaw(key, hdr, body(`,"SUB":"admin"`)), true},
+		{"FoldedClaim", signRaw(key, hdr, body(`,"ſub":"admin"`)), true},
+		{"FoldedEscapedClaim", signRaw(key, hdr, body(`,"\u017fub":"admin"`)), true},
+		{"KelvinClaim", signRaw(key, enc(`{"alg":"HS256","\u212aid":"k1","kid":"k1"}`), body("")), true},
+		{"DuplicateHeader", signRaw(key, enc(`{"alg":"HS256","kid":"k9","kid":"k1"}`), body("")), true},
+		{"DuplicateAlg", signRaw(key, enc(`{"alg":"none","alg":"HS256","kid":"k1"}`), body("")), true},
+		{"CaseVariantHeader", signRaw(key, enc(`{"alg":"HS256","kid":"k1","KID":"k9"}`), body("")), true},
+		{"SignaturePaddingBits", parts[0] + "." + parts[1] + "." + flipPaddingBits(parts[2]), true},
+		{"HeaderPaddingBits", signRaw(key, flipPaddingBits(hdr), body("")), true},
+		{"SignaturePadded", valid + "=", false},
+		{"SignatureLineBreak", parts[0] + "." + parts[1] + "." + parts[2][:10] + "\n" + parts[2][10:], true},
+		{"SignatureCRLF", parts[0] + "." + parts[1] + "." + parts[2] + "\r\n", true},
+		{"PayloadLineBreak", signRaw(key, hdr, parts[1][:5]+"\n"+parts[1][5:]), true},
+	}
+}
+
+// Ensure JSON and base64url with more than one reading are refused as
+// malformed, with a detail saying why, and that where golang-jwt accepts
+// them, that is exactly the difference strictViolation documents.
+func TestVerifyStrict(t *testing.T) {
+	now := t0
+	tk, keys, _ := newTestTokens(&now)
+	for _, tc := range strictCases(t, keys["k1"]) {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tk.VerifySignature(tc.token)
+			if ReasonOf(err) != ReasonMalformed {
+				t.Fatalf("got %v, want malformed", err)
+			}
+			_, oerr := oracle(tk, keys, tc.token)
+			if (oerr == nil) != tc.jwtAccepts {
+				t.Fatalf("golang-jwt verdict %v, the case says it accepts: %v", oerr, tc.jwtAccepts)
+			}
+			if tc.jwtAccepts && strictViolation(tc.token) == "" {
+				t.Fatal("a difference from golang-jwt that strictViolation does not document")
+			}
+			t.Log(err)
+		})
+	}
+	// The canonical spelling of the same claims verifies.
+	valid := signRaw(keys["k1"], base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","kid":"k1"}`)),
+		base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"alice","ver":7,"iat":`+itoa(t0.Unix())+`,"exp":`+itoa(t0.Add(time.Hour).Unix())+`,"jti":"j1","iss":"chatctl","x":{"sub":1,"sub":2},"y":[1,"}"]}`)))
+	if _, err := tk.VerifySignature(valid); err != nil {
+		t.Fatalf("canonical token refused: %v", err)
+	}
+}
+
+// Ensure a token minted for a session carries its sid, and is refused once
+// the session is denied, like a single revoked jti.
+func TestVerifySession(t *testing.T) {
+	now := t0
+	tk, _, _ := newTestTokens(&now)
+	s, c, err := tk.MintSession("alice", "user", 7, "ses_live", time.Hour)
+	if err != nil || c.Sid != "ses_live" {
+		t.Fatalf("MintSession: %+v %v", c, err)
+	}
+	if got, err := tk.Verify(s); err != nil || got.Sid != "ses_live" {
+		t.Fatalf("Verify: %+v %v", got, err)
+	}
+	s, _, _ = tk.MintSession("alice", "user", 7, "denied-jti", time.Hour)
+	if _, err := tk.Verify(s); ReasonOf(err) != ReasonRevoked {
+		t.Fatalf("token of an ended session: %v, want revoked", err)
+	}
+	if _, m, _ := Decode(mustMint(t, tk)); m["sid"] != nil {
+		t.Fatalf("a token without a session has sid %v", m["sid"])
+	}
+}
+
+func mustMint(t *testing.T, tk *Tokens) string {
+	t.Helper()
+	s, _, err := tk.Mint("alice", "user", 7, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // Ensure Decode reads without checking, and fails clearly on junk.
 func TestDecode(t *testing.T) {
 	now := t0
@@ -170,6 +300,94 @@ func TestDecode(t *testing.T) {
 		if _, _, err := Decode(bad); ReasonOf(err) != ReasonMalformed {
 			t.Errorf("Decode(%q) = %v", bad, err)
 		}
+	}
+}
+
+// strictViolation says why token is one of the inputs VerifySignature
+// refuses on purpose although jwt.Parser accepts them (jsonobj.go): a
+// segment that is not canonical base64url, a member name given twice or
+// differing from a registered one only by case folding, or a NumericDate
+// written as a string. It returns "" for every other input. It is written
+// independently of jsonobj.go, with json.Decoder and a re-encoding.
+func strictViolation(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	var segs [3][]byte
+	for i, p := range parts {
+		b, err := base64.RawURLEncoding.DecodeString(p)
+		if err != nil {
+			return "" // jwt.Parser refuses it as well
+		}
+		if base64.RawURLEncoding.EncodeToString(b) != p {
+			return "segment " + strconv.Itoa(i) + " is not canonical base64url"
+		}
+		segs[i] = b
+	}
+	if v := objectViolation(segs[0], []string{"alg", "kid"}, nil); v != "" {
+		return "header: " + v
+	}
+	if v := objectViolation(segs[1], []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "role", "ver", "sid"}, []string{"exp", "nbf", "iat"}); v != "" {
+		return "claims: " + v
+	}
+	return ""
+}
+
+// objectViolation walks the members of one JSON object.
+func objectViolation(data []byte, known, dates []string) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		name := tok.(string)
+		if seen[name] {
+			return "duplicate member " + name
+		}
+		seen[name] = true
+		for _, k := range known {
+			if name != k && strings.EqualFold(name, k) {
+				return "member " + name + " folds to " + k
+			}
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return ""
+		}
+		if slices.Contains(dates, name) && len(raw) > 0 && raw[0] == '"' {
+			return name + " is a string"
+		}
+	}
+	return ""
+}
+
+// agree checks VerifySignature's verdict (c, err) on token against the
+// oracle's (oc, oerr): the same, except that VerifySignature refuses, as
+// malformed, exactly the inputs strictViolation names, and never accepts
+// one of them.
+func agree(t *testing.T, token string, c *Claims, err error, oc *Claims, oerr error) {
+	t.Helper()
+	v := strictViolation(token)
+	switch {
+	case err == nil && v != "":
+		t.Fatalf("accepted %q although %s", token, v)
+	case err == nil && oerr != nil:
+		t.Fatalf("verdicts differ on %q: ours valid, jwt %v", token, oerr)
+	case err != nil && oerr == nil && v == "":
+		t.Fatalf("verdicts differ on %q: ours %v, jwt valid", token, err)
+	case err != nil && oerr == nil && ReasonOf(err) != ReasonMalformed:
+		t.Fatalf("refused %q (%s) for %v, want malformed", token, v, err)
+	case err != nil && ReasonOf(err) == "":
+		t.Fatalf("error without a reason: %v", err)
+	case err == nil && (c.Subject != oc.Subject || c.ID != oc.ID || c.Ver != oc.Ver || c.Sid != oc.Sid ||
+		c.Role != oc.Role || c.Issuer != oc.Issuer || !c.ExpiresAt.Equal(oc.ExpiresAt.Time)):
+		t.Fatalf("claims differ: ours %+v, jwt %+v", c, oc)
 	}
 }
 
@@ -214,20 +432,15 @@ func FuzzVerify(f *testing.F) {
 	f.Add(parts[0] + "=." + parts[1] + "." + parts[2])
 	f.Add("a.b.c")
 	f.Add("")
+	for _, tc := range strictCases(&testing.T{}, keys["k1"]) {
+		f.Add(tc.token)
+	}
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := tk.VerifySignature(token)
 		oc, oerr := oracle(tk, keys, token)
-		if (err == nil) != (oerr == nil) {
-			t.Fatalf("verdicts differ on %q: ours %v, jwt %v", token, err, oerr)
-		}
+		agree(t, token, c, err, oc, oerr)
 		if err != nil {
-			if ReasonOf(err) == "" {
-				t.Fatalf("error without a reason: %v", err)
-			}
 			return
-		}
-		if c.Subject != oc.Subject || c.ID != oc.ID || c.Ver != oc.Ver || !c.ExpiresAt.Equal(oc.ExpiresAt.Time) {
-			t.Fatalf("claims differ: ours %+v, jwt %+v", c, oc)
 		}
 		h, _, derr := Decode(token)
 		if derr != nil || h["alg"] != Algorithm || h["kid"] != "k1" || c.Subject == "" {
@@ -254,19 +467,17 @@ func FuzzVerifyClaims(f *testing.F) {
 	f.Add(`{"alg":"HS256","kid":"k1"}`, `{"sub":"a","iat":`+itoa(t0.Unix())+`,"exp":"soon","jti":"j","iss":"chatctl"}`)
 	f.Add(`{"alg":"HS256","kid":"k1"}`, `{"sub":"a","iat":`+itoa(t0.Unix())+`,"exp":`+itoa(t0.Unix())+`,"jti":"j","iss":"chatctl","aud":["x"]}`)
 	f.Add(`{"alg":"HS256","kid":"k1"} `, `{"sub":"a","iat":`+itoa(t0.Unix())+`,"exp":`+itoa(t0.Add(time.Hour).Unix())+`,"jti":"j","iss":"chatctl"} x`)
+	iat, exp := itoa(t0.Unix()), itoa(t0.Add(time.Hour).Unix())
+	f.Add(`{"alg":"HS256","kid":"k1"}`, `{"sub":"a","iat":`+iat+`,"exp":"`+exp+`","jti":"j","iss":"chatctl"}`)
+	f.Add(`{"alg":"HS256","kid":"k1","kid":"k1"}`, `{"sub":"a","iat":`+iat+`,"exp":`+exp+`,"jti":"j","iss":"chatctl"}`)
+	f.Add(`{"alg":"HS256","kid":"k1"}`, `{"sub":"a","sub":"b","iat":`+iat+`,"exp":`+exp+`,"jti":"j","iss":"chatctl"}`)
+	f.Add(`{"alg":"HS256","kid":"k1"}`, `{"sub":"a","iat":`+iat+`,"EXP":`+exp+`,"exp":`+exp+`,"jti":"j","iss":"chatctl","sid":"ses_x","ver":5}`)
+	f.Add(`{"alg":"HS256","kid":"k1"}`, `{"\u017fub":"a","iat":`+iat+`,"exp":`+exp+`,"jti":"j","iss":"chatctl","x":[{"a":"}"}]}`)
 	f.Fuzz(func(t *testing.T, hdr, payload string) {
-		signing := base64.RawURLEncoding.EncodeToString([]byte(hdr)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
-		mac := hmac.New(sha256.New, keys["k1"])
-		mac.Write([]byte(signing))
-		token := signing + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+		token := signRaw(keys["k1"], base64.RawURLEncoding.EncodeToString([]byte(hdr)), base64.RawURLEncoding.EncodeToString([]byte(payload)))
 		c, err := tk.VerifySignature(token)
 		oc, oerr := oracle(tk, keys, token)
-		if (err == nil) != (oerr == nil) {
-			t.Fatalf("verdicts differ on header %q payload %q: ours %v, jwt %v", hdr, payload, err, oerr)
-		}
-		if err == nil && (c.Subject != oc.Subject || c.ID != oc.ID || !c.ExpiresAt.Equal(oc.ExpiresAt.Time)) {
-			t.Fatalf("claims differ: ours %+v, jwt %+v", c, oc)
-		}
+		agree(t, token, c, err, oc, oerr)
 	})
 }
 

@@ -51,10 +51,11 @@ func (a *app) newTokenRevokeCommand() *cobra.Command {
 		Use:   "revoke [JTI|SESSION] | --user NAME --all",
 		Short: "Revoke a session, an access token, or everything of a user",
 		Long: `Revoke one session (an id from "token list", ses_…): its refresh tokens stop
-working. Or revoke one access token by its jti ("token inspect" shows it): it is
-refused until it would have expired. Or, with --user NAME --all, end every
-token and session of the user at once (their token version changes), which
-also closes their chat connections.`,
+working, and so do the access tokens its sign-in and refreshes issued (their
+sid claim). Or revoke one access token by its jti ("token inspect" shows it):
+it is refused until it would have expired. Or, with --user NAME --all, end
+every token and session of the user at once (their token version changes).
+Chat connections opened with a revoked token are closed (4003).`,
 		Example: `  chatctl token revoke ses_Xk2…
   chatctl token revoke 35O7VfmcxmvdUIwpkPmTCw
   chatctl token revoke --user alice --all`,

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -240,10 +242,27 @@ func (db *DB) Schema() (int, error) {
 	return v, err
 }
 
-// nextVersion returns a fresh value of the store-wide token-version
-// sequence.
-func nextVersion(tx *bolt.Tx) (uint64, error) {
-	return tx.Bucket(bucketMeta).NextSequence()
+// maxVersion bounds token versions to 53 bits: the largest integers a
+// JSON number carries exactly in every client (RFC 7493 §2.2), so `token
+// inspect` and JavaScript show the claim as it is.
+const maxVersion = 1 << 53
+
+// newVersion returns a random token version other than old (the value it
+// replaces; 0 for none). Versions used to come from a store-wide
+// sequence, so one user's token told the versions of everyone created
+// after; random ones tell nothing. Stores written by older binaries keep
+// their small values, which verify as before until the next change.
+func newVersion(old uint64) uint64 {
+	for {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			panic("crypto/rand: " + err.Error()) // never fails on supported systems
+		}
+		v := binary.BigEndian.Uint64(b[:]) % maxVersion
+		if v != 0 && v != old {
+			return v
+		}
+	}
 }
 
 func put(b *bolt.Bucket, key string, v any) error { return putJSON(b, []byte(key), v) }

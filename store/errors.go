@@ -17,6 +17,10 @@ var (
 	// its pages fail their checks.
 	ErrCorrupt = errors.New("store is not a chatctl database or is damaged")
 
+	// ErrKeyActive is returned by RetireKey for the key that signs new
+	// tokens: rotate first, so that another key signs.
+	ErrKeyActive = errors.New("key is the active signing key")
+
 	// ErrNewerSchema is returned by Open when the file was written by a newer
 	// chatctl whose schema this binary does not know.
 	ErrNewerSchema = errors.New("store was written by a newer chatctl")

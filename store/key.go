@@ -28,10 +28,19 @@ type Key struct {
 	// MaxTTL is the longest lifetime of any token the key signed, so a
 	// retired key is kept exactly until those tokens have expired.
 	MaxTTL time.Duration `json:"max_ttl"`
+	// RevokedAt is when `chatctl key retire` stopped the key verifying,
+	// before its tokens expired (a compromised key); zero otherwise. The
+	// key stays listed until it would have expired, then goes.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
 }
 
 // Active reports whether k signs new tokens.
 func (k Key) Active() bool { return k.RetiredAt.IsZero() }
+
+// Verifies reports whether tokens signed with k verify at now.
+func (k Key) Verifies(now time.Time) bool {
+	return k.RevokedAt.IsZero() && (k.Active() || now.Before(k.Expires()))
+}
 
 // Expires is when a retired key stops verifying (zero for the active key).
 func (k Key) Expires() time.Time {
@@ -153,6 +162,36 @@ func (db *DB) RotateKey() (Key, error) {
 		if k, err = newKey(now); err != nil {
 			return err
 		}
+		return put(b, k.Kid, k)
+	})
+	return k, err
+}
+
+// RetireKey stops the rotated-out key kid verifying at once. It returns
+// ErrKeyActive for the key that signs new tokens (RotateKey first: some
+// key must sign), ErrNotFound for a kid the store does not hold or that
+// has expired. Retiring a retired key changes nothing.
+func (db *DB) RetireKey(kid string) (Key, error) {
+	var k Key
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		data := b.Get([]byte(kid))
+		if data == nil {
+			return fmt.Errorf("key %s: %w", kid, ErrNotFound)
+		}
+		if err := json.Unmarshal(data, &k); err != nil {
+			return err
+		}
+		now := db.now().UTC()
+		switch {
+		case k.Active():
+			return fmt.Errorf("key %s: %w", kid, ErrKeyActive)
+		case !now.Before(k.Expires()):
+			return fmt.Errorf("key %s: %w (it has expired)", kid, ErrNotFound)
+		case !k.RevokedAt.IsZero():
+			return nil
+		}
+		k.RevokedAt = now
 		return put(b, k.Kid, k)
 	})
 	return k, err

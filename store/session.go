@@ -22,7 +22,9 @@ import (
 //
 //	sessions  user "\x00" session id -> Session
 //	refresh   session id "\x00" sha256(refresh token) -> refreshRecord
-//	denied    jti -> expiry (RFC 3339), access tokens revoked one by one
+//	denied    jti or session id -> expiry (RFC 3339): access tokens
+//	          revoked one by one, and sessions ended by RevokeSession or
+//	          reuse, whose access tokens (claim sid) are refused
 //
 // A refresh token is "<session id>.<256 random bits>": the id finds its
 // family's records by prefix, so ending a session touches only its own
@@ -41,7 +43,7 @@ var (
 	// refresh token.
 	ErrRefreshInvalid = errors.New("invalid refresh token")
 	// ErrRefreshReused is returned by Refresh for a token that was already
-	// spent; its whole session has been revoked.
+	// spent; its whole session has been revoked (and is returned with it).
 	ErrRefreshReused = errors.New("refresh token reused; session revoked")
 )
 
@@ -65,6 +67,13 @@ type refreshRecord struct {
 // SessionPrefix starts every session id, so a session can be told from an
 // access token's jti.
 const SessionPrefix = "ses_"
+
+// sessionDenyMargin keeps an ended session on the deny list this long past
+// its expiry. The session's last access token was minted right after its
+// expiry was set, for at most token.refresh_ttl (admin caps it), so it
+// expires within moments of the session; the margin covers that and the
+// verifier's leeway.
+const sessionDenyMargin = 5 * time.Minute
 
 // refreshKey is where token's record lives: its session id, then its hash.
 // A token without a session id has no key.
@@ -105,9 +114,9 @@ func (db *DB) CreateSession(user, clientAddr string, ttl time.Duration) (Session
 }
 
 // Refresh spends the refresh token old and returns the session's next
-// token, valid for ttl from now. A spent token revokes the session and
-// returns ErrRefreshReused; an unknown or expired one returns
-// ErrRefreshInvalid.
+// token, valid for ttl from now. A spent token ends the session (its
+// access tokens are denied too) and returns it with ErrRefreshReused; an
+// unknown or expired one returns ErrRefreshInvalid.
 func (db *DB) Refresh(old, clientAddr string, ttl time.Duration) (Session, string, error) {
 	oldKey, ok := refreshKey(old)
 	if !ok {
@@ -116,6 +125,7 @@ func (db *DB) Refresh(old, clientAddr string, ttl time.Duration) (Session, strin
 	var s Session
 	var next string
 	reused := false
+	var denied deniedID
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRefresh)
 		data := rb.Get(oldKey)
@@ -129,6 +139,16 @@ func (db *DB) Refresh(old, clientAddr string, ttl time.Duration) (Session, strin
 		now := db.now().UTC()
 		if rec.Spent {
 			reused = true
+			s = Session{ID: rec.Session, User: rec.User}
+			if sd := tx.Bucket(bucketSessions).Get(sessionKey(rec.User, rec.Session)); sd != nil {
+				if err := json.Unmarshal(sd, &s); err != nil {
+					return err
+				}
+				var err error
+				if denied, err = denySession(tx, s); err != nil {
+					return err
+				}
+			}
 			return deleteSession(tx, rec.User, rec.Session)
 		}
 		if !now.Before(rec.ExpiresAt) {
@@ -158,7 +178,8 @@ func (db *DB) Refresh(old, clientAddr string, ttl time.Duration) (Session, strin
 	switch {
 	case err == nil && reused:
 		// The revocation above committed; report the reuse.
-		return Session{}, "", ErrRefreshReused
+		db.remember(denied)
+		return s, "", ErrRefreshReused
 	case err != nil:
 		return Session{}, "", err
 	}
@@ -196,9 +217,11 @@ func sortSessions(s []Session) {
 }
 
 // RevokeSession ends the session id wherever it belongs, or returns
-// ErrNotFound.
+// ErrNotFound. The access tokens minted for it (claim sid) are denied
+// until the session would have expired.
 func (db *DB) RevokeSession(id string) (Session, error) {
 	var s Session
+	var denied deniedID
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSessions).Cursor()
 		suffix := []byte("\x00" + id)
@@ -207,12 +230,40 @@ func (db *DB) RevokeSession(id string) (Session, error) {
 				if err := json.Unmarshal(v, &s); err != nil {
 					return err
 				}
+				var err error
+				if denied, err = denySession(tx, s); err != nil {
+					return err
+				}
 				return deleteSession(tx, s.User, id)
 			}
 		}
 		return fmt.Errorf("session %s: %w", id, ErrNotFound)
 	})
+	if err == nil {
+		db.remember(denied)
+	}
 	return s, err
+}
+
+// deniedID is a deny-list entry written in a transaction, to be added to
+// the in-memory set once the transaction has committed.
+type deniedID struct {
+	id  string
+	exp time.Time
+}
+
+// denySession puts s's id on the deny list until its access tokens have
+// all expired.
+func denySession(tx *bolt.Tx, s Session) (deniedID, error) {
+	d := deniedID{id: s.ID, exp: s.ExpiresAt.Add(sessionDenyMargin)}
+	return d, tx.Bucket(bucketDenied).Put([]byte(d.id), []byte(d.exp.UTC().Format(time.RFC3339)))
+}
+
+// remember adds a committed entry to the in-memory deny list.
+func (db *DB) remember(d deniedID) {
+	if d.id != "" {
+		db.denied.Store(d.id, d.exp)
+	}
 }
 
 // deleteSession removes a session and every refresh token of it.
@@ -305,15 +356,16 @@ func (db *DB) DenyToken(jti string, exp time.Time) error {
 		return tx.Bucket(bucketDenied).Put([]byte(jti), []byte(exp.UTC().Format(time.RFC3339)))
 	})
 	if err == nil {
-		db.denied.Store(jti, exp)
+		db.remember(deniedID{id: jti, exp: exp})
 	}
 	return err
 }
 
-// Denied reports whether the access token jti was revoked.
-func (db *DB) Denied(jti string) bool {
+// Denied reports whether id, an access token's jti or a session id, was
+// revoked. It reads memory only (after the first call).
+func (db *DB) Denied(id string) bool {
 	db.loadDenied()
-	_, ok := db.denied.Load(jti)
+	_, ok := db.denied.Load(id)
 	return ok
 }
 

@@ -18,8 +18,8 @@ type User struct {
 	Role     string `json:"role"`
 	Disabled bool   `json:"disabled"`
 	// TokenVersion is written into every token; changing it (passwd,
-	// disable, revoke) ends all tokens issued before. Values come from a
-	// store-wide sequence and are never reused.
+	// disable, revoke) ends all tokens issued before. Values are random
+	// (see newVersion), so no token tells another user's version.
 	TokenVersion uint64    `json:"token_version"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
@@ -58,12 +58,8 @@ func (db *DB) CreateUser(u User) (User, error) {
 			if b.Get(userKey(u.Name)) != nil {
 				return fmt.Errorf("user %s: %w", u.Name, ErrUserExists)
 			}
-			v, err := nextVersion(tx)
-			if err != nil {
-				return err
-			}
 			now := db.now().UTC()
-			u.TokenVersion, u.CreatedAt, u.UpdatedAt = v, now, now
+			u.TokenVersion, u.CreatedAt, u.UpdatedAt = newVersion(0), now, now
 			return put(b, u.Name, u)
 		})
 	})
@@ -141,11 +137,7 @@ func (db *DB) UpdateUser(name string, c Change) (User, error) {
 				u.Disabled = *c.Disabled
 			}
 			if c.RevokeTokens {
-				v, err := nextVersion(tx)
-				if err != nil {
-					return err
-				}
-				u.TokenVersion = v
+				u.TokenVersion = newVersion(u.TokenVersion)
 			}
 			u.UpdatedAt = db.now().UTC()
 			if c.RevokeTokens {

@@ -54,15 +54,20 @@ type client struct {
 	pongData  string    // payload of the latest client ping
 	lastPing  time.Time // when tick last asked for a ping
 	expires   time.Time // token exp; zero means never
+	token     tokenID   // ids of the current token, for Hub.Revoke
 	warned    bool      // token_expired was sent for the current expires
 	rooms     []*room   // rooms joined; short, so a slice beats a map
 }
+
+// tokenID identifies a connection's current token for revocation.
+type tokenID struct{ jti, sid, kid string }
 
 func newClient(h *Hub, conn *websocket.Conn, id Identity) *client {
 	c := &client{
 		hub: h, conn: conn, user: id.User,
 		readerDone: make(chan struct{}),
 		expires:    id.Expires,
+		token:      tokenID{id.JTI, id.Session, id.Kid},
 		lastPing:   time.Now(),
 	}
 	if conn != nil { // unit tests make clients without a socket
@@ -168,11 +173,28 @@ func (c *client) tick(now time.Time) {
 	}
 }
 
-// refresh swaps in the expiry of a fresh token (auth frame).
-func (c *client) refresh(expires time.Time) {
+// refresh swaps in the expiry and ids of a fresh token (auth frame).
+func (c *client) refresh(id Identity) {
 	c.mu.Lock()
-	c.expires, c.warned = expires, false
+	c.expires, c.warned = id.Expires, false
+	c.token = tokenID{id.JTI, id.Session, id.Kid}
 	c.mu.Unlock()
+}
+
+// tokenID returns the ids of the connection's current token.
+func (c *client) tokenID() tokenID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token
+}
+
+// expired reports whether the connection's token has expired by the hub's
+// clock: a send is refused at once then, not only at the next sweep.
+func (c *client) expired() bool {
+	now := c.hub.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.expires.IsZero() && !now.Before(c.expires)
 }
 
 func (c *client) addRoom(r *room) {

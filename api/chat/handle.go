@@ -74,6 +74,10 @@ func (c *client) handleSend(in *inbound) {
 		c.replyError(CodeForbidden, "join the room before sending", in.Ref)
 		return
 	}
+	if c.expired() {
+		c.replyError(CodeTokenExpired, "token expired: send an auth frame with a fresh token", in.Ref)
+		return
+	}
 	if !c.allow() {
 		c.replyError(CodeRateLimited, "too many messages: slow down", in.Ref)
 		return
@@ -130,7 +134,7 @@ func (c *client) handleAuth(in *inbound) {
 		c.replyError(CodeUnauthorized, "token is for another user", in.Ref)
 		return
 	}
-	c.refresh(id.Expires)
+	c.refresh(id)
 	c.reply(ackFrame{Type: "ack", Ref: in.Ref})
 }
 

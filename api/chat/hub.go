@@ -73,6 +73,25 @@ func (cfg Config) withDefaults() Config {
 type Identity struct {
 	User    string    // username (matched case-insensitively, kept lower-case)
 	Expires time.Time // token exp; the zero time means the token never expires
+	JTI     string    // the token's id: revoking it closes the connection
+	Session string    // the session the token was minted for (sid), if any
+	Kid     string    // the key that signed the token
+}
+
+// Revoked names tokens that stopped verifying: every token of User, the
+// token JTI, the tokens of Session, or those signed with Kid (the fields
+// that are set). See Hub.Revoke.
+type Revoked struct {
+	User, JTI, Session, Kid string
+}
+
+// matches reports whether a connection of user holding the token id is
+// revoked by r.
+func (r Revoked) matches(user string, id tokenID) bool {
+	return (r.User != "" && strings.EqualFold(r.User, user)) ||
+		(r.JTI != "" && r.JTI == id.jti) ||
+		(r.Session != "" && r.Session == id.sid) ||
+		(r.Kid != "" && r.Kid == id.kid)
 }
 
 // Authenticator re-verifies a token sent in an {"type":"auth"} frame. It must
@@ -258,15 +277,32 @@ func (h *Hub) unregister(c *client) {
 
 // Kick closes every connection of user with 4003 (disabled, removed or
 // revoked). Queued frames are dropped so the close frame goes out at once.
-func (h *Hub) Kick(user string) {
+func (h *Hub) Kick(user string) { h.Revoke(Revoked{User: user}) }
+
+// Revoke closes with 4003 every connection whose current token r revokes:
+// the one it was opened with, or the last one an auth frame swapped in.
+// Revocations are rare, so matching by token scans every connection
+// rather than keeping indexes on the hot paths.
+func (h *Hub) Revoke(r Revoked) {
 	h.mu.Lock()
-	cs := slices.Clone(h.users[strings.ToLower(user)])
+	var cs []*client
+	if r.JTI == "" && r.Session == "" && r.Kid == "" {
+		cs = slices.Clone(h.users[strings.ToLower(r.User)])
+	} else {
+		for _, list := range h.users {
+			for _, c := range list {
+				if r.matches(c.user, c.tokenID()) {
+					cs = append(cs, c)
+				}
+			}
+		}
+	}
 	h.mu.Unlock()
 	for _, c := range cs {
 		c.close(CloseRevoked, "access revoked")
 	}
 	if len(cs) > 0 {
-		h.log.Info("chat: kicked", "user", user, "connections", len(cs))
+		h.log.Info("chat: closed revoked connections", "user", r.User, "jti", r.JTI, "session", r.Session, "kid", r.Kid, "connections", len(cs))
 	}
 }
 
