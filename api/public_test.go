@@ -181,9 +181,6 @@ func TestTokenErrors(t *testing.T) {
 		{"RepeatedGrantType", form, "grant_type=password&grant_type=refresh_token&username=alice&password=x", http.StatusBadRequest, "invalid_request", "grant_type"},
 		{"RepeatedEmpty", form, "username=alice&password=x&scope=&scope=", http.StatusBadRequest, "invalid_request", "scope"},
 		{"RepeatedRefreshToken", form, "grant_type=refresh_token&refresh_token=a&refresh_token=b", http.StatusBadRequest, "invalid_request", "refresh_token"},
-		// RFC 6749 §3.3: chatctl has no scopes; asking for one is refused.
-		{"Scope", form, "username=alice&password=" + url.QueryEscape(testPassword) + "&scope=read", http.StatusBadRequest, "invalid_scope", "no scopes"},
-		{"ScopeOnRefresh", form, "grant_type=refresh_token&refresh_token=x&scope=admin", http.StatusBadRequest, "invalid_scope", "no scopes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,11 +207,28 @@ func TestTokenErrors(t *testing.T) {
 	}
 	t.Run("EmptyScopeIgnored", func(t *testing.T) {
 		// The seed's form (FastAPI's OAuth2PasswordRequestForm) sends an
-		// empty scope by default.
+		// empty scope by default: nothing requested, nothing reported.
 		f := loginForm("alice", testPassword)
 		f.Set("scope", "")
-		if r := e.on(t).postToken(f, ""); r.status != http.StatusOK {
+		r := e.on(t).postToken(f, "")
+		if r.status != http.StatusOK {
 			t.Fatalf("scope= : %d %s", r.status, r.body)
+		}
+		if _, ok := r.json(t)["scope"]; ok {
+			t.Errorf("scope reported for an empty request: %s", r.body)
+		}
+	})
+	t.Run("ScopeIgnoredAndReported", func(t *testing.T) {
+		// RFC 6749 §3.3: chatctl has no scopes; a requested one is ignored
+		// and the response says what was granted: nothing narrower.
+		f := loginForm("alice", testPassword)
+		f.Set("scope", "read write")
+		r := e.on(t).postToken(f, "")
+		if r.status != http.StatusOK {
+			t.Fatalf("scope=read write: %d %s", r.status, r.body)
+		}
+		if sc, ok := r.json(t)["scope"]; !ok || sc != "" {
+			t.Errorf("scope = %v (present %v), want \"\"", sc, ok)
 		}
 	})
 	t.Run("RepeatedMultipart", func(t *testing.T) {

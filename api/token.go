@@ -19,6 +19,9 @@ type tokenResponse struct {
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token"`
+	// Scope is set only when the client asked for one (RFC 6749 §5.1:
+	// required when the granted scope differs from the requested one).
+	Scope *string `json:"scope,omitempty"`
 }
 
 // oauthError answers /token failures: {"detail"} as the seed, plus the
@@ -54,17 +57,18 @@ func clipParam(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
-// checkScope answers a requested scope (RFC 6749 §3.3). chatctl defines
-// no scopes: a token carries the user's role and nothing narrower. So, as
-// Keycloak does for scopes it does not know, any scope requested is
-// refused with invalid_scope rather than silently granted as something
-// else; an absent or empty scope (what the seed's form sends by default)
-// is fine. It returns the error message, or "" when the request may go on.
-func checkScope(form url.Values) string {
-	if sc := strings.TrimSpace(form.Get("scope")); sc != "" {
-		return "chatctl defines no scopes; omit scope (requested: " + clipParam(sc, 64) + ")"
+// grantedScope answers a requested scope (RFC 6749 §3.3). chatctl defines
+// no scopes: a token carries the user's role and nothing narrower. The
+// server may ignore a requested scope, and then must say what it granted:
+// for a non-empty request the response carries "scope": "" (nothing
+// narrower than the role). As the seed's FastAPI form does, any scope is
+// accepted, so Swagger UI and OAuth2 libraries that always send one work.
+func grantedScope(form url.Values) *string {
+	if strings.TrimSpace(form.Get("scope")) == "" {
+		return nil
 	}
-	return ""
+	none := ""
+	return &none
 }
 
 // parseForm reads the form body of /token. Like the seed's
@@ -101,10 +105,6 @@ func (s *Server) handleToken() http.Handler {
 		}
 		if names := repeated(r.PostForm); names != "" {
 			oauthError(w, http.StatusBadRequest, "invalid_request", "parameter given more than once: "+names)
-			return
-		}
-		if msg := checkScope(r.PostForm); msg != "" {
-			oauthError(w, http.StatusBadRequest, "invalid_scope", msg)
 			return
 		}
 		switch gt := r.PostForm.Get("grant_type"); gt {
@@ -180,7 +180,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.metrics.tokens.WithLabelValues("issued", "").Inc()
-	writeTokens(w, pair)
+	writeTokens(w, r, pair)
 }
 
 func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request) {
@@ -210,12 +210,12 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.loginRate.ip.refund(ipKey)
 		s.metrics.tokens.WithLabelValues("refreshed", "").Inc()
-		writeTokens(w, pair)
+		writeTokens(w, r, pair)
 	}
 }
 
-func writeTokens(w http.ResponseWriter, p admin.TokenPair) {
+func writeTokens(w http.ResponseWriter, r *http.Request, p admin.TokenPair) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	encode(w, http.StatusOK, tokenResponse{AccessToken: p.AccessToken, TokenType: "bearer", ExpiresIn: p.ExpiresIn, RefreshToken: p.RefreshToken})
+	encode(w, http.StatusOK, tokenResponse{AccessToken: p.AccessToken, TokenType: "bearer", ExpiresIn: p.ExpiresIn, RefreshToken: p.RefreshToken, Scope: grantedScope(r.PostForm)})
 }
