@@ -216,6 +216,12 @@ func (s *Service) mint(u store.User, ttl time.Duration) (IssuedToken, error) {
 	if ttl == 0 {
 		ttl = s.cfg.Token.TTL
 	}
+	// A lifetime is the caller's input: a negative or sub-second one (the
+	// token would expire before it is used, expires_in 0) is refused as
+	// bad input, never passed on to become an internal error.
+	if ttl < time.Second {
+		return IssuedToken{}, fmt.Errorf("%w: ttl must be at least 1s, got %s", ErrBadRequest, ttl)
+	}
 	if ttl > s.cfg.Token.RefreshTTL {
 		return IssuedToken{}, fmt.Errorf("%w: %s is longer than token.refresh_ttl (%s); raise that to issue longer tokens", ErrTTLTooLong, ttl, s.cfg.Token.RefreshTTL)
 	}
