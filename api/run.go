@@ -125,8 +125,8 @@ func drain(cfg *configs.Config, log *slog.Logger, public, private *http.Server, 
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
+	var mu sync.Mutex // guards errs: the servers' goroutines and this one append
 	var errs []error
-	var mu sync.Mutex
 	for _, s := range []*http.Server{public, private} {
 		wg.Add(1)
 		go func() {
@@ -139,7 +139,9 @@ func drain(cfg *configs.Config, log *slog.Logger, public, private *http.Server, 
 		}()
 	}
 	if err := srv.Hub().Shutdown(ctx); err != nil {
+		mu.Lock()
 		errs = append(errs, fmt.Errorf("close chat connections: %w", err))
+		mu.Unlock()
 	}
 	stopHub()
 	<-hubDone
