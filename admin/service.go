@@ -28,10 +28,22 @@ var _ Admin = (*Service)(nil)
 
 // Open opens the store named by cfg.DB and returns a Service on it. It
 // fails with store.ErrLocked (within the lock timeout) when another process
-// holds the store.
+// holds the store, and with configs.ErrLoosePermissions when the store, its
+// folder or the secret file is open to other users (see
+// Config.CheckPermissions): the server and every command that opens the
+// store refuse alike.
 func Open(cfg *configs.Config) (*Service, error) {
+	if err := cfg.CheckPermissions(); err != nil {
+		return nil, err
+	}
 	db, err := store.Open(cfg.DB, store.Options{})
 	if err != nil {
+		return nil, err
+	}
+	// Again now that the file exists: in a shared sticky folder someone
+	// could have planted it between the check and its creation.
+	if err := cfg.CheckPermissions(); err != nil {
+		db.Close()
 		return nil, err
 	}
 	s, err := New(db, cfg, nil)
