@@ -66,6 +66,9 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	if err != nil {
 		// The server still works; only the CLI cannot reach it meanwhile.
 		log.Warn("admin socket unavailable; CLI commands will fail while this server runs", "err", err)
+		sock = nil
+	} else {
+		sock = &peerListener{Listener: sock, peerUID: admin.PeerUID, log: log}
 	}
 
 	// The operator's GOMAXPROCS is left alone.
