@@ -81,15 +81,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		srv.Hub().Run(hubCtx)
 	}()
 
-	public := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	private := &http.Server{Handler: srv.SocketHandler(), ReadHeaderTimeout: readHeaderTimeout}
+	public := newHTTPServer(srv, log)
+	private := newHTTPServer(srv.SocketHandler(), log)
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(ln) }()
 	if sock != nil {
@@ -119,6 +112,29 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	log.Info("shutting down")
 	return drain(cfg, log, public, private, srv, stopHub, hubDone)
+}
+
+// serverTimeouts are the http.Server timeouts of every listener.
+type serverTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// timeouts is what newHTTPServer uses; tests shorten it (they do not run
+// in parallel).
+var timeouts = serverTimeouts{readHeaderTimeout, readTimeout, writeTimeout, idleTimeout}
+
+// newHTTPServer is the http.Server of every listener, TCP and admin
+// socket alike: the same timeouts, so a client that sends slowly or not
+// at all cannot hold a connection (or the memory of a body) forever.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: timeouts.readHeader,
+		ReadTimeout:       timeouts.read,
+		WriteTimeout:      timeouts.write,
+		IdleTimeout:       timeouts.idle,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // drain stops accepting and waits for requests, closes WebSockets with

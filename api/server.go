@@ -62,7 +62,7 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	s.hub = chat.NewHub(hubStore{svc.DB(), s.metrics}, hubAuth{s}, hubConfig(s), log)
 	s.admin = &liveAdmin{Service: svc, hub: s.hub}
 	s.handler = s.secure(s.observe(s.cors(s.routes())))
-	s.socket = s.observe(s.adminRoutes(http.NewServeMux(), false))
+	s.socket = s.observe(s.limitBodies(s.adminRoutes(http.NewServeMux(), false)))
 	return s
 }
 
