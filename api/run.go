@@ -57,11 +57,12 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	defer svc.Close()
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	defer ln.Close()
+	defer tcp.Close()
+	ln := newConnLimiter(tcp, maxConns(cfg.HTTP.MaxConns, log), cfg.HTTP.MaxConnsPerIP, parsePrefixes(cfg.TrustedProxies), log)
 	sock, err := listenSocket(cfg.SocketPath())
 	if err != nil {
 		// The server still works; only the CLI cannot reach it meanwhile.
@@ -82,6 +83,7 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}()
 
 	public := newHTTPServer(srv, log)
+	public.ConnState = ln.connState
 	private := newHTTPServer(srv.SocketHandler(), log)
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(ln) }()
@@ -94,7 +96,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	defer stopPrune()
 
 	addr := ln.Addr().String()
-	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath())
+	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath(),
+		"max_conns", ln.max, "max_conns_per_ip", ln.perIP)
 	fmt.Fprintf(opts.Stdout, "chatctl listening on http://%s (store %s)\n", addr, cfg.DB)
 	if users, err := svc.Users(ctx); err == nil && len(users) == 0 {
 		fmt.Fprintf(opts.Stdout, "no users yet: add one with\n  chatctl --db %s user add NAME --role admin\n", cfg.DB)
