@@ -57,24 +57,29 @@ func maxConns(configured int, log *slog.Logger) int {
 // with none idle, the newcomer is answered 503 and closed at once, so
 // it never waits in the kernel's backlog. Requests in progress and
 // WebSockets are never closed for a newcomer.
+//
+// The books are kept per connection, off the per-request path: a request
+// costs one atomic store (the hook marking the connection idle or busy);
+// the lock is taken when a connection opens or closes, and the idle
+// connections are looked for only at a cap.
 type connLimiter struct {
 	net.Listener
 	max, perIP int
 	exempt     []netip.Prefix
 	log        *slog.Logger
+	epoch      time.Time // idle times are monotonic nanoseconds since
 
-	mu    sync.Mutex // guards total, addrs, idle and every conn's state
+	mu    sync.Mutex // guards total, addrs and every conn's released and elem
 	total int
 	addrs map[netip.Addr]*addrConns
-	idle  list.List // *limitedConn, longest idle first
 
 	lastWarn atomic.Int64 // unix nanos of the last refusal logged
 }
 
 // addrConns is what the limiter knows of one client address.
 type addrConns struct {
-	n    int
-	idle list.List // *limitedConn of this address, longest idle first
+	n     int
+	conns list.List // *limitedConn
 }
 
 // limitedConn is a connection counted by a connLimiter.
@@ -84,14 +89,18 @@ type limitedConn struct {
 	addr   netip.Addr
 	capped bool // counts against perIP
 
+	// idleSince is when the connection last went idle between requests
+	// (nanoseconds since l.epoch), or 0 while it is new, busy or hijacked.
+	idleSince atomic.Int64
+
 	// Guarded by l.mu.
 	released bool
-	idleAt   *list.Element // in l.idle while idle
-	addrAt   *list.Element // in the address's idle list while idle
+	elem     *list.Element // in its address's conns
 }
 
 func newConnLimiter(ln net.Listener, max, perIP int, exempt []netip.Prefix, log *slog.Logger) *connLimiter {
-	return &connLimiter{Listener: ln, max: max, perIP: perIP, exempt: exempt, log: log, addrs: map[netip.Addr]*addrConns{}}
+	return &connLimiter{Listener: ln, max: max, perIP: perIP, exempt: exempt, log: log,
+		epoch: time.Now(), addrs: map[netip.Addr]*addrConns{}}
 }
 
 // busyBody and busyResponse are what a refused connection reads before
@@ -114,36 +123,34 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	}
 }
 
-// admit counts c in, making room by closing idle connections, or refuses
-// it (nil).
+// admit counts c in, making room by closing an idle connection, or
+// refuses it (nil).
 func (l *connLimiter) admit(c net.Conn) *limitedConn {
 	lc := &limitedConn{Conn: c, l: l, addr: remoteAddr(c)}
 	lc.capped = l.perIP > 0 && !inPrefixes(l.exempt, lc.addr)
-	var evict []*limitedConn
+	var evicted *limitedConn
 	l.mu.Lock()
 	a := l.addrs[lc.addr]
-	if lc.capped && a != nil && a.n >= l.perIP {
-		if v := front(&a.idle); v != nil {
-			l.releaseLocked(v)
-			evict = append(evict, v)
-		} else {
-			l.mu.Unlock()
-			l.refuse(c, "per_address", lc.addr)
-			return nil
+	full, capName := false, ""
+	switch {
+	case lc.capped && a != nil && a.n >= l.perIP:
+		full, capName = true, "per_address"
+		evicted = oldestIdle(a)
+	case l.total >= l.max:
+		full, capName = true, "total"
+		for _, a := range l.addrs {
+			if v := oldestIdle(a); v != nil && (evicted == nil || v.idleSince.Load() < evicted.idleSince.Load()) {
+				evicted = v
+			}
 		}
 	}
-	if l.total >= l.max {
-		if v := front(&l.idle); v != nil {
-			l.releaseLocked(v)
-			evict = append(evict, v)
-		} else {
-			l.mu.Unlock()
-			for _, v := range evict { // nothing was made room for after all
-				v.Conn.Close()
-			}
-			l.refuse(c, "total", lc.addr)
-			return nil
-		}
+	if full && evicted == nil {
+		l.mu.Unlock()
+		l.refuse(c, capName, lc.addr)
+		return nil
+	}
+	if evicted != nil {
+		l.releaseLocked(evicted)
 	}
 	l.total++
 	if a = l.addrs[lc.addr]; a == nil {
@@ -151,19 +158,26 @@ func (l *connLimiter) admit(c net.Conn) *limitedConn {
 		l.addrs[lc.addr] = a
 	}
 	a.n++
+	lc.elem = a.conns.PushBack(lc)
 	l.mu.Unlock()
-	for _, v := range evict {
-		v.Conn.Close()
+	if evicted != nil {
+		evicted.Conn.Close()
 	}
 	return lc
 }
 
-// front returns the first connection of an idle list, or nil.
-func front(idle *list.List) *limitedConn {
-	if e := idle.Front(); e != nil {
-		return e.Value.(*limitedConn)
+// oldestIdle returns a's connection idle the longest, or nil. l.mu must
+// be held.
+func oldestIdle(a *addrConns) *limitedConn {
+	var best *limitedConn
+	var bestAt int64
+	for e := a.conns.Front(); e != nil; e = e.Next() {
+		c := e.Value.(*limitedConn)
+		if at := c.idleSince.Load(); at != 0 && (best == nil || at < bestAt) {
+			best, bestAt = c, at
+		}
 	}
-	return nil
+	return best
 }
 
 // refuse answers a connection over a cap and closes it; refusals are
@@ -190,43 +204,39 @@ func (l *connLimiter) releaseLocked(lc *limitedConn) {
 	lc.released = true
 	l.total--
 	a := l.addrs[lc.addr]
-	l.unidleLocked(lc, a)
+	a.conns.Remove(lc.elem)
 	if a.n--; a.n == 0 {
 		delete(l.addrs, lc.addr)
 	}
 }
 
-// unidleLocked takes lc off the idle lists. l.mu must be held.
-func (l *connLimiter) unidleLocked(lc *limitedConn, a *addrConns) {
-	if lc.idleAt != nil {
-		l.idle.Remove(lc.idleAt)
-		a.idle.Remove(lc.addrAt)
-		lc.idleAt, lc.addrAt = nil, nil
-	}
-}
-
-// connState is the http.Server's ConnState hook: it tracks which
-// connections sit idle between requests.
+// connState is the http.Server's ConnState hook: it marks connections
+// idle between requests, and busy otherwise. One atomic store: it runs
+// twice per request.
 func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	lc, ok := c.(*limitedConn)
 	if !ok {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if lc.released {
-		return
+	if st == http.StateIdle {
+		lc.idleSince.Store(int64(time.Since(l.epoch)) + 1) // never 0
+	} else {
+		lc.idleSince.Store(0)
 	}
-	a := l.addrs[lc.addr]
-	switch st {
-	case http.StateIdle:
-		if lc.idleAt == nil {
-			lc.idleAt = l.idle.PushBack(lc)
-			lc.addrAt = a.idle.PushBack(lc)
+}
+
+// idleCount returns how many connections are idle (for tests). l.mu
+// must be held.
+func (l *connLimiter) idleCount() int {
+	n := 0
+	for _, a := range l.addrs {
+		for e := a.conns.Front(); e != nil; e = e.Next() {
+			if e.Value.(*limitedConn).idleSince.Load() != 0 {
+				n++
+			}
 		}
-	default:
-		l.unidleLocked(lc, a)
 	}
+	return n
 }
 
 // Close uncounts the connection and closes it.

@@ -88,7 +88,7 @@ func (lt *connTest) idle(n int) []*bufio.Reader {
 		}
 		rs = append(rs, r)
 	}
-	lt.waitFor(func() bool { return lt.l.idle.Len() == n })
+	lt.waitFor(func() bool { return lt.l.idleCount() == n })
 	return rs
 }
 
