@@ -263,3 +263,16 @@ func TestAdminSocketWhenHTTPFull(t *testing.T) {
 		t.Errorf("refusal not logged: %s", s.logs.String())
 	}
 }
+
+// BenchmarkConnState measures what the connection caps add to every
+// request: the ConnState hook runs twice (active, then idle).
+func BenchmarkConnState(b *testing.B) {
+	l := newConnLimiter(nil, 10, 0, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b.RunParallel(func(pb *testing.PB) {
+		lc := &limitedConn{l: l} // one connection per goroutine, as in the server
+		for pb.Next() {
+			l.connState(lc, http.StateActive)
+			l.connState(lc, http.StateIdle)
+		}
+	})
+}
