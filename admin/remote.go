@@ -33,7 +33,7 @@ const remoteBase = "http://chatctl"
 // Dial connects to the admin socket at path, checking that a server
 // answers within timeout. Before anything is sent, the socket file must
 // pass CheckSocket and the process answering must run as our uid or root
-// (CheckPeer); otherwise the error wraps ErrUntrustedSocket.
+// (PeerUID, TrustedUID); otherwise the error wraps ErrUntrustedSocket.
 func Dial(path string, timeout time.Duration) (*Remote, error) {
 	return dialWith(path, timeout, PeerUID)
 }
