@@ -31,13 +31,35 @@ var _ Admin = (*Remote)(nil)
 const remoteBase = "http://chatctl"
 
 // Dial connects to the admin socket at path, checking that a server
-// answers within timeout.
+// answers within timeout. Before anything is sent, the socket file must
+// pass CheckSocket and the process answering must run as our uid or root
+// (PeerUID, TrustedUID); otherwise the error wraps ErrUntrustedSocket.
 func Dial(path string, timeout time.Duration) (*Remote, error) {
+	return dialWith(path, timeout, PeerUID)
+}
+
+// dialWith is Dial with the peer-credential lookup as a seam for tests.
+func dialWith(path string, timeout time.Duration, peerUID peerUIDFunc) (*Remote, error) {
+	if err := CheckSocket(path); err != nil {
+		if errors.Is(err, ErrUntrustedSocket) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	abs := absPath(path)
 	r := &Remote{socket: path, client: &http.Client{
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				var d net.Dialer
-				return d.DialContext(ctx, "unix", path)
+				c, err := d.DialContext(ctx, "unix", path)
+				if err != nil {
+					return nil, err
+				}
+				if err := checkPeerWith(c, peerUID, abs); err != nil {
+					c.Close()
+					return nil, err
+				}
+				return c, nil
 			},
 			MaxIdleConns: 1,
 		},
@@ -46,6 +68,10 @@ func Dial(path string, timeout time.Duration) (*Remote, error) {
 	defer cancel()
 	var health map[string]any
 	if err := r.call(ctx, http.MethodGet, "/admin/ping", nil, &health); err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) && errors.Is(err, ErrUntrustedSocket) {
+			return nil, ue.Err // one line, without the placeholder URL
+		}
 		return nil, fmt.Errorf("admin socket %s: %w", path, err)
 	}
 	return r, nil
@@ -55,11 +81,19 @@ func Dial(path string, timeout time.Duration) (*Remote, error) {
 // socket when there is one, else the store itself. When the store is held
 // by something that offers no socket, the error says so, within about the
 // store's lock timeout (well under 2 s).
+//
+// A socket that could be another user's (see Dial) is an error: nothing is
+// sent to it, and the store is not opened either, so the operator learns
+// that something listens in the store's place.
 func Connect(cfg *configs.Config) (Admin, error) {
 	sock := cfg.SocketPath()
-	if _, err := os.Stat(sock); err == nil {
-		if r, err := Dial(sock, 500*time.Millisecond); err == nil {
+	if _, err := os.Lstat(sock); err == nil {
+		r, err := Dial(sock, 500*time.Millisecond)
+		if err == nil {
 			return r, nil
+		}
+		if errors.Is(err, ErrUntrustedSocket) {
+			return nil, err
 		}
 	}
 	s, err := Open(cfg)
@@ -67,8 +101,12 @@ func Connect(cfg *configs.Config) (Admin, error) {
 		return s, err
 	}
 	// A server may have started meanwhile and opened its socket.
-	if r, derr := Dial(sock, 300*time.Millisecond); derr == nil {
+	r, derr := Dial(sock, 300*time.Millisecond)
+	if derr == nil {
 		return r, nil
+	}
+	if errors.Is(derr, ErrUntrustedSocket) {
+		return nil, derr
 	}
 	return nil, fmt.Errorf("%w; no chatctl server answers on %s", err, sock)
 }

@@ -31,10 +31,22 @@ var _ Admin = (*Service)(nil)
 
 // Open opens the store named by cfg.DB and returns a Service on it. It
 // fails with store.ErrLocked (within the lock timeout) when another process
-// holds the store.
+// holds the store, and with configs.ErrLoosePermissions when the store, its
+// folder or the secret file is open to other users (see
+// Config.CheckPermissions): the server and every command that opens the
+// store refuse alike.
 func Open(cfg *configs.Config) (*Service, error) {
+	if err := cfg.CheckPermissions(); err != nil {
+		return nil, err
+	}
 	db, err := store.Open(cfg.DB, store.Options{})
 	if err != nil {
+		return nil, err
+	}
+	// Again now that the file exists: in a shared sticky folder someone
+	// could have planted it between the check and its creation.
+	if err := cfg.CheckPermissions(); err != nil {
+		db.Close()
 		return nil, err
 	}
 	s, err := New(db, cfg, nil)
@@ -231,6 +243,12 @@ var ErrTTLTooLong = errors.New("token lifetime too long")
 func (s *Service) mint(u store.User, ttl time.Duration, sid string) (IssuedToken, error) {
 	if ttl == 0 {
 		ttl = s.cfg.Token.TTL
+	}
+	// A lifetime is the caller's input: a negative or sub-second one (the
+	// token would expire before it is used, expires_in 0) is refused as
+	// bad input, never passed on to become an internal error.
+	if ttl < time.Second {
+		return IssuedToken{}, fmt.Errorf("%w: ttl must be at least 1s, got %s", ErrBadRequest, ttl)
 	}
 	if ttl > s.cfg.Token.RefreshTTL {
 		return IssuedToken{}, fmt.Errorf("%w: %s is longer than token.refresh_ttl (%s); raise that to issue longer tokens", ErrTTLTooLong, ttl, s.cfg.Token.RefreshTTL)

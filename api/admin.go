@@ -1,7 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -59,11 +63,26 @@ func (a *liveAdmin) UnlockUser(ctx context.Context, name string) (admin.UnlockRe
 // Close does nothing: the server owns the store.
 func (a *liveAdmin) Close() error { return nil }
 
-// hashing runs a handler that does bcrypt work on the hash pool. do waits
-// for a handler that has started even when the client leaves, so it never
-// writes to w after ServeHTTP returned.
+// hashing runs a handler that does bcrypt work on the hash pool. The body
+// is read first, on the request's own goroutine (bounded by http.max_body
+// and the read timeout), so a slow or huge upload never holds a worker.
+// do waits for a handler that has started even when the client leaves, so
+// it never writes to w after ServeHTTP returned.
 func (s *Server) hashing(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					writeError(w, r, s.log, errBodyTooLarge)
+				} else {
+					writeError(w, r, s.log, fmt.Errorf("%w: reading the body: %v", admin.ErrBadRequest, err))
+				}
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		if err := s.hashes.do(r.Context(), func() { next.ServeHTTP(w, r) }); err != nil {
 			s.hashErr(w, r, err)
 		}

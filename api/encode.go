@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/chatctl/chatctl/admin"
 )
@@ -81,5 +82,21 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		encode(w, status, detail{Detail: "Internal error", Code: code})
 		return
 	}
-	encode(w, status, detail{Detail: err.Error(), Code: code})
+	encode(w, status, detail{Detail: clipDetail(err.Error()), Code: code})
+}
+
+// maxDetail bounds an error's detail. Messages quote their inputs through
+// auth.Quote already; this is the net under any message that does not.
+const maxDetail = 512
+
+// clipDetail cuts msg to maxDetail bytes (on a rune boundary).
+func clipDetail(msg string) string {
+	if len(msg) <= maxDetail {
+		return msg
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "… (truncated)"
 }

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // hashPool runs bcrypt work (logins, new passwords) on a fixed set of
@@ -55,7 +53,7 @@ func newHashPool(workers, queue int, adaptive bool) *hashPool {
 
 func (p *hashPool) work() {
 	runtime.LockOSThread() // the thread keeps the lower priority; never unlocked
-	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 10)
+	lowerThreadPriority()
 	for job := range p.jobs {
 		job()
 	}

@@ -99,9 +99,24 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		if r.TLS != nil {
 			h.Set("Strict-Transport-Security", "max-age=63072000")
 		}
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.HTTP.MaxBody)
-		}
+		limitBody(w, r, s.cfg.HTTP.MaxBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody caps r's body at http.max_body: the one body limit of every
+// listener (the public one through secure, the admin socket through
+// limitBodies).
+func limitBody(w http.ResponseWriter, r *http.Request, max int64) {
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+	}
+}
+
+// limitBodies is limitBody as middleware, for the admin socket.
+func (s *Server) limitBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limitBody(w, r, s.cfg.HTTP.MaxBody)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -57,15 +57,19 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	defer svc.Close()
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	defer ln.Close()
+	defer tcp.Close()
+	ln := newConnLimiter(tcp, maxConns(cfg.HTTP.MaxConns, log), cfg.HTTP.MaxConnsPerIP, parsePrefixes(cfg.TrustedProxies), log)
 	sock, err := listenSocket(cfg.SocketPath())
 	if err != nil {
 		// The server still works; only the CLI cannot reach it meanwhile.
 		log.Warn("admin socket unavailable; CLI commands will fail while this server runs", "err", err)
+		sock = nil
+	} else {
+		sock = &peerListener{Listener: sock, peerUID: admin.PeerUID, log: log}
 	}
 
 	// The operator's GOMAXPROCS is left alone.
@@ -78,15 +82,9 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		srv.Hub().Run(hubCtx)
 	}()
 
-	public := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	private := &http.Server{Handler: srv.SocketHandler(), ReadHeaderTimeout: readHeaderTimeout}
+	public := newHTTPServer(srv, log)
+	public.ConnState = ln.connState
+	private := newHTTPServer(srv.SocketHandler(), log)
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(ln) }()
 	if sock != nil {
@@ -98,7 +96,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	defer stopPrune()
 
 	addr := ln.Addr().String()
-	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath())
+	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath(),
+		"max_conns", ln.max, "max_conns_per_ip", ln.perIP)
 	fmt.Fprintf(opts.Stdout, "chatctl listening on http://%s (store %s)\n", addr, cfg.DB)
 	if users, err := svc.Users(ctx); err == nil && len(users) == 0 {
 		fmt.Fprintf(opts.Stdout, "no users yet: add one with\n  chatctl --db %s user add NAME --role admin\n", cfg.DB)
@@ -118,6 +117,29 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	return drain(cfg, log, public, private, srv, stopHub, hubDone)
 }
 
+// serverTimeouts are the http.Server timeouts of every listener.
+type serverTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// timeouts is what newHTTPServer uses; tests shorten it (they do not run
+// in parallel).
+var timeouts = serverTimeouts{readHeaderTimeout, readTimeout, writeTimeout, idleTimeout}
+
+// newHTTPServer is the http.Server of every listener, TCP and admin
+// socket alike: the same timeouts, so a client that sends slowly or not
+// at all cannot hold a connection (or the memory of a body) forever.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: timeouts.readHeader,
+		ReadTimeout:       timeouts.read,
+		WriteTimeout:      timeouts.write,
+		IdleTimeout:       timeouts.idle,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
 // drain stops accepting and waits for requests, closes WebSockets with
 // 1001 once acknowledged messages are committed, then stops the workers.
 // The store is closed by Serve's defer, which flushes queued appends.
@@ -125,8 +147,8 @@ func drain(cfg *configs.Config, log *slog.Logger, public, private *http.Server, 
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
+	var mu sync.Mutex // guards errs: the servers' goroutines and this one append
 	var errs []error
-	var mu sync.Mutex
 	for _, s := range []*http.Server{public, private} {
 		wg.Add(1)
 		go func() {
@@ -139,7 +161,9 @@ func drain(cfg *configs.Config, log *slog.Logger, public, private *http.Server, 
 		}()
 	}
 	if err := srv.Hub().Shutdown(ctx); err != nil {
+		mu.Lock()
 		errs = append(errs, fmt.Errorf("close chat connections: %w", err))
+		mu.Unlock()
 	}
 	stopHub()
 	<-hubDone

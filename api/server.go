@@ -72,7 +72,7 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	})
 	s.admin = &liveAdmin{Service: svc, hub: s.hub, logins: s.loginRate}
 	s.handler = s.secure(s.observe(s.cors(s.routes())))
-	s.socket = s.observe(s.adminRoutes(http.NewServeMux(), false))
+	s.socket = s.observe(s.limitBodies(s.adminRoutes(http.NewServeMux(), false)))
 	return s
 }
 

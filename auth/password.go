@@ -158,7 +158,7 @@ func NormalizeName(name string) (string, error) {
 		return r
 	}, name)
 	if !usernameRE.MatchString(n) {
-		return "", fmt.Errorf("%w %q: use 1 to 32 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", ErrBadUsername, name)
+		return "", fmt.Errorf("%w %s: use 1 to 32 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", ErrBadUsername, Quote(name))
 	}
 	return n, nil
 }
@@ -175,7 +175,24 @@ var ErrBadRole = errors.New("invalid role")
 // ValidateRole checks that role is admin or user.
 func ValidateRole(role string) error {
 	if role != RoleAdmin && role != RoleUser {
-		return fmt.Errorf("%w %q: must be admin or user", ErrBadRole, role)
+		return fmt.Errorf("%w %s: must be admin or user", ErrBadRole, Quote(role))
 	}
 	return nil
+}
+
+// quoteMax is how many bytes of an input Quote shows.
+const quoteMax = 40
+
+// Quote returns s quoted for an error message, cut after about 40 bytes
+// with its full length noted: an error never echoes unbounded input (a
+// 1 GiB "username" must not come back in a 422).
+func Quote(s string) string {
+	if len(s) <= quoteMax {
+		return fmt.Sprintf("%q", s)
+	}
+	cut := quoteMax
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q… (%d bytes)", s[:cut], len(s))
 }

@@ -59,7 +59,9 @@ flag). Secrets are redacted.`,
 		Use:   "check [FILE]",
 		Short: "Validate a configuration file without starting anything",
 		Long: `Load FILE (or --config, or $CHATCTL_CONFIG) with the environment, and report
-every unknown key and bad value by name. Exits 1 when anything is wrong.`,
+every unknown key and bad value by name, and a store, store folder or
+token.secret_file that other users could read or change (with the chmod
+that fixes it), as serve would. Exits 1 when anything is wrong.`,
 		Example: "  chatctl config check chatctl.yaml\n  chatctl --config chatctl.yaml config check",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,6 +70,10 @@ every unknown key and bad value by name. Exits 1 when anything is wrong.`,
 			}
 			cfg, err := a.config()
 			if err != nil {
+				return err
+			}
+			// serve would refuse files open to other users; so does check.
+			if err := cfg.CheckPermissions(); err != nil {
 				return err
 			}
 			if a.json() {

@@ -68,6 +68,8 @@ type Config struct {
 	HTTP struct {
 		MaxBody         int64
 		ShutdownTimeout time.Duration
+		MaxConns        int
+		MaxConnsPerIP   int
 	}
 	CORS struct {
 		Origins []string
@@ -131,6 +133,8 @@ func (c *Config) fields() []field {
 		{"login.signup_per_minute", &c.Login.SignupPerMinute},
 		{"http.max_body", &c.HTTP.MaxBody},
 		{"http.shutdown_timeout", &c.HTTP.ShutdownTimeout},
+		{"http.max_conns", &c.HTTP.MaxConns},
+		{"http.max_conns_per_ip", &c.HTTP.MaxConnsPerIP},
 		{"cors.origins", &c.CORS.Origins},
 		{"ws.allowed_origins", &c.WS.AllowedOrigins},
 		{"ws.max_frame", &c.WS.MaxFrame},

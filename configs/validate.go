@@ -84,6 +84,8 @@ func (c *Config) Validate() error {
 		bad("login.signup_per_minute", "must be positive")
 	}
 	atLeast("http.max_body", c.HTTP.MaxBody, 1024)
+	atLeast("http.max_conns", int64(c.HTTP.MaxConns), 0)
+	atLeast("http.max_conns_per_ip", int64(c.HTTP.MaxConnsPerIP), 0)
 	atLeast("ws.max_frame", c.WS.MaxFrame, 512)
 	atLeast("ws.max_text", int64(c.WS.MaxText), 1)
 	if int64(c.WS.MaxText) > c.WS.MaxFrame {

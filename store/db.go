@@ -118,7 +118,18 @@ func Open(path string, opts Options) (*DB, error) {
 // bbolt meets a damaged file with panics (some in goroutines of its own,
 // where they cannot be recovered) or, for a truncated file, with SIGBUS.
 func openBolt(path string, opts Options) (*bolt.DB, error) {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+	fi, err := os.Stat(path)
+	if err == nil && fi.Size() == 0 {
+		// bbolt would quietly make an empty file a new store, and so
+		// hide a store lost to a bad copy or a full disk. The one empty
+		// file that is fine is a store another chatctl has just created
+		// and is writing its first pages into (under its lock): give it
+		// the lock timeout to finish.
+		if fi, err = waitWritten(path, opts.Timeout); err == nil && fi.Size() == 0 {
+			return nil, fmt.Errorf("%w: the file is empty (0 bytes); remove it to start a new store", ErrCorrupt)
+		}
+	}
+	if err == nil && fi.Size() > 0 {
 		if err := checkFile(path, fi.Size(), opts.Timeout); err != nil {
 			return nil, err
 		}
@@ -127,6 +138,18 @@ func openBolt(path string, opts Options) (*bolt.DB, error) {
 	// the pages rather than written on every commit, which makes each
 	// message commit cheaper (the trade etcd makes too).
 	return bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+}
+
+// waitWritten stats path until it is no longer empty or timeout passed.
+func waitWritten(path string, timeout time.Duration) (os.FileInfo, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		fi, err := os.Stat(path)
+		if err != nil || fi.Size() > 0 || time.Now().After(deadline) {
+			return fi, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // checkFile opens an existing file read-only (a shared lock, no free-list
@@ -145,6 +168,11 @@ func checkFile(path string, size int64, timeout time.Duration) (err error) {
 		}
 	}()
 	return b.View(func(tx *bolt.Tx) error {
+		// The size seen before the lock may be stale: another chatctl
+		// could have been creating or growing the file meanwhile.
+		if fi, err := os.Stat(path); err == nil {
+			size = fi.Size()
+		}
 		if need := tx.Size(); size < need {
 			// Pages past the end would be read as SIGBUS later.
 			return fmt.Errorf("%w: the file is %d bytes, its pages need %d (truncated?)", ErrCorrupt, size, need)
