@@ -122,16 +122,4 @@ func (h hubStore) MessagesBefore(room string, before uint64, limit int) ([]chat.
 }
 
 // hubConfig maps ws.* and history.* onto the hub's limits.
-func hubConfig(s *Server) chat.Config {
-	c := s.cfg
-	onJoin := c.History.OnJoin
-	if onJoin == 0 {
-		onJoin = -1 // the hub reads 0 as "default"; the operator meant none
-	}
-	return chat.Config{
-		MaxFrame: c.WS.MaxFrame, MaxText: c.WS.MaxText,
-		SendRate: c.WS.SendRate, SendBurst: c.WS.SendBurst, Queue: c.WS.Queue,
-		PingInterval: c.WS.PingInterval, PongTimeout: c.WS.PongTimeout,
-		MaxConnsPerUser: c.WS.MaxConnsPerUser, OnJoin: onJoin,
-	}
-}
+func hubConfig(s *Server) chat.Config { return chat.ConfigFrom(s.cfg) }

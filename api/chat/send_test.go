@@ -90,59 +90,61 @@ func TestSendRateLimit(t *testing.T) {
 // out of order, every member receives every id exactly once, ascending and
 // without gaps, and that each sender's own messages keep their order.
 func TestSendOrdering(t *testing.T) {
-	const senders, each, watchers = 6, 25, 3
-	h := newHarness(t, Config{SendRate: 1e6, SendBurst: 1e6})
-	h.store.jitter = 2 * time.Millisecond
-	var all []*wsClient
-	for i := range senders + watchers {
-		c, _ := h.join(fmt.Sprintf("user%d", i), "general")
-		all = append(all, c)
-	}
-	const total = senders * each
+	eachWriter(t, Config{SendRate: 1e6, SendBurst: 1e6}, func(t *testing.T, cfg Config) {
+		const senders, each, watchers = 6, 25, 3
+		h := newHarness(t, cfg)
+		h.store.jitter = 2 * time.Millisecond
+		var all []*wsClient
+		for i := range senders + watchers {
+			c, _ := h.join(fmt.Sprintf("user%d", i), "general")
+			all = append(all, c)
+		}
+		const total = senders * each
 
-	got := make([][]srvFrame, len(all))
-	var wg sync.WaitGroup
-	for i, c := range all {
-		wg.Go(func() {
-			if i < senders {
-				for j := range each {
-					c.send(map[string]any{"type": "send", "room": "general", "text": fmt.Sprintf("%d/%d", i, j)})
+		got := make([][]srvFrame, len(all))
+		var wg sync.WaitGroup
+		for i, c := range all {
+			wg.Go(func() {
+				if i < senders {
+					for j := range each {
+						c.send(map[string]any{"type": "send", "room": "general", "text": fmt.Sprintf("%d/%d", i, j)})
+					}
+				}
+				for len(got[i]) < total {
+					f, err := c.tryNext(waitTimeout)
+					if err != nil {
+						t.Errorf("client %d after %d messages: %v", i, len(got[i]), err)
+						return
+					}
+					if f.Type == "message" {
+						got[i] = append(got[i], f)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		for i, frames := range got {
+			next := map[string]int{} // per sender: the next j expected
+			for k, f := range frames {
+				if f.ID != uint64(k+1) {
+					t.Fatalf("client %d: message %d has id %d", i, k, f.ID)
+				}
+				var s, j int
+				fmt.Sscanf(f.Text, "%d/%d", &s, &j)
+				if key := fmt.Sprint(s); j != next[key] {
+					t.Fatalf("client %d: sender %d message %d arrived when %d was due", i, s, j, next[key])
+				} else {
+					next[key]++
 				}
 			}
-			for len(got[i]) < total {
-				f, err := c.tryNext(waitTimeout)
-				if err != nil {
-					t.Errorf("client %d after %d messages: %v", i, len(got[i]), err)
-					return
-				}
-				if f.Type == "message" {
-					got[i] = append(got[i], f)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	for i, frames := range got {
-		next := map[string]int{} // per sender: the next j expected
-		for k, f := range frames {
-			if f.ID != uint64(k+1) {
-				t.Fatalf("client %d: message %d has id %d", i, k, f.ID)
-			}
-			var s, j int
-			fmt.Sscanf(f.Text, "%d/%d", &s, &j)
-			if key := fmt.Sprint(s); j != next[key] {
-				t.Fatalf("client %d: sender %d message %d arrived when %d was due", i, s, j, next[key])
-			} else {
-				next[key]++
+			if i > 0 && !slices.EqualFunc(frames, got[0], func(a, b srvFrame) bool { return a.Text == b.Text }) {
+				t.Fatalf("client %d saw a different order than client 0", i)
 			}
 		}
-		if i > 0 && !slices.EqualFunc(frames, got[0], func(a, b srvFrame) bool { return a.Text == b.Text }) {
-			t.Fatalf("client %d saw a different order than client 0", i)
-		}
-	}
+	})
 }
 
 // Ensure the reorder buffer never waits for an id that cannot come: after a
