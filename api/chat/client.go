@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -213,6 +214,13 @@ func (c *client) tick(now time.Time) {
 	}
 }
 
+// closing reports whether a close was requested.
+func (c *client) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0
+}
+
 // refresh swaps in the expiry of a fresh token (auth frame).
 func (c *client) refresh(expires time.Time) {
 	c.mu.Lock()
@@ -299,8 +307,17 @@ func (c *client) readPump() {
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(wait))
+		if c.closing() {
+			continue // we are closing: read on until the peer's close reply, act on nothing
+		}
 		if typ != websocket.TextMessage {
 			c.replyError(CodeBadRequest, "binary frames are not supported", "")
+			continue
+		}
+		if !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+			// connection with 1007. (gorilla does not check.)
+			c.close(CloseInvalidData, "text frame is not valid UTF-8")
 			continue
 		}
 		c.handleOffStack(data)

@@ -307,3 +307,19 @@ func TestNoLeak(t *testing.T) {
 	})
 	eventually(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// Ensure a text frame that is not valid UTF-8 closes the connection with
+// 1007 (RFC 6455 §8.1), and that a send behind it is not stored.
+func TestInvalidUTF8(t *testing.T) {
+	eachWriter(t, Config{}, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg)
+		c, _ := h.join("alice", "general")
+		c.sendRaw([]byte("{\"type\":\"send\",\"room\":\"general\",\"text\":\"caf\xe9\"}"))
+		c.send(map[string]any{"type": "send", "room": "general", "text": "after"})
+		c.expectClose(CloseInvalidData)
+		if got, _ := h.store.MessagesBefore("general", 0, 10); len(got) != 0 {
+			t.Fatalf("stored %+v", got)
+		}
+		eventually(t, "connection to be dropped", func() bool { return h.hub.Conns() == 0 })
+	})
+}

@@ -23,6 +23,7 @@ const (
 // standard (RFC 6455); the 4xxx codes are application codes.
 const (
 	CloseGoingAway    = 1001 // server shutting down: reconnect with backoff, join with since
+	CloseInvalidData  = 1007 // a text frame that is not valid UTF-8 (RFC 6455 §8.1)
 	CloseTooLarge     = 1009 // frame larger than Config.MaxFrame
 	CloseTokenExpired = 4001 // token expired and no auth frame arrived in time
 	CloseRevoked      = 4003 // user disabled, removed or tokens revoked (Hub.Kick)
