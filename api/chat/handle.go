@@ -24,7 +24,7 @@ func (c *client) handle(data []byte) {
 	switch in.Type {
 	case "join":
 		if !validRoom(in.Room) {
-			c.replyError(CodeBadRequest, "room must be 1..64 of [a-z0-9._-]", in.Ref)
+			c.replyError(CodeBadRequest, "room must be 1..64 of [a-z0-9._-], not . or ..", in.Ref)
 			return
 		}
 		c.hub.join(c, &in)

@@ -168,9 +168,12 @@ func textFrame(payload []byte) frame {
 // encodeFrame encodes v as a text frame.
 func encodeFrame(v any) frame { return textFrame(encode(v)) }
 
-// validRoom reports whether name is 1..64 of [a-z0-9._-] (SPEC §6).
+// validRoom reports whether name is 1..64 of [a-z0-9._-] (SPEC §6), and
+// neither "." nor "..": those would be path segments in every URL that
+// names a room (/admin/rooms/NAME), where clients and proxies resolve them
+// away.
 func validRoom(name string) bool {
-	if len(name) == 0 || len(name) > maxRoomName {
+	if len(name) == 0 || len(name) > maxRoomName || name == "." || name == ".." {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

@@ -46,12 +46,14 @@ func TestJoin(t *testing.T) {
 	})
 	t.Run("ErrBadRoom", func(t *testing.T) {
 		c := h.dial("dave", time.Time{})
-		for _, name := range []string{"", "General", "a b", "ü", string(make([]byte, 65))} {
+		for _, name := range []string{"", "General", "a b", "ü", string(make([]byte, 65)), ".", ".."} {
 			c.send(map[string]any{"type": "join", "room": name, "ref": "r"})
 			c.expectError(CodeBadRequest, "r")
 		}
-		c.send(map[string]any{"type": "join", "room": "a.b_c-9"})
-		c.expect("joined")
+		for _, name := range []string{"a.b_c-9", "...", ".a"} {
+			c.send(map[string]any{"type": "join", "room": name})
+			c.expect("joined")
+		}
 	})
 	t.Run("ErrTooManyRooms", func(t *testing.T) {
 		h := newHarness(t, Config{MaxRooms: 1})

@@ -2,8 +2,8 @@
 // messages are deduplicated by id, kept sorted, and lastId is what a
 // reconnect passes as "since" so nothing is missed or shown twice.
 
-/** ROOM_RE is the room-name rule of SPEC §6. */
-export const ROOM_RE = /^[a-z0-9._-]{1,64}$/;
+/** ROOM_RE is the room-name rule of SPEC §6; "." and ".." are refused too. */
+export const ROOM_RE = /^(?!\.{1,2}$)[a-z0-9._-]{1,64}$/;
 
 /** MAX_TEXT_BYTES is the server's text limit (ws limits, SPEC §6). */
 export const MAX_TEXT_BYTES = 4096;

@@ -54,7 +54,8 @@ test('Room.gapAbove finds the first id missing after since', () => {
 
 test('ROOM_RE follows SPEC §6', () => {
   for (const ok of ['general', 'a', 'a.b_c-9', 'x'.repeat(64)]) assert.ok(ROOM_RE.test(ok), ok);
-  for (const bad of ['', 'General', 'a b', 'x'.repeat(65), 'é', '#general']) assert.ok(!ROOM_RE.test(bad), bad);
+  for (const bad of ['', 'General', 'a b', 'x'.repeat(65), 'é', '#general', '.', '..']) assert.ok(!ROOM_RE.test(bad), bad);
+  for (const ok of ['...', '.a', 'a.', '..b']) assert.ok(ROOM_RE.test(ok), ok);
 });
 
 test('textBytes counts UTF-8 bytes like the server', () => {
