@@ -202,8 +202,11 @@ func (h hubStore) AppendMessage(ctx context.Context, room, from, text string, ts
 		return chat.Message{}, err
 	}
 	h.m.messages.Inc()
-	return chat.Message{Room: m.Room, ID: m.ID, From: m.From, Text: m.Text, TS: m.TS}, nil
+	return chat.Message{Room: m.Room, ID: m.ID, From: m.From, Text: m.Text, TS: m.TS, Epoch: m.Epoch}, nil
 }
+
+// Epoch implements chat.Store.
+func (h hubStore) Epoch(room string) (string, error) { return h.db.RoomEpoch(room) }
 
 // MessagesBefore implements chat.Store.
 func (h hubStore) MessagesBefore(room string, before uint64, limit int) ([]chat.Message, error) {

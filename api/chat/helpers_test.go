@@ -111,6 +111,8 @@ type srvFrame struct {
 	Members  []string      `json:"members"`
 	Messages []wireMessage `json:"messages"`
 	More     bool          `json:"more"`
+	Epoch    *string       `json:"epoch"`
+	Reset    bool          `json:"reset"`
 	User     string        `json:"user"`
 	Event    string        `json:"event"`
 	Code     string        `json:"code"`

@@ -129,11 +129,12 @@ type Authenticator interface {
 
 // Message is one stored chat message.
 type Message struct {
-	Room string
-	ID   uint64 // 1, 2, 3, … within Room
-	From string
-	Text string
-	TS   time.Time
+	Room  string
+	ID    uint64 // 1, 2, 3, … within Room
+	From  string
+	Text  string
+	TS    time.Time
+	Epoch string // the room's epoch (see Store.Epoch); set by AppendMessage only
 }
 
 // Store persists messages. See the package documentation, "Store contract",
@@ -148,6 +149,10 @@ type Store interface {
 	// MessagesBefore returns the limit newest messages with id < before
 	// (before == 0: the newest), ascending.
 	MessagesBefore(room string, before uint64, limit int) ([]Message, error)
+	// Epoch returns the room's epoch: an opaque id of the room's stored
+	// history that changes when the room is deleted and created again (its
+	// ids then restart at 1). It is "" while the room has no history.
+	Epoch(room string) (string, error)
 }
 
 // RoomStats describes one room with at least one connection in it.

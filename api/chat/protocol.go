@@ -50,6 +50,7 @@ type inbound struct {
 	Ref    string  `json:"ref"`
 	Room   string  `json:"room"`
 	Since  *uint64 `json:"since"`
+	Epoch  *string `json:"epoch"` // with since: the epoch the client's ids belong to
 	Text   string  `json:"text"`
 	Before uint64  `json:"before"`
 	Limit  int     `json:"limit"`
@@ -73,9 +74,16 @@ type messageFrame struct {
 }
 
 type joinedFrame struct {
-	Type     string        `json:"type"` // "joined"
-	Ref      string        `json:"ref,omitempty"`
-	Room     string        `json:"room"`
+	Type string `json:"type"` // "joined"
+	Ref  string `json:"ref,omitempty"`
+	Room string `json:"room"`
+	// Epoch is the room's epoch (Store.Epoch), "" while it has no history.
+	// A client resuming with since sends it back; if the room was deleted
+	// and created again meanwhile the epochs differ, and the joined frame
+	// has Reset: the client's ids are void, and Messages replay the room
+	// from the start (as for since 0).
+	Epoch    string        `json:"epoch"`
+	Reset    bool          `json:"reset,omitempty"`
 	Members  []string      `json:"members"`
 	Messages []wireMessage `json:"messages"`
 	// More is true when the replay was capped at Config.MaxReplay: the
@@ -87,6 +95,7 @@ type historyFrame struct {
 	Type     string        `json:"type"` // "history"
 	Ref      string        `json:"ref,omitempty"`
 	Room     string        `json:"room"`
+	Epoch    string        `json:"epoch"` // as in joinedFrame
 	Messages []wireMessage `json:"messages"`
 }
 

@@ -78,3 +78,19 @@ test('close codes match SPEC §6', () => {
     [Close.GOING_AWAY, Close.TOO_BIG, Close.EXPIRED, Close.REVOKED, Close.SLOW, Close.TOO_MANY],
     [1001, 1009, 4001, 4003, 4008, 4029]);
 });
+
+test('Room.clear forgets the ids of an older epoch', () => {
+  const r = new Room('r');
+  for (const id of [1, 2, 3]) r.add(msg(id));
+  r.mine.add(2);
+  r.exhausted = true;
+  r.epoch = 'old';
+  r.clear();
+  assert.deepEqual(r.ids, []);
+  assert.equal(r.lastId, 0);
+  assert.equal(r.mine.size, 0);
+  assert.equal(r.exhausted, false);
+  assert.equal(r.epoch, 'old'); // the next "joined" sets the new one
+  assert.equal(r.add(msg(1, 'carol', 'new room')), true); // id 1 again, now new
+  assert.equal(r.byId.get(1).text, 'new room');
+});
