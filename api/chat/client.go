@@ -276,7 +276,6 @@ func (c *client) readPump() {
 	defer c.hub.unregister(c)
 
 	wait := c.hub.cfg.PongTimeout
-	c.conn.SetReadLimit(c.hub.cfg.MaxFrame) // gorilla closes with 1009 beyond it
 	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(wait))
@@ -301,7 +300,7 @@ func (c *client) readPump() {
 	})
 
 	for {
-		typ, data, err := c.conn.ReadMessage()
+		typ, data, err := c.readMessage()
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -324,6 +323,27 @@ func (c *client) readPump() {
 	}
 }
 
+// errTooLarge is readMessage's error for a message over Config.MaxFrame.
+var errTooLarge = errors.New("message too large")
+
+// readMessage reads the next message, at most Config.MaxFrame bytes of it;
+// a longer one is errTooLarge, and the rest of it is left unread. The limit
+// is ours rather than gorilla's SetReadLimit so that the 1009 close frame
+// goes out through the connection's writer like every other frame, not
+// from the reader behind the writer's back.
+func (c *client) readMessage() (int, []byte, error) {
+	typ, r, err := c.conn.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	limit := c.hub.cfg.MaxFrame
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = errTooLarge
+	}
+	return typ, data, err
+}
+
 // handleOffStack runs c.handle(data) on a short-lived goroutine and waits
 // for it. Decoding and handling (json, store, sorting) need a deep stack,
 // and Go does not shrink a goroutine's stack while it is parked in a read
@@ -344,11 +364,11 @@ func (c *client) handleOffStack(data []byte) {
 // writer is then told to stop; if a close was requested already (the echo of
 // a peer's close frame, or one of ours) that request wins.
 func (c *client) readFailed(err error) {
-	if errors.Is(err, websocket.ErrReadLimit) {
-		// gorilla has written close 1009 itself. The rest of the oversized
-		// frame is unread; closing now would reset the connection and
-		// could destroy that close frame, so read and discard for a while.
-		c.close(closeAlreadySent, "")
+	if errors.Is(err, errTooLarge) {
+		// The writer sends close 1009. The rest of the oversized message is
+		// unread; closing now would reset the connection and could destroy
+		// that close frame, so read and discard for a while.
+		c.close(CloseTooLarge, "message too big")
 		nc := c.conn.NetConn()
 		_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
 		_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerLimit))

@@ -83,8 +83,8 @@
 //
 // The writers send data frames they framed themselves straight to the
 // socket (one write per batch) and control frames through gorilla.
-// gorilla itself writes the 1009 close frame, and protocol-error close
-// frames, from the reader goroutine; each frame is a single Write call and
+// gorilla itself writes protocol-error close frames (1002) from the reader
+// goroutine; each frame is a single Write call and
 // the socket serialises Write calls, so frames never interleave, but a data
 // frame may follow such a close frame when the two race. The connection is
 // being dropped at that point anyway.

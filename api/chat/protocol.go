@@ -27,14 +27,13 @@ const (
 	CloseTooLarge     = 1009 // frame larger than Config.MaxFrame
 	CloseTokenExpired = 4001 // token expired and no auth frame arrived in time
 	CloseRevoked      = 4003 // user disabled, removed or tokens revoked (Hub.Kick)
-	CloseTooSlow      = 4008 // outbound queue full
+	CloseTooSlow      = 4008 // too far behind: see Config.Queue, QueueWait, QueueBytes
 	CloseTooManyConns = 4029 // more than Config.MaxConnsPerUser connections
 )
 
 const (
-	closeNormal      = 1000 // our echo of a peer's close frame that had no code
-	closeNoFrame     = -1   // close request: the socket is dead, drop it without a close frame
-	closeAlreadySent = -2   // close request: gorilla already wrote the close frame (1009)
+	closeNormal  = 1000 // our echo of a peer's close frame that had no code
+	closeNoFrame = -1   // close request: the socket is dead, drop it without a close frame
 
 	maxRoomName         = 64
 	defaultHistoryLimit = 50                              // history "limit" when the client sends none

@@ -35,8 +35,8 @@ import (
 // it again.
 //
 // Either way exactly one writer owns the socket at a time (client.writing).
-// gorilla itself writes the close frames of protocol errors and of 1009
-// from the reader (see the package Caveats).
+// Only the close frames of WebSocket protocol errors (1002) are written by
+// gorilla itself, from the reader (see the package Caveats).
 
 // writer moves a connection's queue to its socket.
 type writer interface {
@@ -289,11 +289,9 @@ func (c *client) finish(code int, text string) {
 	if code == closeNoFrame {
 		return
 	}
-	if code != closeAlreadySent {
-		msg := websocket.FormatCloseMessage(code, text)
-		if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
-			return
-		}
+	msg := websocket.FormatCloseMessage(code, text)
+	if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+		return
 	}
 	t := time.NewTimer(closeGrace)
 	defer t.Stop()
