@@ -194,17 +194,16 @@ func TestSlowConsumer(t *testing.T) {
 	cfg := Config{Queue: 8, QueueWait: 200 * time.Millisecond, QueueBytes: 1 << 30, SendRate: 1e6, SendBurst: 1e6}
 	eachWriter(t, cfg, func(t *testing.T, cfg Config) {
 		h := newHarness(t, cfg, withSmallSendBuffers)
-		slow, err := h.tryDial(slowDialer(), "slow", time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		slow.send(map[string]any{"type": "join", "room": "general"})
-		slow.expect("joined")
+		// The server's send buffer is small (withSmallSendBuffers); the
+		// client's receive buffer is left alone, so that once it reads, the
+		// backlog drains at loopback speed, not at the pace of zero-window
+		// probes.
+		slow, _ := h.join("slow", "general") // and never reads again
 		fast, _ := h.join("fast", "general")
 		sender, _ := h.join("sender", "general")
 
 		text := strings.Repeat("x", 4000)
-		for i := range 200 {
+		for i := 0; closeCode(h.hub, "slow") == 0 && i < 200; i++ {
 			sender.send(map[string]any{"type": "send", "room": "general", "text": text})
 			start := time.Now()
 			if m := fast.skipUntil("message"); m.ID != uint64(i+1) {
