@@ -75,35 +75,37 @@ func TestTooManyConns(t *testing.T) {
 // Ensure the protocol ping gets a pong and the server sends WebSocket
 // pings every PingInterval.
 func TestPing(t *testing.T) {
-	h := newHarness(t, Config{PingInterval: 20 * time.Millisecond})
-	c := h.dial("alice", time.Time{})
-	pings := make(chan struct{}, 100)
-	def := c.conn.PingHandler()
-	c.conn.SetPingHandler(func(s string) error {
-		pings <- struct{}{}
-		return def(s)
-	})
-	// Control frames are handled while reading, so keep reading (protocol
-	// pings) until two server pings have arrived.
-	deadline := time.Now().Add(waitTimeout)
-	for len(pings) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no WebSocket pings from the server")
+	eachWriter(t, Config{PingInterval: 20 * time.Millisecond}, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg)
+		c := h.dial("alice", time.Time{})
+		pings := make(chan struct{}, 100)
+		def := c.conn.PingHandler()
+		c.conn.SetPingHandler(func(s string) error {
+			pings <- struct{}{}
+			return def(s)
+		})
+		// Control frames are handled while reading, so keep reading (protocol
+		// pings) until two server pings have arrived.
+		deadline := time.Now().Add(waitTimeout)
+		for len(pings) < 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("no WebSocket pings from the server")
+			}
+			c.ping()
 		}
-		c.ping()
-	}
-	// And the server answers our pings, through its writer.
-	pong := make(chan struct{}, 1)
-	c.conn.SetPongHandler(func(string) error { pong <- struct{}{}; return nil })
-	if err := c.conn.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	c.ping() // the pong is written before the reply to this
-	select {
-	case <-pong:
-	default:
-		t.Fatal("no pong for our ping")
-	}
+		// And the server answers our pings, through its writer.
+		pong := make(chan struct{}, 1)
+		c.conn.SetPongHandler(func(string) error { pong <- struct{}{}; return nil })
+		if err := c.conn.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		c.ping() // the pong is written before the reply to this
+		select {
+		case <-pong:
+		default:
+			t.Fatal("no pong for our ping")
+		}
+	})
 }
 
 // Ensure a peer that stops answering pings is dropped after PongTimeout.

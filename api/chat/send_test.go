@@ -12,51 +12,53 @@ import (
 // Ensure a send is acked to the sender and broadcast to every member
 // connection, the sender's included, with the stored id and timestamp.
 func TestSend(t *testing.T) {
-	h := newHarness(t, Config{MaxText: 10})
-	alice, _ := h.join("alice", "general")
-	alice2, _ := h.join("alice", "general")
-	bob, _ := h.join("bob", "general")
-	alice.expect("presence")  // bob
-	alice2.expect("presence") // bob
+	eachWriter(t, Config{MaxText: 10}, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg)
+		alice, _ := h.join("alice", "general")
+		alice2, _ := h.join("alice", "general")
+		bob, _ := h.join("bob", "general")
+		alice.expect("presence")  // bob
+		alice2.expect("presence") // bob
 
-	t.Run("OK", func(t *testing.T) {
-		alice.send(map[string]any{"type": "send", "room": "general", "text": "hi", "ref": "c1"})
-		for _, c := range []*wsClient{alice, alice2, bob} {
-			m := c.expect("message")
-			if m.Room != "general" || m.ID != 1 || m.From != "alice" || m.Text != "hi" {
-				t.Fatalf("message = %+v", m)
+		t.Run("OK", func(t *testing.T) {
+			alice.send(map[string]any{"type": "send", "room": "general", "text": "hi", "ref": "c1"})
+			for _, c := range []*wsClient{alice, alice2, bob} {
+				m := c.expect("message")
+				if m.Room != "general" || m.ID != 1 || m.From != "alice" || m.Text != "hi" {
+					t.Fatalf("message = %+v", m)
+				}
+				if _, err := time.Parse(time.RFC3339, m.TS); err != nil || !strings.HasSuffix(m.TS, "Z") {
+					t.Fatalf("ts %q is not RFC 3339 UTC: %v", m.TS, err)
+				}
 			}
-			if _, err := time.Parse(time.RFC3339, m.TS); err != nil || !strings.HasSuffix(m.TS, "Z") {
-				t.Fatalf("ts %q is not RFC 3339 UTC: %v", m.TS, err)
+			if a := alice.expect("ack"); a.Ref != "c1" || a.Room != "general" || a.ID != 1 {
+				t.Fatalf("ack = %+v", a)
 			}
-		}
-		if a := alice.expect("ack"); a.Ref != "c1" || a.Room != "general" || a.ID != 1 {
-			t.Fatalf("ack = %+v", a)
-		}
-		alice2.ping() // the ack went to the sending connection only
-		bob.ping()
-	})
-	for _, tt := range []struct {
-		name, room, text, code string
-	}{
-		{"ErrEmptyText", "general", "", CodeBadRequest},
-		{"ErrTextTooLarge", "general", "12345678901", CodeTooLarge},
-		{"ErrNotJoined", "other", "hi", CodeForbidden},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			bob.send(map[string]any{"type": "send", "room": tt.room, "text": tt.text, "ref": tt.name})
-			bob.expectError(tt.code, tt.name)
+			alice2.ping() // the ack went to the sending connection only
+			bob.ping()
 		})
-	}
-	t.Run("TextAtLimit", func(t *testing.T) {
-		bob.send(map[string]any{"type": "send", "room": "general", "text": "1234567890", "ref": "max"})
-		bob.skipUntil("ack")
-	})
-	t.Run("ErrStore", func(t *testing.T) {
-		h.store.setFail(errStoreDown)
-		defer h.store.setFail(nil)
-		bob.send(map[string]any{"type": "send", "room": "general", "text": "lost", "ref": "s"})
-		bob.expectError(CodeInternal, "s")
+		for _, tt := range []struct {
+			name, room, text, code string
+		}{
+			{"ErrEmptyText", "general", "", CodeBadRequest},
+			{"ErrTextTooLarge", "general", "12345678901", CodeTooLarge},
+			{"ErrNotJoined", "other", "hi", CodeForbidden},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				bob.send(map[string]any{"type": "send", "room": tt.room, "text": tt.text, "ref": tt.name})
+				bob.expectError(tt.code, tt.name)
+			})
+		}
+		t.Run("TextAtLimit", func(t *testing.T) {
+			bob.send(map[string]any{"type": "send", "room": "general", "text": "1234567890", "ref": "max"})
+			bob.skipUntil("ack")
+		})
+		t.Run("ErrStore", func(t *testing.T) {
+			h.store.setFail(errStoreDown)
+			defer h.store.setFail(nil)
+			bob.send(map[string]any{"type": "send", "room": "general", "text": "lost", "ref": "s"})
+			bob.expectError(CodeInternal, "s")
+		})
 	})
 }
 
