@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/chatctl/chatctl/configs"
@@ -227,7 +228,27 @@ func (r *Remote) Rooms(ctx context.Context) (out []RoomInfo, err error) {
 
 // DeleteRoom implements Admin.
 func (r *Remote) DeleteRoom(ctx context.Context, name string) error {
-	return r.call(ctx, http.MethodDelete, "/admin/rooms/"+url.PathEscape(name), nil, nil)
+	return r.call(ctx, http.MethodDelete, "/admin/rooms/"+escapeSegment(name), nil, nil)
+}
+
+// escapeSegment escapes name for use as one URL path segment. Unlike
+// url.PathEscape it escapes dots too, so that a room stored as "." or ".."
+// (which older versions accepted) stays a segment instead of being
+// resolved away by the client or the server's path cleaning.
+func escapeSegment(name string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '~':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
 }
 
 // Keys implements Admin.

@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -32,17 +34,99 @@ func (s *Server) upgrader() *websocket.Upgrader {
 
 // checkOrigin allows requests without Origin (non-browser clients), from
 // the server's own origin, and from ws.allowed_origins. Any other page
-// would ride its visitor's token, so it is refused.
+// would ride its visitor's token, so it is refused. Origins are compared
+// as RFC 6454 defines them: scheme, host and port, case-insensitively, with
+// the scheme's default port filled in (https://a.example is
+// https://a.example:443, and neither is http://a.example or
+// https://a.example:8443).
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
-	if slices.Contains(s.cfg.WS.AllowedOrigins, origin) || slices.Contains(s.cfg.WS.AllowedOrigins, "*") {
+	if slices.Contains(s.cfg.WS.AllowedOrigins, "*") {
 		return true
 	}
-	u, err := url.Parse(origin)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
+	o, ok := parseOrigin(origin)
+	if !ok {
+		return false // "null" (sandboxed pages, file: URLs) or garbage
+	}
+	for _, a := range s.cfg.WS.AllowedOrigins {
+		if ao, ok := parseOrigin(a); ok && ao == o {
+			return true
+		}
+	}
+	return o == s.ownOrigin(r)
+}
+
+// origin is a web origin: the tuple RFC 6454 compares.
+type origin struct{ scheme, host, port string }
+
+// parseOrigin parses an http or https origin; a path of "/" is tolerated
+// (config entries), anything else is not an origin.
+func parseOrigin(v string) (origin, bool) {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return origin{}, false
+	}
+	return hostOrigin(u.Scheme, u.Host)
+}
+
+// hostOrigin makes an origin of a scheme and a Host header value.
+func hostOrigin(scheme, hostport string) (origin, bool) {
+	o := origin{scheme: strings.ToLower(scheme)}
+	switch o.scheme {
+	case "http":
+		o.port = "80"
+	case "https":
+		o.port = "443"
+	default:
+		return origin{}, false
+	}
+	u := url.URL{Host: hostport}
+	o.host = strings.ToLower(u.Hostname())
+	if p := u.Port(); p != "" {
+		o.port = p
+	}
+	return o, o.host != ""
+}
+
+// ownOrigin is the origin a page served by this server has: the scheme
+// the request came in on and its Host. Behind a trusted proxy (see
+// trusted_proxies), X-Forwarded-Proto and X-Forwarded-Host say what the
+// browser used.
+func (s *Server) ownOrigin(r *http.Request) origin {
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if s.fromTrustedProxy(r) {
+		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p != "" {
+			scheme = p
+		}
+		if h := firstValue(r.Header.Get("X-Forwarded-Host")); h != "" {
+			host = h
+		}
+	}
+	o, _ := hostOrigin(scheme, host)
+	return o
+}
+
+// fromTrustedProxy reports whether the request's peer is a trusted proxy.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	return err == nil && isTrusted(peer, s.proxies)
+}
+
+// firstValue returns the first entry of a comma-separated header value
+// (the one the first proxy added), trimmed.
+func firstValue(v string) string {
+	v, _, _ = strings.Cut(v, ",")
+	return strings.TrimSpace(v)
 }
 
 // handleWS authenticates and checks the origin while it can still answer
@@ -68,6 +152,12 @@ func (s *Server) handleWS() http.Handler {
 		}
 		if !websocket.IsWebSocketUpgrade(r) {
 			errBody(w, http.StatusBadRequest, "expected a WebSocket upgrade request")
+			return
+		}
+		if !r.ProtoAtLeast(1, 1) {
+			// RFC 6455 §4.2.1: the opening handshake is an HTTP/1.1 GET.
+			// gorilla would answer an HTTP/1.0 one with 101.
+			errBody(w, http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1")
 			return
 		}
 		conn, err := up.Upgrade(w, r, nil)
@@ -138,8 +228,11 @@ func (h hubStore) AppendMessage(ctx context.Context, room, from, text string, ts
 		return chat.Message{}, err
 	}
 	h.m.messages.Inc()
-	return chat.Message{Room: m.Room, ID: m.ID, From: m.From, Text: m.Text, TS: m.TS}, nil
+	return chat.Message{Room: m.Room, ID: m.ID, From: m.From, Text: m.Text, TS: m.TS, Epoch: m.Epoch}, nil
 }
+
+// Epoch implements chat.Store.
+func (h hubStore) Epoch(room string) (string, error) { return h.db.RoomEpoch(room) }
 
 // MessagesBefore implements chat.Store.
 func (h hubStore) MessagesBefore(room string, before uint64, limit int) ([]chat.Message, error) {
@@ -148,16 +241,4 @@ func (h hubStore) MessagesBefore(room string, before uint64, limit int) ([]chat.
 }
 
 // hubConfig maps ws.* and history.* onto the hub's limits.
-func hubConfig(s *Server) chat.Config {
-	c := s.cfg
-	onJoin := c.History.OnJoin
-	if onJoin == 0 {
-		onJoin = -1 // the hub reads 0 as "default"; the operator meant none
-	}
-	return chat.Config{
-		MaxFrame: c.WS.MaxFrame, MaxText: c.WS.MaxText,
-		SendRate: c.WS.SendRate, SendBurst: c.WS.SendBurst, Queue: c.WS.Queue,
-		PingInterval: c.WS.PingInterval, PongTimeout: c.WS.PongTimeout,
-		MaxConnsPerUser: c.WS.MaxConnsPerUser, OnJoin: onJoin,
-	}
-}
+func hubConfig(s *Server) chat.Config { return chat.ConfigFrom(s.cfg) }

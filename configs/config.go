@@ -81,6 +81,9 @@ type Config struct {
 		SendRate        float64
 		SendBurst       int
 		Queue           int
+		QueueBytes      int64
+		QueueWait       time.Duration
+		WritePool       bool
 		PingInterval    time.Duration
 		PongTimeout     time.Duration
 		MaxConnsPerUser int
@@ -142,6 +145,9 @@ func (c *Config) fields() []field {
 		{"ws.send_rate", &c.WS.SendRate},
 		{"ws.send_burst", &c.WS.SendBurst},
 		{"ws.queue", &c.WS.Queue},
+		{"ws.queue_bytes", &c.WS.QueueBytes},
+		{"ws.queue_wait", &c.WS.QueueWait},
+		{"ws.write_pool", &c.WS.WritePool},
 		{"ws.ping_interval", &c.WS.PingInterval},
 		{"ws.pong_timeout", &c.WS.PongTimeout},
 		{"ws.max_conns_per_user", &c.WS.MaxConnsPerUser},

@@ -41,6 +41,9 @@ func TestDefaultsMatchSpec(t *testing.T) {
 		{"ws.send_rate", c.WS.SendRate, 20.0},
 		{"ws.send_burst", c.WS.SendBurst, 40},
 		{"ws.queue", c.WS.Queue, 256},
+		{"ws.queue_bytes", c.WS.QueueBytes, int64(16 << 20)},
+		{"ws.queue_wait", c.WS.QueueWait, 5 * time.Second},
+		{"ws.write_pool", c.WS.WritePool, true},
 		{"ws.ping_interval", c.WS.PingInterval, 30 * time.Second},
 		{"ws.pong_timeout", c.WS.PongTimeout, 60 * time.Second},
 		{"ws.max_conns_per_user", c.WS.MaxConnsPerUser, 16},
@@ -213,6 +216,8 @@ func TestValidate(t *testing.T) {
 		{"MissingFileSecret", func(c *Config) { c.Token.SecretFile = short + "x" }, "token.secret_file"},
 		{"FileSecretOK", func(c *Config) { c.Token.SecretFile = long }, ""},
 		{"TextOverFrame", func(c *Config) { c.WS.MaxText = 1 << 20 }, "ws.max_text"},
+		{"QueueBytes", func(c *Config) { c.WS.QueueBytes = 10 }, "ws.queue_bytes"},
+		{"QueueWait", func(c *Config) { c.WS.QueueWait = 0 }, "ws.queue_wait"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -96,6 +96,8 @@ func (c *Config) Validate() error {
 	}
 	atLeast("ws.send_burst", int64(c.WS.SendBurst), 1)
 	atLeast("ws.queue", int64(c.WS.Queue), 1)
+	atLeast("ws.queue_bytes", c.WS.QueueBytes, 1024)
+	positive("ws.queue_wait", c.WS.QueueWait)
 	atLeast("ws.max_conns_per_user", int64(c.WS.MaxConnsPerUser), 1)
 	atLeast("history.on_join", int64(c.History.OnJoin), 0)
 	atLeast("history.max_per_room", int64(c.History.MaxPerRoom), 0)

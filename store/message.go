@@ -13,6 +13,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/chatctl/chatctl/auth"
 )
 
 // Chat messages live in one nested bucket per room:
@@ -21,6 +23,12 @@ import (
 //	rooms/<room>/msgs       big-endian id -> Message (JSON)
 //	rooms/<room> "count"    number of messages kept (decimal)
 //	rooms/<room> "created"  creation time (RFC 3339)
+//	rooms/<room> "epoch"    random id of this incarnation of the room
+//
+// Deleting a room and creating it again restarts its ids at 1; the epoch
+// tells the two apart, so a client resuming with "since" learns that its
+// ids belong to a room that is gone. Rooms created before epochs existed
+// have none (the empty epoch) until they are deleted.
 //
 // Appends go through one committer goroutine (commitLoop), which commits
 // concurrent appends (from many connections and rooms) in one transaction
@@ -31,15 +39,19 @@ var (
 	bucketMsgs  = []byte("msgs")
 	keyCount    = []byte("count")
 	keyCreated  = []byte("created")
+	keyEpoch    = []byte("epoch")
 )
 
 // Message is one stored chat message.
 type Message struct {
-	Room string    `json:"-"`
-	ID   uint64    `json:"-"`
-	From string    `json:"from"`
-	Text string    `json:"text"`
-	TS   time.Time `json:"ts"`
+	Room string `json:"-"`
+	ID   uint64 `json:"-"`
+	// Epoch is the room's epoch when AppendMessage stored the message; the
+	// reads leave it empty (see RoomEpoch).
+	Epoch string    `json:"-"`
+	From  string    `json:"from"`
+	Text  string    `json:"text"`
+	TS    time.Time `json:"ts"`
 }
 
 // Room describes a room's stored history.
@@ -184,6 +196,7 @@ func (db *DB) appendTx(tx *bolt.Tx, r *appendReq) error {
 		return err
 	}
 	r.msg.ID = id
+	r.msg.Epoch = string(rb.Get(keyEpoch))
 	count := readCount(rb) + 1
 	if ret := db.retention.Load(); ret != nil && ret.MaxPerRoom > 0 {
 		// Drop the oldest beyond the bound: one per append once full.
@@ -224,7 +237,25 @@ func roomBucket(tx *bolt.Tx, room string, now time.Time) (*bolt.Bucket, error) {
 	if _, err := rb.CreateBucket(bucketMsgs); err != nil {
 		return nil, err
 	}
+	if err := rb.Put(keyEpoch, []byte(auth.RandomID(9))); err != nil {
+		return nil, err
+	}
 	return rb, rb.Put(keyCreated, []byte(now.UTC().Format(time.RFC3339)))
+}
+
+// RoomEpoch returns the epoch of room: a random id chosen when its history
+// began, new each time the room is created again after DeleteRoom. It is
+// "" for a room without stored history, and for a room stored before
+// epochs existed.
+func (db *DB) RoomEpoch(room string) (string, error) {
+	var epoch string
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if rb := tx.Bucket(bucketRooms).Bucket([]byte(room)); rb != nil {
+			epoch = string(rb.Get(keyEpoch))
+		}
+		return nil
+	})
+	return epoch, err
 }
 
 func readCount(rb *bolt.Bucket) int {

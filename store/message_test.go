@@ -207,3 +207,37 @@ func BenchmarkAppendSequential(b *testing.B) {
 		}
 	}
 }
+
+// Ensure a room has an epoch from its first message, that it stays while
+// the room lives, and that a room created again
+// after DeleteRoom gets a new one.
+func TestRoomEpoch(t *testing.T) {
+	c := newClock()
+	db := mustOpen(t, c)
+	ctx := context.Background()
+	if e, err := db.RoomEpoch("general"); err != nil || e != "" {
+		t.Fatalf("epoch of a room without history = %q, %v", e, err)
+	}
+	m1, err := db.AppendMessage(ctx, "general", "alice", "one", c.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := m1.Epoch
+	if first == "" {
+		t.Fatal("no epoch on the first message")
+	}
+	m2, _ := db.AppendMessage(ctx, "general", "alice", "two", c.Now())
+	if e, _ := db.RoomEpoch("general"); m2.Epoch != first || e != first {
+		t.Fatalf("epoch changed: %q then %q, RoomEpoch %q", first, m2.Epoch, e)
+	}
+	if err := db.DeleteRoom("general"); err != nil {
+		t.Fatal(err)
+	}
+	m3, _ := db.AppendMessage(ctx, "general", "bob", "again", c.Now())
+	if m3.ID != 1 || m3.Epoch == "" || m3.Epoch == first {
+		t.Fatalf("re-created room: id %d epoch %q (old %q)", m3.ID, m3.Epoch, first)
+	}
+	if e, _ := db.RoomEpoch("general"); e != m3.Epoch {
+		t.Fatalf("RoomEpoch = %q, want %q", e, m3.Epoch)
+	}
+}

@@ -17,7 +17,10 @@ import (
 	"time"
 )
 
-var fanoutRate = flag.Int("fanout.rate", 140, "messages per second sent by BenchmarkFanout1000")
+var (
+	fanoutRate = flag.Int("fanout.rate", 140, "messages per second sent by BenchmarkFanout1000")
+	fanoutPool = flag.Bool("fanout.pool", true, "BenchmarkFanout1000 writes through the write pool (false: per-connection writers)")
+)
 
 // BenchmarkFanout1000 sends b.N messages, paced at -fanout.rate per second,
 // to one room of 1,000 members and reports deliveries per second and the
@@ -26,7 +29,7 @@ var fanoutRate = flag.Int("fanout.rate", 140, "messages per second sent by Bench
 // they still run in the same process and share its CPUs.
 func BenchmarkFanout1000(b *testing.B) {
 	const members = 1000
-	h := newHarness(b, Config{SendRate: 1e6, SendBurst: 1e6})
+	h := newHarness(b, Config{SendRate: 1e6, SendBurst: 1e6, NoWritePool: !*fanoutPool})
 	addr := strings.TrimPrefix(h.srv.URL, "http://")
 	var (
 		mu    sync.Mutex

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -46,6 +47,8 @@ type client struct {
 	out       []frame    // frames for the writer, oldest first
 	spare     []frame    // recycled backing array for out; keeps steady state allocation-free
 	queued    int        // frames accepted and not yet written (out plus the writer's batch)
+	qbytes    int        // bytes of those frames not yet written
+	behind    time.Time  // since when queued has been over Config.Queue; zero when it is not
 	closeCode int        // 0 while open; the first close request wins
 	closeText string
 	writing   bool      // a writer owns the socket: queued for or in the pool, or writePump running (or stopped for good)
@@ -70,34 +73,28 @@ func newClient(h *Hub, conn *websocket.Conn, id Identity) *client {
 		token:      tokenID{id.JTI, id.Session, id.Kid},
 		lastPing:   time.Now(),
 	}
-	if conn != nil { // unit tests make clients without a socket
+	if _, ok := h.writer.(*pool); ok && conn != nil { // unit tests make clients without a socket
 		c.raw = newRawConn(conn.NetConn())
 	}
 	return c
 }
 
-// kickLocked starts a writer unless one owns the socket: data frames go to
-// the hub's write pool, control frames and closes to writePump. c.mu must be
-// held. Every caller has checked that no close was requested, or is
+// kickLocked starts the hub's writer unless one owns the socket. c.mu must
+// be held. Every caller has checked that no close was requested, or is
 // requesting one, which means the reader is still alive and holds its own
-// count in Hub.pumps: so the pumps.Add here or in schedule never races with
+// count in Hub.pumps: so the pumps.Add of the writer never races with
 // pumps.Wait reaching zero.
 func (c *client) kickLocked() {
 	if c.writing {
 		return
 	}
 	c.writing = true
-	if c.raw == nil || c.closeCode != 0 || c.ping || c.pong {
-		c.hub.pumps.Add(1)
-		go c.writePump(nil)
-		return
-	}
-	c.hub.schedule(c)
+	c.hub.writer.start(c)
 }
 
-// enqueue hands f to the writer without blocking. If the queue is full the
-// client is too slow: it is closed with 4008 rather than delaying anyone.
-// It reports whether f was queued.
+// enqueue hands f to the writer without blocking. If the client is too
+// slow (see tooSlowLocked) it is closed with 4008 rather than delaying
+// anyone. It reports whether f was queued.
 func (c *client) enqueue(f frame) bool {
 	c.mu.Lock()
 	ok := c.enqueueLocked(f)
@@ -110,9 +107,8 @@ func (c *client) enqueueLocked(f frame) bool {
 	if c.closeCode != 0 {
 		return false
 	}
-	if c.queued >= c.hub.cfg.Queue {
-		c.closeLocked(CloseTooSlow, "too slow")
-		c.hub.log.Info("chat: slow consumer closed", "user", c.user)
+	if why := c.tooSlowLocked(len(f), time.Time{}); why != "" {
+		c.closeTooSlowLocked(why)
 		return false
 	}
 	if c.out == nil {
@@ -120,8 +116,54 @@ func (c *client) enqueueLocked(f frame) bool {
 	}
 	c.out = append(c.out, f)
 	c.queued++
+	c.qbytes += len(f)
+	if c.queued > c.hub.cfg.Queue && c.behind.IsZero() {
+		c.behind = time.Now()
+	}
 	c.kickLocked()
 	return true
+}
+
+// tooSlowLocked applies the slow-consumer rule (ws.queue, ws.queue_wait,
+// ws.queue_bytes) before n more bytes are queued, and returns why the
+// client is too slow, or "". The rule looks at how far behind the client
+// is in bytes and for how long, not at how many replies are waiting: a
+// client that pipelines a thousand requests gets a thousand replies queued
+// before a writer runs, and keeps its connection because it reads them.
+// now is the zero time to read the clock only when it is needed. c.mu must
+// be held.
+func (c *client) tooSlowLocked(n int, now time.Time) string {
+	cfg := &c.hub.cfg
+	if n > 0 && c.qbytes > 0 && int64(c.qbytes)+int64(n) > cfg.QueueBytes {
+		return "bytes"
+	}
+	if !c.behind.IsZero() {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if now.Sub(c.behind) > cfg.QueueWait {
+			return "behind"
+		}
+	}
+	return ""
+}
+
+// closeTooSlowLocked closes c with 4008. c.mu must be held.
+func (c *client) closeTooSlowLocked(why string) {
+	c.closeLocked(CloseTooSlow, "too slow")
+	c.hub.log.Info("chat: slow consumer closed", "user", c.user, "reason", why,
+		"queued_frames", c.queued, "queued_bytes", c.qbytes)
+}
+
+// wroteLocked records that a writer wrote frames whole frames, bytes bytes
+// in all (a frame begun but not finished counts in bytes only). c.mu must
+// be held.
+func (c *client) wroteLocked(frames, bytes int) {
+	c.queued -= frames
+	c.qbytes -= bytes
+	if c.queued <= c.hub.cfg.Queue {
+		c.behind = time.Time{}
+	}
 }
 
 // reply queues a frame for this connection only.
@@ -156,6 +198,10 @@ func (c *client) tick(now time.Time) {
 	if c.closeCode != 0 {
 		return
 	}
+	if why := c.tooSlowLocked(0, now); why != "" {
+		c.closeTooSlowLocked(why)
+		return
+	}
 	if !c.expires.IsZero() && !now.Before(c.expires) {
 		if now.Sub(c.expires) >= cfg.ExpiryGrace {
 			c.closeLocked(CloseTokenExpired, "token expired")
@@ -171,6 +217,13 @@ func (c *client) tick(now time.Time) {
 		c.ping = true
 		c.kickLocked()
 	}
+}
+
+// closing reports whether a close was requested.
+func (c *client) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0
 }
 
 // refresh swaps in the expiry and ids of a fresh token (auth frame).
@@ -245,7 +298,6 @@ func (c *client) readPump() {
 	defer c.hub.unregister(c)
 
 	wait := c.hub.cfg.PongTimeout
-	c.conn.SetReadLimit(c.hub.cfg.MaxFrame) // gorilla closes with 1009 beyond it
 	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(wait))
@@ -270,18 +322,48 @@ func (c *client) readPump() {
 	})
 
 	for {
-		typ, data, err := c.conn.ReadMessage()
+		typ, data, err := c.readMessage()
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(wait))
+		if c.closing() {
+			continue // we are closing: read on until the peer's close reply, act on nothing
+		}
 		if typ != websocket.TextMessage {
 			c.replyError(CodeBadRequest, "binary frames are not supported", "")
 			continue
 		}
+		if !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+			// connection with 1007. (gorilla does not check.)
+			c.close(CloseInvalidData, "text frame is not valid UTF-8")
+			continue
+		}
 		c.handleOffStack(data)
 	}
+}
+
+// errTooLarge is readMessage's error for a message over Config.MaxFrame.
+var errTooLarge = errors.New("message too large")
+
+// readMessage reads the next message, at most Config.MaxFrame bytes of it;
+// a longer one is errTooLarge, and the rest of it is left unread. The limit
+// is ours rather than gorilla's SetReadLimit so that the 1009 close frame
+// goes out through the connection's writer like every other frame, not
+// from the reader behind the writer's back.
+func (c *client) readMessage() (int, []byte, error) {
+	typ, r, err := c.conn.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	limit := c.hub.cfg.MaxFrame
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = errTooLarge
+	}
+	return typ, data, err
 }
 
 // handleOffStack runs c.handle(data) on a short-lived goroutine and waits
@@ -304,11 +386,11 @@ func (c *client) handleOffStack(data []byte) {
 // writer is then told to stop; if a close was requested already (the echo of
 // a peer's close frame, or one of ours) that request wins.
 func (c *client) readFailed(err error) {
-	if errors.Is(err, websocket.ErrReadLimit) {
-		// gorilla has written close 1009 itself. The rest of the oversized
-		// frame is unread; closing now would reset the connection and
-		// could destroy that close frame, so read and discard for a while.
-		c.close(closeAlreadySent, "")
+	if errors.Is(err, errTooLarge) {
+		// The writer sends close 1009. The rest of the oversized message is
+		// unread; closing now would reset the connection and could destroy
+		// that close frame, so read and discard for a while.
+		c.close(CloseTooLarge, "message too big")
 		nc := c.conn.NetConn()
 		_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
 		_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerLimit))

@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"fmt"
-	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -42,65 +41,71 @@ func TestBadFrames(t *testing.T) {
 
 // Ensure a frame over MaxFrame closes the connection with 1009.
 func TestMaxFrame(t *testing.T) {
-	h := newHarness(t, Config{MaxFrame: 1024})
-	c := h.dial("alice", time.Time{})
-	c.sendRaw([]byte(`{"type":"ping","ref":"` + strings.Repeat("x", 900) + `"}`)) // under the limit
-	c.expectError(CodeBadRequest, "")                                             // ref too long, but read
-	c.sendRaw([]byte(strings.Repeat("x", 2048)))
-	c.expectClose(CloseTooLarge)
-	eventually(t, "connection to be dropped", func() bool { return h.hub.Conns() == 0 })
+	eachWriter(t, Config{MaxFrame: 1024}, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg)
+		c := h.dial("alice", time.Time{})
+		c.sendRaw([]byte(`{"type":"ping","ref":"` + strings.Repeat("x", 900) + `"}`)) // under the limit
+		c.expectError(CodeBadRequest, "")                                             // ref too long, but read
+		c.sendRaw([]byte(strings.Repeat("x", 2048)))
+		c.expectClose(CloseTooLarge)
+		eventually(t, "connection to be dropped", func() bool { return h.hub.Conns() == 0 })
+	})
 }
 
 // Ensure a user's connection over MaxConnsPerUser is closed with 4029 and
 // the others keep working.
 func TestTooManyConns(t *testing.T) {
-	h := newHarness(t, Config{MaxConnsPerUser: 2})
-	a1, a2 := h.dial("alice", time.Time{}), h.dial("alice", time.Time{})
-	a1.ping() // registered
-	a2.ping()
-	h.dial("alice", time.Time{}).expectClose(CloseTooManyConns)
-	h.dial("ALICE", time.Time{}).expectClose(CloseTooManyConns) // names are case-insensitive
-	b := h.dial("bob", time.Time{})
-	a1.ping()
-	a2.ping()
-	b.ping()
-	a1.conn.Close()
-	eventually(t, "a slot to free up", func() bool { return h.hub.Conns() == 2 })
-	h.dial("alice", time.Time{}).ping()
+	eachWriter(t, Config{MaxConnsPerUser: 2}, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg)
+		a1, a2 := h.dial("alice", time.Time{}), h.dial("alice", time.Time{})
+		a1.ping() // registered
+		a2.ping()
+		h.dial("alice", time.Time{}).expectClose(CloseTooManyConns)
+		h.dial("ALICE", time.Time{}).expectClose(CloseTooManyConns) // names are case-insensitive
+		b := h.dial("bob", time.Time{})
+		a1.ping()
+		a2.ping()
+		b.ping()
+		a1.conn.Close()
+		eventually(t, "a slot to free up", func() bool { return h.hub.Conns() == 2 })
+		h.dial("alice", time.Time{}).ping()
+	})
 }
 
 // Ensure the protocol ping gets a pong and the server sends WebSocket
 // pings every PingInterval.
 func TestPing(t *testing.T) {
-	h := newHarness(t, Config{PingInterval: 20 * time.Millisecond})
-	c := h.dial("alice", time.Time{})
-	pings := make(chan struct{}, 100)
-	def := c.conn.PingHandler()
-	c.conn.SetPingHandler(func(s string) error {
-		pings <- struct{}{}
-		return def(s)
-	})
-	// Control frames are handled while reading, so keep reading (protocol
-	// pings) until two server pings have arrived.
-	deadline := time.Now().Add(waitTimeout)
-	for len(pings) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no WebSocket pings from the server")
+	eachWriter(t, Config{PingInterval: 20 * time.Millisecond}, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg)
+		c := h.dial("alice", time.Time{})
+		pings := make(chan struct{}, 100)
+		def := c.conn.PingHandler()
+		c.conn.SetPingHandler(func(s string) error {
+			pings <- struct{}{}
+			return def(s)
+		})
+		// Control frames are handled while reading, so keep reading (protocol
+		// pings) until two server pings have arrived.
+		deadline := time.Now().Add(waitTimeout)
+		for len(pings) < 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("no WebSocket pings from the server")
+			}
+			c.ping()
 		}
-		c.ping()
-	}
-	// And the server answers our pings, through its writer.
-	pong := make(chan struct{}, 1)
-	c.conn.SetPongHandler(func(string) error { pong <- struct{}{}; return nil })
-	if err := c.conn.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	c.ping() // the pong is written before the reply to this
-	select {
-	case <-pong:
-	default:
-		t.Fatal("no pong for our ping")
-	}
+		// And the server answers our pings, through its writer.
+		pong := make(chan struct{}, 1)
+		c.conn.SetPongHandler(func(string) error { pong <- struct{}{}; return nil })
+		if err := c.conn.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		c.ping() // the pong is written before the reply to this
+		select {
+		case <-pong:
+		default:
+			t.Fatal("no pong for our ping")
+		}
+	})
 }
 
 // Ensure a peer that stops answering pings is dropped after PongTimeout.
@@ -122,137 +127,138 @@ func TestPongTimeout(t *testing.T) {
 // Ensure token expiry sends token_expired at exp and closes with 4001
 // within ExpiryGrace (+ one sweep) unless a valid auth frame came first.
 func TestTokenExpiry(t *testing.T) {
-	cfg := Config{ExpiryGrace: 200 * time.Millisecond}
-	t.Run("Closed", func(t *testing.T) {
-		h := newHarness(t, cfg)
-		exp := time.Now().Add(100 * time.Millisecond)
-		c := h.dial("alice", exp)
-		c.expectError(CodeTokenExpired, "")
-		if time.Now().Before(exp) {
-			t.Fatal("token_expired before exp")
-		}
-		c.expectClose(CloseTokenExpired)
-		if d := time.Since(exp); d > time.Second {
-			t.Fatalf("closed %v after exp", d)
-		}
-	})
-	t.Run("Renewed", func(t *testing.T) {
-		h := newHarness(t, cfg)
-		h.auth.add("fresh", Identity{User: "alice", Expires: time.Now().Add(time.Hour)})
-		h.auth.add("bobs", Identity{User: "bob", Expires: time.Now().Add(time.Hour)})
-		c := h.dial("alice", time.Now().Add(50*time.Millisecond))
-		c.expectError(CodeTokenExpired, "")
-		c.send(map[string]any{"type": "auth", "token": "bogus", "ref": "a1"})
-		c.expectError(CodeUnauthorized, "a1")
-		c.send(map[string]any{"type": "auth", "token": "bobs", "ref": "a2"})
-		c.expectError(CodeUnauthorized, "a2")
-		c.send(map[string]any{"type": "auth", "ref": "a3"})
-		c.expectError(CodeBadRequest, "a3")
-		c.send(map[string]any{"type": "auth", "token": "fresh", "ref": "a4"})
-		if a := c.expect("ack"); a.Ref != "a4" {
-			t.Fatalf("auth ack = %+v", a)
-		}
-		// Past the grace period the connection must still be up.
-		if f, err := c.tryNext(400 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "timeout") {
-			t.Fatalf("after auth: frame %+v err %v, want silence", f, err)
-		}
+	eachWriter(t, Config{ExpiryGrace: 200 * time.Millisecond}, func(t *testing.T, cfg Config) {
+		t.Run("Closed", func(t *testing.T) {
+			h := newHarness(t, cfg)
+			exp := time.Now().Add(100 * time.Millisecond)
+			c := h.dial("alice", exp)
+			c.expectError(CodeTokenExpired, "")
+			if time.Now().Before(exp) {
+				t.Fatal("token_expired before exp")
+			}
+			c.expectClose(CloseTokenExpired)
+			if d := time.Since(exp); d > time.Second {
+				t.Fatalf("closed %v after exp", d)
+			}
+		})
+		t.Run("Renewed", func(t *testing.T) {
+			h := newHarness(t, cfg)
+			h.auth.add("fresh", Identity{User: "alice", Expires: time.Now().Add(time.Hour)})
+			h.auth.add("bobs", Identity{User: "bob", Expires: time.Now().Add(time.Hour)})
+			c := h.dial("alice", time.Now().Add(50*time.Millisecond))
+			c.expectError(CodeTokenExpired, "")
+			c.send(map[string]any{"type": "auth", "token": "bogus", "ref": "a1"})
+			c.expectError(CodeUnauthorized, "a1")
+			c.send(map[string]any{"type": "auth", "token": "bobs", "ref": "a2"})
+			c.expectError(CodeUnauthorized, "a2")
+			c.send(map[string]any{"type": "auth", "ref": "a3"})
+			c.expectError(CodeBadRequest, "a3")
+			c.send(map[string]any{"type": "auth", "token": "fresh", "ref": "a4"})
+			if a := c.expect("ack"); a.Ref != "a4" {
+				t.Fatalf("auth ack = %+v", a)
+			}
+			// Past the grace period the connection must still be up.
+			if f, err := c.tryNext(400 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "timeout") {
+				t.Fatalf("after auth: frame %+v err %v, want silence", f, err)
+			}
+		})
 	})
 }
 
 // Ensure Kick closes all of a user's connections with 4003 within a second
 // and leaves other users alone.
 func TestKick(t *testing.T) {
-	h := newHarness(t, Config{})
-	a1, _ := h.join("alice", "general")
-	a2 := h.dial("alice", time.Time{})
-	a2.ping() // registered
-	b, _ := h.join("bob", "general")
-	a1.expect("presence")
-	start := time.Now()
-	h.hub.Kick("Alice")
-	a1.expectClose(CloseRevoked)
-	a2.expectClose(CloseRevoked)
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("kick took %v", d)
-	}
-	if p := b.expect("presence"); p.User != "alice" || p.Event != "leave" {
-		t.Fatalf("presence = %+v", p)
-	}
-	b.ping()
+	eachWriter(t, Config{}, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg)
+		a1, _ := h.join("alice", "general")
+		a2 := h.dial("alice", time.Time{})
+		a2.ping() // registered
+		b, _ := h.join("bob", "general")
+		a1.expect("presence")
+		start := time.Now()
+		h.hub.Kick("Alice")
+		a1.expectClose(CloseRevoked)
+		a2.expectClose(CloseRevoked)
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("kick took %v", d)
+		}
+		if p := b.expect("presence"); p.User != "alice" || p.Event != "leave" {
+			t.Fatalf("presence = %+v", p)
+		}
+		b.ping()
+	})
 }
 
-// Ensure a client that does not read is closed with 4008 once its queue is
-// full, while the other members keep receiving promptly.
+// Ensure a client that does not read is closed with 4008 once it has been
+// more than Queue frames behind for QueueWait, while the other members keep
+// receiving promptly.
 func TestSlowConsumer(t *testing.T) {
-	h := newHarness(t, Config{Queue: 8, SendRate: 1e6, SendBurst: 1e6}, withSmallSendBuffers)
-	d := *websocket.DefaultDialer
-	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4096)
-		}
-		return c, err
-	}
-	slow, err := h.tryDial(&d, "slow", time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow.send(map[string]any{"type": "join", "room": "general"})
-	slow.expect("joined")
-	fast, _ := h.join("fast", "general")
-	sender, _ := h.join("sender", "general")
+	cfg := Config{Queue: 8, QueueWait: 200 * time.Millisecond, QueueBytes: 1 << 30, SendRate: 1e6, SendBurst: 1e6}
+	eachWriter(t, cfg, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg, withSmallSendBuffers)
+		// The server's send buffer is small (withSmallSendBuffers); the
+		// client's receive buffer is left alone, so that once it reads, the
+		// backlog drains at loopback speed, not at the pace of zero-window
+		// probes.
+		slow, _ := h.join("slow", "general") // and never reads again
+		fast, _ := h.join("fast", "general")
+		sender, _ := h.join("sender", "general")
 
-	text := strings.Repeat("x", 4000)
-	for i := range 200 {
-		sender.send(map[string]any{"type": "send", "room": "general", "text": text})
-		start := time.Now()
-		if m := fast.skipUntil("message"); m.ID != uint64(i+1) {
-			t.Fatalf("fast got id %d, want %d", m.ID, i+1)
+		text := strings.Repeat("x", 4000)
+		for i := 0; closeCode(h.hub, "slow") == 0 && i < 200; i++ {
+			sender.send(map[string]any{"type": "send", "room": "general", "text": text})
+			start := time.Now()
+			if m := fast.skipUntil("message"); m.ID != uint64(i+1) {
+				t.Fatalf("fast got id %d, want %d", m.ID, i+1)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("fast waited %v for message %d", d, i+1)
+			}
+			sender.skipUntil("ack") // the sender reads too, or it would be slow itself
 		}
-		if d := time.Since(start); d > time.Second {
-			t.Fatalf("fast waited %v for message %d", d, i+1)
-		}
-		sender.skipUntil("ack") // the sender reads too, or it would be slow itself
-	}
-	eventually(t, "slow consumer to be closed", func() bool { return closeCode(h.hub, "slow") == CloseTooSlow })
-	slow.expectClose(CloseTooSlow) // reading now drains the backlog and then the close frame
+		// The sweep closes it even if nothing more is queued.
+		eventually(t, "slow consumer to be closed", func() bool { return closeCode(h.hub, "slow") == CloseTooSlow })
+		slow.expectClose(CloseTooSlow) // reading now drains the backlog and then the close frame
+	})
 }
 
 // Ensure Shutdown lets in-flight sends commit and be acked, then closes
 // every socket with 1001, and that later connections are refused with 1001.
 func TestShutdown(t *testing.T) {
-	h := newHarness(t, Config{})
-	a, _ := h.join("alice", "general")
-	b, _ := h.join("bob", "general")
-	a.expect("presence")
-	h.store.gate = make(chan struct{})
-	a.send(map[string]any{"type": "send", "room": "general", "text": "last words", "ref": "w"})
-	done := make(chan error, 1)
-	eventually(t, "the send to reach the store", func() bool {
-		h.hub.sendMu.RLock()
-		defer h.hub.sendMu.RUnlock()
-		return inflight(h.hub, "general") == 1
-	})
-	go func() { done <- h.hub.Shutdown(context.Background()) }()
-	select {
-	case err := <-done:
-		t.Fatalf("Shutdown returned %v with a send in flight", err)
-	case h.store.gate <- struct{}{}: // commit now
-	}
-	for _, c := range []*wsClient{a, b} {
-		if m := c.expect("message"); m.Text != "last words" {
-			t.Fatalf("message = %+v", m)
+	eachWriter(t, Config{}, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg)
+		a, _ := h.join("alice", "general")
+		b, _ := h.join("bob", "general")
+		a.expect("presence")
+		h.store.gate = make(chan struct{})
+		a.send(map[string]any{"type": "send", "room": "general", "text": "last words", "ref": "w"})
+		done := make(chan error, 1)
+		eventually(t, "the send to reach the store", func() bool {
+			h.hub.sendMu.RLock()
+			defer h.hub.sendMu.RUnlock()
+			return inflight(h.hub, "general") == 1
+		})
+		go func() { done <- h.hub.Shutdown(context.Background()) }()
+		select {
+		case err := <-done:
+			t.Fatalf("Shutdown returned %v with a send in flight", err)
+		case h.store.gate <- struct{}{}: // commit now
 		}
-	}
-	if ack := a.expect("ack"); ack.Ref != "w" {
-		t.Fatalf("ack = %+v", ack)
-	}
-	a.expectClose(CloseGoingAway)
-	b.expectClose(CloseGoingAway)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	h.dial("carol", time.Time{}).expectClose(CloseGoingAway)
+		for _, c := range []*wsClient{a, b} {
+			if m := c.expect("message"); m.Text != "last words" {
+				t.Fatalf("message = %+v", m)
+			}
+		}
+		if ack := a.expect("ack"); ack.Ref != "w" {
+			t.Fatalf("ack = %+v", ack)
+		}
+		a.expectClose(CloseGoingAway)
+		b.expectClose(CloseGoingAway)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		h.dial("carol", time.Time{}).expectClose(CloseGoingAway)
+	})
 }
 
 // closeCode returns the close code requested for user's first connection.
@@ -301,4 +307,20 @@ func TestNoLeak(t *testing.T) {
 		}
 	})
 	eventually(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// Ensure a text frame that is not valid UTF-8 closes the connection with
+// 1007 (RFC 6455 §8.1), and that a send behind it is not stored.
+func TestInvalidUTF8(t *testing.T) {
+	eachWriter(t, Config{}, func(t *testing.T, cfg Config) {
+		h := newHarness(t, cfg)
+		c, _ := h.join("alice", "general")
+		c.sendRaw([]byte("{\"type\":\"send\",\"room\":\"general\",\"text\":\"caf\xe9\"}"))
+		c.send(map[string]any{"type": "send", "room": "general", "text": "after"})
+		c.expectClose(CloseInvalidData)
+		if got, _ := h.store.MessagesBefore("general", 0, 10); len(got) != 0 {
+			t.Fatalf("stored %+v", got)
+		}
+		eventually(t, "connection to be dropped", func() bool { return h.hub.Conns() == 0 })
+	})
 }

@@ -9,14 +9,17 @@
 // calls Hub.Serve with the connection and the token's Identity. From then
 // on the hub owns the connection: one reader goroutine for its whole life
 // (each frame is handled, in order, on a short-lived goroutine it waits for,
-// which keeps the long-lived stack small). Writes are done by the hub's
-// write pool, a few goroutines shared by all connections that write each
-// connection's queue with one non-blocking write, or, when a socket is full
-// or a control frame is due, by the connection's own writer goroutine,
-// which runs only while it has something to write (see writer.go). Every
-// write goes through one of the two, never both at once. Hub.Run pings
-// connections and enforces token expiry from a single sweep, so connections
-// have no timers of their own; when its context ends it shuts the hub down.
+// which keeps the long-lived stack small). Writes go through the hub's
+// writer (see writer.go): by default the write pool, a few goroutines
+// shared by all connections that write each connection's queue with one
+// non-blocking write, handing over to the connection's own writer
+// goroutine when a socket is full or a control frame is due; with
+// Config.NoWritePool (ws.write_pool: false), always the connection's own
+// writer goroutine. That goroutine runs only while it has something to
+// write. Every write goes through one of the two, never both at once.
+// Hub.Run pings connections, enforces token expiry and checks for slow
+// consumers from a single sweep, so connections have no timers of their
+// own; when its context ends it shuts the hub down.
 //
 // Protocol choices the SPEC leaves open:
 //   - send and history need membership of the room (join first); otherwise
@@ -31,15 +34,29 @@
 //     does not list; the client may retry.
 //   - CloseRoom sends each member an error frame, code not_found, with a
 //     "room" field.
+//   - joined and history frames carry the room's "epoch" (Store.Epoch). A
+//     join with since and an epoch other than the room's (it was deleted
+//     and created again, and its ids restarted) replays from the start, as
+//     since 0 would, with "reset":true. A join with since and no epoch is
+//     taken at its word.
+//   - Room names "." and ".." are refused (bad_request): they would be
+//     path segments in every URL naming the room.
+//   - A text frame that is not valid UTF-8 closes the connection with 1007
+//     (RFC 6455 §8.1). Once a close is requested, inbound frames are read
+//     (for the peer's close reply) but no longer acted on.
 //
 // # Concurrency
 //
-// Locks are taken in the order Hub.mu, room.mu, client.mu, Hub.wmu; no
+// Locks are taken in the order Hub.mu, room.mu, client.mu, pool.mu; no
 // goroutine writes to a socket while holding any of them. Broadcasting only
-// appends to each member's queue (a slice guarded by client.mu) and queues
-// the member for the write pool, whose writes never block, so a slow member
-// never delays the others; a member whose queue
-// holds Config.Queue frames is closed with 4008. A broadcast is encoded once,
+// appends to each member's queue (a slice guarded by client.mu) and starts
+// its writer (the write pool's writes never block), so a slow member never
+// delays the others. A member that falls behind is closed with 4008: when
+// its queue has held more than Config.Queue frames for Config.QueueWait, or
+// would hold more than Config.QueueBytes bytes beyond the frame being
+// written. A count of replies alone closes nobody: a client that pipelines
+// requests gets its replies queued faster than a writer runs, and reads
+// them. A broadcast is encoded once,
 // as a complete WebSocket frame shared by every recipient, and a writer
 // sends its whole queue with one write.
 //
@@ -66,8 +83,8 @@
 //
 // The writers send data frames they framed themselves straight to the
 // socket (one write per batch) and control frames through gorilla.
-// gorilla itself writes the 1009 close frame, and protocol-error close
-// frames, from the reader goroutine; each frame is a single Write call and
+// gorilla itself writes protocol-error close frames (1002) from the reader
+// goroutine; each frame is a single Write call and
 // the socket serialises Write calls, so frames never interleave, but a data
 // frame may follow such a close frame when the two race. The connection is
 // being dropped at that point anyway.

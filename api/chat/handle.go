@@ -24,7 +24,7 @@ func (c *client) handle(data []byte) {
 	switch in.Type {
 	case "join":
 		if !validRoom(in.Room) {
-			c.replyError(CodeBadRequest, "room must be 1..64 of [a-z0-9._-]", in.Ref)
+			c.replyError(CodeBadRequest, "room must be 1..64 of [a-z0-9._-], not . or ..", in.Ref)
 			return
 		}
 		c.hub.join(c, &in)
@@ -99,17 +99,21 @@ func (c *client) handleHistory(in *inbound) {
 	case limit > h.cfg.HistoryLimit:
 		limit = h.cfg.HistoryLimit
 	}
-	if c.joined(in.Room) == nil {
+	r := c.joined(in.Room)
+	if r == nil {
 		c.replyError(CodeForbidden, "join the room before reading its history", in.Ref)
 		return
 	}
+	r.mu.Lock()
+	epoch := r.epoch
+	r.mu.Unlock()
 	msgs, err := h.store.MessagesBefore(in.Room, in.Before, limit)
 	if err != nil {
 		h.log.Error("chat: history", "room", in.Room, "err", err)
 		c.replyError(CodeInternal, "store unavailable", in.Ref)
 		return
 	}
-	c.reply(historyFrame{Type: "history", Ref: in.Ref, Room: in.Room, Messages: toWireList(msgs)})
+	c.reply(historyFrame{Type: "history", Ref: in.Ref, Room: in.Room, Epoch: epoch, Messages: toWireList(msgs)})
 }
 
 // handleAuth swaps in the expiry of a fresh token for the same user. A bad

@@ -111,6 +111,8 @@ type srvFrame struct {
 	Members  []string      `json:"members"`
 	Messages []wireMessage `json:"messages"`
 	More     bool          `json:"more"`
+	Epoch    *string       `json:"epoch"`
+	Reset    bool          `json:"reset"`
 	User     string        `json:"user"`
 	Event    string        `json:"event"`
 	Code     string        `json:"code"`
@@ -221,10 +223,11 @@ func (c *wsClient) skipUntil(typ string) srvFrame {
 }
 
 // expectClose reads until the connection ends and checks the close code.
+// Each read may take waitTimeout: a backlog may come before the close.
 func (c *wsClient) expectClose(code int) {
 	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(waitTimeout))
 	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(waitTimeout))
 		_, _, err := c.conn.ReadMessage()
 		if err == nil {
 			continue

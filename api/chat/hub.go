@@ -9,62 +9,107 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/chatctl/chatctl/configs"
 )
 
 // Config holds the limits of SPEC §6 (config keys ws.* and history.*). A zero
-// field takes the default shown in its comment, so Config{} is usable.
+// field takes its default: for a field backed by a config key, the value in
+// configs/chatctl.yaml (the one place those defaults live; see ConfigFrom);
+// for the others, the constant named in its comment. So Config{} is usable.
 type Config struct {
-	MaxFrame        int64         // largest inbound frame in bytes (64 KiB); larger closes with 1009
-	MaxText         int           // largest "text" of a send in bytes (4096); larger is too_large
-	SendRate        float64       // sends per second per connection (20)
-	SendBurst       int           // send burst per connection (40)
-	Queue           int           // outbound frames buffered per connection (256); full closes with 4008
-	PingInterval    time.Duration // WebSocket ping period (30s); must be less than PongTimeout
-	PongTimeout     time.Duration // a connection silent this long is dead (60s)
-	MaxConnsPerUser int           // connections per user (16); one more is closed with 4029
-	OnJoin          int           // messages replayed by a join without since (50); negative means none
-	HistoryLimit    int           // largest "limit" a history request gets (200)
-	MaxReplay       int           // largest replay of a join with since (1000); see joinedFrame.More
-	MaxRooms        int           // rooms one connection may join at once (100)
-	ExpiryGrace     time.Duration // time between token_expired and close 4001 (3s; SPEC says within 5s)
-	WriteTimeout    time.Duration // deadline of one socket write (10s)
-	StoreTimeout    time.Duration // deadline of one Store or Authenticator call (10s)
+	MaxFrame        int64         // largest inbound frame in bytes (ws.max_frame); larger closes with 1009
+	MaxText         int           // largest "text" of a send in bytes (ws.max_text); larger is too_large
+	SendRate        float64       // sends per second per connection (ws.send_rate)
+	SendBurst       int           // send burst per connection (ws.send_burst)
+	Queue           int           // frames a connection may fall behind by (ws.queue); see QueueWait
+	QueueBytes      int64         // bytes a connection may fall behind by (ws.queue_bytes); beyond it, 4008 at once
+	QueueWait       time.Duration // how long the queue may stay over Queue frames (ws.queue_wait); then 4008
+	PingInterval    time.Duration // WebSocket ping period (ws.ping_interval); must be less than PongTimeout
+	PongTimeout     time.Duration // a connection silent this long is dead (ws.pong_timeout)
+	MaxConnsPerUser int           // connections per user (ws.max_conns_per_user); one more is closed with 4029
+	OnJoin          int           // messages replayed by a join without since (history.on_join); negative means none
+	HistoryLimit    int           // largest "limit" a history request gets (defaultMaxHistory)
+	MaxReplay       int           // largest replay of a join with since (defaultMaxReplay); see joinedFrame.More
+	MaxRooms        int           // rooms one connection may join at once (defaultMaxRooms)
+	ExpiryGrace     time.Duration // time between token_expired and close 4001 (defaultExpiryGrace; SPEC says within 5s)
+	WriteTimeout    time.Duration // deadline of one socket write (defaultWriteTimeout)
+	StoreTimeout    time.Duration // deadline of one Store or Authenticator call (defaultStoreTimeout)
+	// NoWritePool turns the hub's write pool off (ws.write_pool: false):
+	// every connection then writes through its own writer goroutine, as in
+	// gorilla's chat example. See writer.go.
+	NoWritePool bool
 }
+
+// Limits that have no config key. The others default to configs/chatctl.yaml.
+const (
+	defaultMaxHistory   = 200
+	defaultMaxReplay    = 1000
+	defaultMaxRooms     = 100
+	defaultExpiryGrace  = 3 * time.Second
+	defaultWriteTimeout = 10 * time.Second
+	defaultStoreTimeout = 10 * time.Second
+)
+
+// ConfigFrom maps the ws.* and history.* keys of cfg onto the hub's Config.
+func ConfigFrom(cfg *configs.Config) Config {
+	ws := &cfg.WS
+	onJoin := cfg.History.OnJoin
+	if onJoin == 0 {
+		onJoin = -1 // Config reads 0 as "default"; the operator meant none
+	}
+	return Config{
+		MaxFrame: ws.MaxFrame, MaxText: ws.MaxText,
+		SendRate: ws.SendRate, SendBurst: ws.SendBurst,
+		Queue: ws.Queue, QueueBytes: ws.QueueBytes, QueueWait: ws.QueueWait,
+		PingInterval: ws.PingInterval, PongTimeout: ws.PongTimeout,
+		MaxConnsPerUser: ws.MaxConnsPerUser, OnJoin: onJoin,
+		NoWritePool: !ws.WritePool,
+	}
+}
+
+// builtin is the hub's Config from the built-in configuration.
+var builtin = sync.OnceValue(func() Config { return ConfigFrom(configs.Default()) })
 
 // withDefaults returns cfg with every zero field replaced by its default.
 func (cfg Config) withDefaults() Config {
-	def := func(v *int, d int) {
+	def := builtin()
+	num := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
 		}
 	}
-	defDur := func(v *time.Duration, d time.Duration) {
+	dur := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
 	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = 64 << 10
+		cfg.MaxFrame = def.MaxFrame
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = def.QueueBytes
 	}
 	if cfg.SendRate <= 0 {
-		cfg.SendRate = 20
+		cfg.SendRate = def.SendRate
 	}
-	def(&cfg.MaxText, 4096)
-	def(&cfg.SendBurst, 40)
-	def(&cfg.Queue, 256)
-	def(&cfg.MaxConnsPerUser, 16)
-	def(&cfg.OnJoin, 50)
-	def(&cfg.HistoryLimit, 200)
-	def(&cfg.MaxReplay, 1000)
-	def(&cfg.MaxRooms, 100)
+	num(&cfg.MaxText, def.MaxText)
+	num(&cfg.SendBurst, def.SendBurst)
+	num(&cfg.Queue, def.Queue)
+	num(&cfg.MaxConnsPerUser, def.MaxConnsPerUser)
+	num(&cfg.OnJoin, def.OnJoin)
+	num(&cfg.HistoryLimit, defaultMaxHistory)
+	num(&cfg.MaxReplay, defaultMaxReplay)
+	num(&cfg.MaxRooms, defaultMaxRooms)
 	if cfg.OnJoin < 0 {
 		cfg.OnJoin = 0
 	}
-	defDur(&cfg.PingInterval, 30*time.Second)
-	defDur(&cfg.PongTimeout, 60*time.Second)
-	defDur(&cfg.ExpiryGrace, 3*time.Second)
-	defDur(&cfg.WriteTimeout, 10*time.Second)
-	defDur(&cfg.StoreTimeout, 10*time.Second)
+	dur(&cfg.QueueWait, def.QueueWait)
+	dur(&cfg.PingInterval, def.PingInterval)
+	dur(&cfg.PongTimeout, def.PongTimeout)
+	dur(&cfg.ExpiryGrace, defaultExpiryGrace)
+	dur(&cfg.WriteTimeout, defaultWriteTimeout)
+	dur(&cfg.StoreTimeout, defaultStoreTimeout)
 	return cfg
 }
 
@@ -103,11 +148,12 @@ type Authenticator interface {
 
 // Message is one stored chat message.
 type Message struct {
-	Room string
-	ID   uint64 // 1, 2, 3, … within Room
-	From string
-	Text string
-	TS   time.Time
+	Room  string
+	ID    uint64 // 1, 2, 3, … within Room
+	From  string
+	Text  string
+	TS    time.Time
+	Epoch string // the room's epoch (see Store.Epoch); set by AppendMessage only
 }
 
 // Store persists messages. See the package documentation, "Store contract",
@@ -122,6 +168,10 @@ type Store interface {
 	// MessagesBefore returns the limit newest messages with id < before
 	// (before == 0: the newest), ascending.
 	MessagesBefore(room string, before uint64, limit int) ([]Message, error)
+	// Epoch returns the room's epoch: an opaque id of the room's stored
+	// history that changes when the room is deleted and created again (its
+	// ids then restart at 1). It is "" while the room has no history.
+	Epoch(room string) (string, error)
 }
 
 // RoomStats describes one room with at least one connection in it.
@@ -152,10 +202,7 @@ type Hub struct {
 	appends  sync.WaitGroup // AppendMessage calls in progress
 	pumps    sync.WaitGroup // reader, writePump and write pool goroutines
 
-	wmu     sync.Mutex // guards the write pool's fields below; taken after client.mu
-	wq      []*client  // connections waiting for a pool goroutine, FIFO from whead
-	whead   int
-	workers int // pool goroutines running
+	writer writer // how queues reach sockets: the write pool, or per-connection writers; set once by NewHub
 
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once every pump has exited after Shutdown
@@ -170,14 +217,19 @@ func NewHub(store Store, auth Authenticator, cfg Config, log *slog.Logger) *Hub 
 	cfg = cfg.withDefaults()
 	// One sweep serves every connection, so there are no per-connection
 	// timers; its period bounds how late a ping or an expiry can be.
-	tick := min(time.Second, cfg.PingInterval/2, cfg.ExpiryGrace/2)
+	tick := min(time.Second, cfg.PingInterval/2, cfg.ExpiryGrace/2, cfg.QueueWait/2)
 	tick = max(tick, 5*time.Millisecond)
-	return &Hub{
+	h := &Hub{
 		store: store, auth: auth, cfg: cfg, log: log, tick: tick, now: time.Now,
 		rooms: make(map[string]*room),
 		users: make(map[string][]*client),
 		done:  make(chan struct{}),
 	}
+	h.writer = pumpWriter{}
+	if !cfg.NoWritePool {
+		h.writer = &pool{h: h}
+	}
+	return h
 }
 
 // Run pings connections and enforces token expiry until ctx is done, then

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -16,6 +17,8 @@ import (
 type memStore struct {
 	mu     sync.Mutex
 	rooms  map[string][]Message // guarded by mu
+	epochs map[string]string    // guarded by mu; set by a room's first append
+	nextEp int                  // guarded by mu; makes epochs unique
 	fail   error                // guarded by mu; returned by AppendMessage when set
 	jitter time.Duration        // max simulated commit latency after the id is assigned
 	gate   chan struct{}        // when non-nil, AppendMessage waits for a value on it
@@ -23,7 +26,9 @@ type memStore struct {
 
 var _ Store = (*memStore)(nil)
 
-func newMemStore() *memStore { return &memStore{rooms: make(map[string][]Message)} }
+func newMemStore() *memStore {
+	return &memStore{rooms: make(map[string][]Message), epochs: make(map[string]string)}
+}
 
 var errStoreDown = errors.New("store down")
 
@@ -41,14 +46,34 @@ func (s *memStore) AppendMessage(ctx context.Context, room, from, text string, t
 		s.mu.Unlock()
 		return Message{}, err
 	}
+	if s.epochs[room] == "" {
+		s.nextEp++
+		s.epochs[room] = fmt.Sprintf("ep%d", s.nextEp)
+	}
 	m := Message{Room: room, ID: uint64(len(s.rooms[room]) + 1), From: from, Text: text, TS: ts}
 	s.rooms[room] = append(s.rooms[room], m)
+	m.Epoch = s.epochs[room]
 	s.mu.Unlock()
 	if s.jitter > 0 {
 		// Simulated fsync: the id is fixed, the return is delayed.
 		time.Sleep(rand.N(s.jitter))
 	}
 	return m, nil
+}
+
+// Epoch implements Store.
+func (s *memStore) Epoch(room string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epochs[room], nil
+}
+
+// drop deletes room and its history, as the admin's room delete does.
+func (s *memStore) drop(room string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.rooms, room)
+	delete(s.epochs, room)
 }
 
 func (s *memStore) setFail(err error) {

@@ -23,17 +23,17 @@ const (
 // standard (RFC 6455); the 4xxx codes are application codes.
 const (
 	CloseGoingAway    = 1001 // server shutting down: reconnect with backoff, join with since
+	CloseInvalidData  = 1007 // a text frame that is not valid UTF-8 (RFC 6455 §8.1)
 	CloseTooLarge     = 1009 // frame larger than Config.MaxFrame
 	CloseTokenExpired = 4001 // token expired and no auth frame arrived in time
 	CloseRevoked      = 4003 // user disabled, removed or tokens revoked (Hub.Kick)
-	CloseTooSlow      = 4008 // outbound queue full
+	CloseTooSlow      = 4008 // too far behind: see Config.Queue, QueueWait, QueueBytes
 	CloseTooManyConns = 4029 // more than Config.MaxConnsPerUser connections
 )
 
 const (
-	closeNormal      = 1000 // our echo of a peer's close frame that had no code
-	closeNoFrame     = -1   // close request: the socket is dead, drop it without a close frame
-	closeAlreadySent = -2   // close request: gorilla already wrote the close frame (1009)
+	closeNormal  = 1000 // our echo of a peer's close frame that had no code
+	closeNoFrame = -1   // close request: the socket is dead, drop it without a close frame
 
 	maxRoomName         = 64
 	defaultHistoryLimit = 50                              // history "limit" when the client sends none
@@ -49,6 +49,7 @@ type inbound struct {
 	Ref    string  `json:"ref"`
 	Room   string  `json:"room"`
 	Since  *uint64 `json:"since"`
+	Epoch  *string `json:"epoch"` // with since: the epoch the client's ids belong to
 	Text   string  `json:"text"`
 	Before uint64  `json:"before"`
 	Limit  int     `json:"limit"`
@@ -72,9 +73,16 @@ type messageFrame struct {
 }
 
 type joinedFrame struct {
-	Type     string        `json:"type"` // "joined"
-	Ref      string        `json:"ref,omitempty"`
-	Room     string        `json:"room"`
+	Type string `json:"type"` // "joined"
+	Ref  string `json:"ref,omitempty"`
+	Room string `json:"room"`
+	// Epoch is the room's epoch (Store.Epoch), "" while it has no history.
+	// A client resuming with since sends it back; if the room was deleted
+	// and created again meanwhile the epochs differ, and the joined frame
+	// has Reset: the client's ids are void, and Messages replay the room
+	// from the start (as for since 0).
+	Epoch    string        `json:"epoch"`
+	Reset    bool          `json:"reset,omitempty"`
 	Members  []string      `json:"members"`
 	Messages []wireMessage `json:"messages"`
 	// More is true when the replay was capped at Config.MaxReplay: the
@@ -86,6 +94,7 @@ type historyFrame struct {
 	Type     string        `json:"type"` // "history"
 	Ref      string        `json:"ref,omitempty"`
 	Room     string        `json:"room"`
+	Epoch    string        `json:"epoch"` // as in joinedFrame
 	Messages []wireMessage `json:"messages"`
 }
 
@@ -167,9 +176,12 @@ func textFrame(payload []byte) frame {
 // encodeFrame encodes v as a text frame.
 func encodeFrame(v any) frame { return textFrame(encode(v)) }
 
-// validRoom reports whether name is 1..64 of [a-z0-9._-] (SPEC §6).
+// validRoom reports whether name is 1..64 of [a-z0-9._-] (SPEC §6), and
+// neither "." nor "..": those would be path segments in every URL that
+// names a room (/admin/rooms/NAME), where clients and proxies resolve them
+// away.
 func validRoom(name string) bool {
-	if len(name) == 0 || len(name) > maxRoomName {
+	if len(name) == 0 || len(name) > maxRoomName || name == "." || name == ".." {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

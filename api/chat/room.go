@@ -21,6 +21,7 @@ type room struct {
 	dead     bool             // removed from Hub.rooms; a joiner holding r must look the name up again
 	loaded   bool             // last was read from the store
 	last     uint64           // highest id broadcast (or stored when the room was loaded)
+	epoch    string           // the store's epoch of the room; "" until it has history
 	inflight int              // AppendMessage calls in progress for this room
 	pending  map[uint64]frame // committed, waiting for a lower id
 	members  map[*client]struct{}
@@ -92,12 +93,26 @@ func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 			c.replyError(CodeInternal, "store unavailable", in.Ref)
 			return already
 		}
+		epoch, err := h.store.Epoch(r.name)
+		if err != nil {
+			h.log.Error("chat: load room", "room", r.name, "err", err)
+			c.replyError(CodeInternal, "store unavailable", in.Ref)
+			return already
+		}
 		if len(newest) > 0 {
 			r.last = newest[len(newest)-1].ID
 		}
+		r.epoch = epoch
 		r.loaded = true
 	}
-	msgs, more, err := h.replay(r, in.Since)
+	// A client resuming with since from another epoch has ids of a room
+	// that was deleted since: they say nothing about this one, so it gets
+	// everything, as on a first join with since 0, and is told to reset.
+	since, reset := in.Since, false
+	if since != nil && in.Epoch != nil && *in.Epoch != r.epoch {
+		since, reset = new(uint64), true
+	}
+	msgs, more, err := h.replay(r, since)
 	if err != nil {
 		h.log.Error("chat: replay", "room", r.name, "err", err)
 		c.replyError(CodeInternal, "store unavailable", in.Ref)
@@ -120,7 +135,8 @@ func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 		members = append(members, u)
 	}
 	slices.Sort(members)
-	c.reply(joinedFrame{Type: "joined", Ref: in.Ref, Room: r.name, Members: members, Messages: toWireList(msgs), More: more})
+	c.reply(joinedFrame{Type: "joined", Ref: in.Ref, Room: r.name, Epoch: r.epoch, Reset: reset,
+		Members: members, Messages: toWireList(msgs), More: more})
 	return true
 }
 
@@ -203,6 +219,9 @@ func (h *Hub) send(r *room, c *client, text, ref string) {
 	r.mu.Lock()
 	r.inflight--
 	if err == nil {
+		if r.epoch == "" {
+			r.epoch = m.Epoch // the room's first message: its history, and epoch, begin
+		}
 		r.commit(m.ID, f, h)
 	}
 	r.flushIfIdle()

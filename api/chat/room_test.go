@@ -46,12 +46,14 @@ func TestJoin(t *testing.T) {
 	})
 	t.Run("ErrBadRoom", func(t *testing.T) {
 		c := h.dial("dave", time.Time{})
-		for _, name := range []string{"", "General", "a b", "ü", string(make([]byte, 65))} {
+		for _, name := range []string{"", "General", "a b", "ü", string(make([]byte, 65)), ".", ".."} {
 			c.send(map[string]any{"type": "join", "room": name, "ref": "r"})
 			c.expectError(CodeBadRequest, "r")
 		}
-		c.send(map[string]any{"type": "join", "room": "a.b_c-9"})
-		c.expect("joined")
+		for _, name := range []string{"a.b_c-9", "...", ".a"} {
+			c.send(map[string]any{"type": "join", "room": name})
+			c.expect("joined")
+		}
 	})
 	t.Run("ErrTooManyRooms", func(t *testing.T) {
 		h := newHarness(t, Config{MaxRooms: 1})
@@ -164,4 +166,77 @@ func wireIDs(ms []wireMessage) []uint64 {
 		ids[i] = m.ID
 	}
 	return ids
+}
+
+// Ensure joined and history carry the room's epoch, and that a join with
+// since from another epoch (the room was deleted and created again since)
+// is told to reset and replays the new room from the start, where the same
+// since with the current epoch replays only what is newer.
+func TestJoinEpoch(t *testing.T) {
+	h := newHarness(t, Config{})
+	epochOf := func(f srvFrame) string {
+		t.Helper()
+		if f.Epoch == nil {
+			t.Fatalf("%s frame without epoch: %+v", f.Type, f)
+		}
+		return *f.Epoch
+	}
+
+	// A room without history has the empty epoch until its first message.
+	a, f := h.join("alice", "general")
+	if e := epochOf(f); e != "" {
+		t.Fatalf("epoch of an empty room = %q", e)
+	}
+	for range 5 {
+		a.send(map[string]any{"type": "send", "room": "general", "text": "hi", "ref": "s"})
+		a.skipUntil("ack")
+	}
+	_, f = h.join("bob", "general")
+	old := epochOf(f)
+	if old == "" || len(f.Messages) != 5 {
+		t.Fatalf("joined after the first message: epoch %q, %d messages", old, len(f.Messages))
+	}
+
+	t.Run("SameEpoch", func(t *testing.T) {
+		c := h.dial("carol", time.Time{})
+		c.send(map[string]any{"type": "join", "room": "general", "since": 3, "epoch": old})
+		f := c.expect("joined")
+		if f.Reset || epochOf(f) != old || !slices.Equal(wireIDs(f.Messages), []uint64{4, 5}) {
+			t.Fatalf("joined = %+v", f)
+		}
+		c.send(map[string]any{"type": "history", "room": "general", "before": 3})
+		if f := c.expect("history"); epochOf(f) != old || !slices.Equal(wireIDs(f.Messages), []uint64{1, 2}) {
+			t.Fatalf("history = %+v", f)
+		}
+	})
+
+	// Delete the room (store first, then the hub, as the admin API does)
+	// and start it again: ids restart at 1.
+	h.store.drop("general")
+	h.hub.CloseRoom("general")
+	if f := a.skipUntil("error"); f.Code != CodeNotFound {
+		t.Fatalf("after delete: %+v", f)
+	}
+	h.store.fill("general", 2)
+
+	t.Run("OtherEpoch", func(t *testing.T) {
+		c := h.dial("dave", time.Time{})
+		c.send(map[string]any{"type": "join", "room": "general", "since": 3, "epoch": old})
+		f := c.expect("joined")
+		if !f.Reset || epochOf(f) == old || epochOf(f) == "" || !slices.Equal(wireIDs(f.Messages), []uint64{1, 2}) {
+			t.Fatalf("joined = %+v, want reset and ids 1, 2 under a new epoch", f)
+		}
+		c.send(map[string]any{"type": "history", "room": "general"})
+		if h := c.expect("history"); epochOf(h) != epochOf(f) {
+			t.Fatalf("history epoch %q, joined %q", epochOf(h), epochOf(f))
+		}
+	})
+	t.Run("NoEpoch", func(t *testing.T) {
+		// A client that sends no epoch gets what it asked for, as before.
+		c := h.dial("erin", time.Time{})
+		c.send(map[string]any{"type": "join", "room": "general", "since": 1})
+		if f := c.expect("joined"); f.Reset || !slices.Equal(wireIDs(f.Messages), []uint64{2}) {
+			t.Fatalf("joined = %+v", f)
+		}
+	})
 }

@@ -5,12 +5,14 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// Writing has a fast path and a slow path.
+// Writing has a fast path and a slow path, behind one seam: the writer
+// interface, chosen once per hub (ws.write_pool).
 //
 // The fast path is the hub's write pool: a few goroutines (at most one per
 // P) that take connections with queued frames from a FIFO and write each
@@ -23,14 +25,52 @@ import (
 // writes what the socket takes and hands the rest to the slow path.
 //
 // The slow path is the connection's own writePump goroutine, which writes
-// with deadlines. A connection takes it when its socket is full (a slow
-// reader; its queue then fills and it is closed with 4008, without delaying
-// anyone else), when it has a control frame to send (ping, pong, close: those
-// go through gorilla's blocking WriteControl), or when its socket offers no
-// raw descriptor (see newRawConn). writePump exits once the queue is empty,
-// and the next frame goes through the pool again.
+// with deadlines. With the pool on, a connection takes it when its socket
+// is full (a slow reader: it falls behind and is closed with 4008, without
+// delaying anyone else), when it has a control frame to send (ping, pong,
+// close: those go through gorilla's blocking WriteControl), or when its
+// socket offers no raw descriptor (see newRawConn). With the pool off
+// (pumpWriter) it is the only path, as in gorilla's chat example, except
+// that writePump exits once the queue is empty, and the next frame starts
+// it again.
 //
 // Either way exactly one writer owns the socket at a time (client.writing).
+// Only the close frames of WebSocket protocol errors (1002) are written by
+// gorilla itself, from the reader (see the package Caveats).
+
+// writer moves a connection's queue to its socket.
+type writer interface {
+	// start begins writing c's queue and control frames. c.mu is held and
+	// the caller has just set c.writing; the writer clears it when it has
+	// nothing left to do. The caller holds or is guaranteed a count in
+	// Hub.pumps (see kickLocked), so start may add goroutines to it.
+	start(c *client)
+}
+
+// pumpWriter writes every connection through its own writePump goroutine.
+type pumpWriter struct{}
+
+func (pumpWriter) start(c *client) { c.startPump(nil) }
+
+// pool is the hub's write pool, the fast path.
+type pool struct {
+	h *Hub
+
+	mu      sync.Mutex // guards the fields below; taken after client.mu
+	wq      []*client  // connections waiting for a pool goroutine, FIFO from whead
+	whead   int
+	workers int // pool goroutines running
+}
+
+// start queues c for the pool; control frames and closes, and sockets
+// without a raw descriptor, go to writePump.
+func (p *pool) start(c *client) {
+	if c.raw == nil || c.closeCode != 0 || c.ping || c.pong {
+		c.startPump(nil)
+		return
+	}
+	p.schedule(c)
+}
 
 // poolChunk is how many connections a pool goroutine takes from the FIFO at
 // once; it yields the processor between chunks. A chunk of writes (about
@@ -43,44 +83,44 @@ const poolChunk = 16
 
 // schedule queues c for the write pool, starting a pool goroutine if fewer
 // than GOMAXPROCS run. c.mu must be held and c.writing set by the caller
-// (Hub.wmu is taken after client.mu). As in kickLocked, the caller holds or
+// (p.mu is taken after client.mu). As in kickLocked, the caller holds or
 // is guaranteed a count in Hub.pumps, so pumps.Add cannot race with Wait.
-func (h *Hub) schedule(c *client) {
-	h.wmu.Lock()
-	h.wq = append(h.wq, c)
-	start := h.workers < runtime.GOMAXPROCS(0)
+func (p *pool) schedule(c *client) {
+	p.mu.Lock()
+	p.wq = append(p.wq, c)
+	start := p.workers < runtime.GOMAXPROCS(0)
 	if start {
-		h.workers++
-		h.pumps.Add(1)
+		p.workers++
+		p.h.pumps.Add(1)
 	}
-	h.wmu.Unlock()
+	p.mu.Unlock()
 	if start {
-		go h.writeLoop()
+		go p.writeLoop()
 	}
 }
 
 // writeLoop is a pool goroutine: it flushes queued connections until the
 // FIFO is empty, then exits (an idle hub has no pool goroutines).
-func (h *Hub) writeLoop() {
-	defer h.pumps.Done()
+func (p *pool) writeLoop() {
+	defer p.h.pumps.Done()
 	var w rawWriter
 	var chunk [poolChunk]*client
 	for {
-		h.wmu.Lock()
-		n := copy(chunk[:], h.wq[h.whead:])
-		clear(h.wq[h.whead : h.whead+n])
-		h.whead += n
-		if h.whead == len(h.wq) {
-			h.wq, h.whead = h.wq[:0], 0
+		p.mu.Lock()
+		n := copy(chunk[:], p.wq[p.whead:])
+		clear(p.wq[p.whead : p.whead+n])
+		p.whead += n
+		if p.whead == len(p.wq) {
+			p.wq, p.whead = p.wq[:0], 0
 		}
 		if n == 0 {
-			h.workers--
-			h.wmu.Unlock()
+			p.workers--
+			p.mu.Unlock()
 			return
 		}
-		h.wmu.Unlock()
+		p.mu.Unlock()
 		for _, c := range chunk[:n] {
-			c.flush(&w)
+			p.flush(c, &w)
 		}
 		clear(chunk[:n])
 		// Let readers, handlers and the commit path run between chunks
@@ -91,7 +131,7 @@ func (h *Hub) writeLoop() {
 
 // flush is the fast path for c, on a pool goroutine: one non-blocking write
 // of c's queue. c.writing is set, so no other writer runs.
-func (c *client) flush(w *rawWriter) {
+func (p *pool) flush(c *client, w *rawWriter) {
 	c.mu.Lock()
 	if c.closeCode != 0 || c.ping || c.pong || c.raw == nil {
 		c.mu.Unlock()
@@ -114,7 +154,7 @@ func (c *client) flush(w *rawWriter) {
 		return
 	}
 	// Skip what was written; a frame may have gone out in part.
-	rest := batch
+	rest, bytes := batch, n
 	for len(rest) > 0 && n >= len(rest[0]) {
 		n -= len(rest[0])
 		rest = rest[1:]
@@ -126,7 +166,7 @@ func (c *client) flush(w *rawWriter) {
 	clear(batch[:written]) // let the frames be collected
 
 	c.mu.Lock()
-	c.queued -= written
+	c.wroteLocked(written, bytes)
 	if len(rest) > 0 {
 		// The socket is full (or the batch exceeded one write): the rest,
 		// which may start mid-frame, goes out first on the slow path.
@@ -138,15 +178,16 @@ func (c *client) flush(w *rawWriter) {
 		c.spare = batch[:0]
 	}
 	if len(c.out) > 0 || c.closeCode != 0 || c.ping || c.pong {
-		c.hub.schedule(c) // more arrived meanwhile: back of the FIFO, so it batches
+		p.schedule(c) // more arrived meanwhile: back of the FIFO, so it batches
 	} else {
 		c.writing = false
 	}
 	c.mu.Unlock()
 }
 
-// startPump moves c to the slow path. c.writing is set and the caller (a
-// pool goroutine) holds a count in Hub.pumps, so the Add is safe.
+// startPump moves c to the slow path. c.writing is set and the caller holds
+// or is guaranteed a count in Hub.pumps (a pool goroutine, or kickLocked's
+// caller), so the Add is safe.
 func (c *client) startPump(rest []frame) {
 	c.hub.pumps.Add(1)
 	go c.writePump(rest)
@@ -216,6 +257,10 @@ func (c *client) writeBatch(batch []frame, ping, pong bool, pongData string, tim
 	if len(batch) == 0 {
 		return nil
 	}
+	bytes := 0
+	for _, f := range batch {
+		bytes += len(f)
+	}
 	// The frames are complete WebSocket frames (but for the first, which
 	// may be the end of one the pool began), so the whole batch goes out in
 	// one writev. gorilla's own writes (control frames) are whole Write
@@ -228,7 +273,7 @@ func (c *client) writeBatch(batch []frame, ping, pong bool, pongData string, tim
 	}
 	clear(batch) // let the frames be collected
 	c.mu.Lock()
-	c.queued -= len(batch)
+	c.wroteLocked(len(batch), bytes)
 	if c.spare == nil && cap(batch) <= maxSpare {
 		c.spare = batch[:0]
 	}
@@ -244,11 +289,9 @@ func (c *client) finish(code int, text string) {
 	if code == closeNoFrame {
 		return
 	}
-	if code != closeAlreadySent {
-		msg := websocket.FormatCloseMessage(code, text)
-		if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
-			return
-		}
+	msg := websocket.FormatCloseMessage(code, text)
+	if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+		return
 	}
 	t := time.NewTimer(closeGrace)
 	defer t.Stop()

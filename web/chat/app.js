@@ -127,7 +127,7 @@ el.joinForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const name = el.roomInput.value.trim().replace(/^#/, '').toLowerCase();
   if (!ROOM_RE.test(name)) {
-    el.roomError.textContent = 'A room name is 1 to 64 characters: a-z, 0-9, dot, dash or underscore.';
+    el.roomError.textContent = 'A room name is 1 to 64 characters: a-z, 0-9, dot, dash or underscore (not . or ..).';
     el.roomInput.focus();
     return;
   }

@@ -43,8 +43,16 @@ export function onFrame(f) {
 }
 
 function onJoined(room, f) {
-  const first = room.joinSince === null;
   const isActive = room.name === state.active;
+  // reset: the room was deleted and created again while we were away; what
+  // we hold are ids of a room that is gone. Start over, as on a first join.
+  if (f.reset === true) {
+    room.clear();
+    room.joinSince = null;
+    for (const p of room.pending.values()) p.sentAfter = 0;
+  }
+  const first = room.joinSince === null;
+  if (typeof f.epoch === 'string') room.epoch = f.epoch;
   room.members = new Set(Array.isArray(f.members) ? f.members : []);
   let unseen = 0;
   for (const m of Array.isArray(f.messages) ? f.messages : []) {
@@ -118,6 +126,12 @@ function onAck(room, f) {
 }
 
 function onHistory(room, f) {
+  // A page from another epoch (the room was deleted meanwhile) would mix two
+  // rooms' ids; the rejoin that follows the deletion brings the new room.
+  if (typeof f.epoch === 'string' && room.epoch !== null && f.epoch !== room.epoch) {
+    room.loadingOlder = false;
+    return;
+  }
   const msgs = Array.isArray(f.messages) ? f.messages : [];
   const isActive = room.name === state.active;
   for (const m of msgs) if (room.add(m) && isActive) view.insertMessage(room, m, me());

@@ -1,9 +1,12 @@
 // Room state, free of DOM and sockets so its rules stay easy to check:
 // messages are deduplicated by id, kept sorted, and lastId is what a
-// reconnect passes as "since" so nothing is missed or shown twice.
+// reconnect passes as "since" so nothing is missed or shown twice. Ids are
+// only meaningful within the room's epoch: a room deleted and created again
+// starts at 1 under a new one, and the server then answers the join with
+// reset, after which the room starts over (clear).
 
-/** ROOM_RE is the room-name rule of SPEC §6. */
-export const ROOM_RE = /^[a-z0-9._-]{1,64}$/;
+/** ROOM_RE is the room-name rule of SPEC §6; "." and ".." are refused too. */
+export const ROOM_RE = /^(?!\.{1,2}$)[a-z0-9._-]{1,64}$/;
 
 /** MAX_TEXT_BYTES is the server's text limit (ws limits, SPEC §6). */
 export const MAX_TEXT_BYTES = 4096;
@@ -26,6 +29,17 @@ export class Room {
     this.pending = new Map(); // ref -> {ref, text, state, error, sentAfter}
     this.mine = new Set(); // ids known to be our own sends (acked or matched)
     this.joinSince = null; // "since" of the last join sent, null for a first join
+    this.epoch = null; // the room's epoch from the last "joined", null before one
+  }
+
+  /** clear forgets every message: the ids belonged to an older epoch. */
+  clear() {
+    this.byId.clear();
+    this.ids = [];
+    this.mine.clear();
+    this.lastId = 0;
+    this.exhausted = false;
+    this.loadingOlder = false;
   }
 
   get oldestId() {

@@ -20,11 +20,16 @@ export const me = () => (state.session ? state.session.username : '');
 export const activeRoom = () => state.rooms.get(state.active) || null;
 
 // sendJoin (re)joins room. After the first join it passes since = the last
-// id seen, so the server replays exactly what was missed.
+// id seen, with the epoch those ids belong to, so the server replays
+// exactly what was missed, or everything if the room is not the one those
+// ids came from (the joined frame then says reset).
 export function sendJoin(room) {
   const frame = { type: 'join', room: room.name, ref: 'join:' + room.name };
   room.joinSince = room.everJoined ? room.lastId : null;
-  if (room.joinSince !== null) frame.since = room.joinSince;
+  if (room.joinSince !== null) {
+    frame.since = room.joinSince;
+    if (room.epoch !== null) frame.epoch = room.epoch;
+  }
   state.conn.send(frame);
 }
 

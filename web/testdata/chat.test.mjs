@@ -54,7 +54,8 @@ test('Room.gapAbove finds the first id missing after since', () => {
 
 test('ROOM_RE follows SPEC §6', () => {
   for (const ok of ['general', 'a', 'a.b_c-9', 'x'.repeat(64)]) assert.ok(ROOM_RE.test(ok), ok);
-  for (const bad of ['', 'General', 'a b', 'x'.repeat(65), 'é', '#general']) assert.ok(!ROOM_RE.test(bad), bad);
+  for (const bad of ['', 'General', 'a b', 'x'.repeat(65), 'é', '#general', '.', '..']) assert.ok(!ROOM_RE.test(bad), bad);
+  for (const ok of ['...', '.a', 'a.', '..b']) assert.ok(ROOM_RE.test(ok), ok);
 });
 
 test('textBytes counts UTF-8 bytes like the server', () => {
@@ -76,4 +77,20 @@ test('close codes match SPEC §6', () => {
   assert.deepEqual(
     [Close.GOING_AWAY, Close.TOO_BIG, Close.EXPIRED, Close.REVOKED, Close.SLOW, Close.TOO_MANY],
     [1001, 1009, 4001, 4003, 4008, 4029]);
+});
+
+test('Room.clear forgets the ids of an older epoch', () => {
+  const r = new Room('r');
+  for (const id of [1, 2, 3]) r.add(msg(id));
+  r.mine.add(2);
+  r.exhausted = true;
+  r.epoch = 'old';
+  r.clear();
+  assert.deepEqual(r.ids, []);
+  assert.equal(r.lastId, 0);
+  assert.equal(r.mine.size, 0);
+  assert.equal(r.exhausted, false);
+  assert.equal(r.epoch, 'old'); // the next "joined" sets the new one
+  assert.equal(r.add(msg(1, 'carol', 'new room')), true); // id 1 again, now new
+  assert.equal(r.byId.get(1).text, 'new room');
 });
