@@ -204,7 +204,8 @@ func (r response) into(tb testing.TB, v any) {
 }
 
 // request sends one request. body is sent as is when it is a string or
-// []byte, else as JSON; header values are set on the request.
+// []byte, else as JSON; header values are set on the request. The answer
+// is checked against /openapi.json (see checkSpec).
 func (e *env) request(method, path string, header map[string]string, body any) response {
 	e.t.Helper()
 	var rd io.Reader
@@ -240,6 +241,7 @@ func (e *env) request(method, path string, header map[string]string, body any) r
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	checkSpec(e.t, method, path, resp.StatusCode, resp.Header, data)
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
 
