@@ -162,7 +162,9 @@ func TestOpenAPIResponses(t *testing.T) {
 	huge := `{"name":"` + strings.Repeat("a", 4096) + `"}`
 	text := map[string]string{"Content-Type": "text/plain"}
 	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
-	withTok := func(tok string, h map[string]string) map[string]string { return with(h, "Authorization", "Bearer "+tok) }
+	withTok := func(tok string, h map[string]string) map[string]string {
+		return with(h, "Authorization", "Bearer "+tok)
+	}
 
 	type tcase struct {
 		method, path string
@@ -219,6 +221,9 @@ func TestOpenAPIResponses(t *testing.T) {
 	addH("POST", "/admin/users", withTok(admin, map[string]string{"Content-Type": "application/json"}), huge, 413)
 	add("GET", "/admin/users/alice", admin, nil, 200)
 	add("GET", "/admin/users/nobody", admin, nil, 404)
+	add("GET", "/admin/users/-bad", admin, nil, 422)
+	add("DELETE", "/admin/users/-bad", admin, nil, 422)
+	add("GET", "/admin/users/-bad/sessions", admin, nil, 422)
 	add("PUT", "/admin/users/dave/password", admin, map[string]any{"password": testPassword + "!"}, 200)
 	add("PUT", "/admin/users/dave/password", admin, map[string]any{"password": "short"}, 422)
 	add("PUT", "/admin/users/nobody/password", admin, map[string]any{"password": testPassword}, 404)
