@@ -39,14 +39,17 @@ func (h *writeHealth) record(ticket uint64, err error) {
 }
 
 // update runs fn in a write transaction, as bolt's Update does, and
-// records whether the commit succeeded. An error returned by fn itself is
-// a refusal (a name taken, a room missing) that says nothing about the
-// disk, and is not recorded.
+// records whether the commit succeeded. Not recorded: an error returned by
+// fn itself, a refusal (a name taken, a room missing) that says nothing
+// about the disk; and the success of a transaction that changed nothing
+// (a prune with nothing to prune), which rewrites only the meta page in
+// place and so succeeds on a full disk too.
 func (db *DB) update(fn func(tx *bolt.Tx) error) error {
 	var ticket uint64
 	var fnErr error
+	var t *bolt.Tx
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		ticket = db.health.tickets.Add(1)
+		ticket, t = db.health.tickets.Add(1), tx
 		if fnErr = fn(tx); fnErr != nil {
 			return fnErr
 		}
@@ -55,8 +58,13 @@ func (db *DB) update(fn func(tx *bolt.Tx) error) error {
 		}
 		return nil
 	})
-	if ticket == 0 || fnErr != nil {
+	switch {
+	case ticket == 0 || fnErr != nil:
 		return err // never began (store closed), or fn refused
+	case err == nil:
+		if st := t.Stats(); st.GetWrite() <= 1 {
+			return nil // only the meta page was written
+		}
 	}
 	db.health.record(ticket, err)
 	return err

@@ -25,8 +25,9 @@ func (f *faultyDisk) fault() error {
 
 // Ensure a failed commit (ENOSPC, injected) is reported by LastWriteErr,
 // through group-committed messages and every other kind of write, that
-// it writes nothing, that a refusal (a taken name) neither sets nor
-// clears it, and that the next successful write clears it.
+// it writes nothing, that neither a refusal (a taken name) nor a
+// transaction that changes nothing sets or clears it, and that the next
+// successful write clears it.
 func TestLastWriteErr(t *testing.T) {
 	disk := &faultyDisk{}
 	c := newClock()
@@ -80,6 +81,14 @@ func TestLastWriteErr(t *testing.T) {
 	disk.heal()
 	if err := db.LastWriteErr(); err == nil {
 		t.Fatal("LastWriteErr cleared before any write succeeded")
+	}
+	// A transaction that changes nothing commits even on a full disk (it
+	// rewrites the meta page in place): it proves nothing, clears nothing.
+	if n, err := db.PruneSessions(); err != nil || n != 0 {
+		t.Fatalf("PruneSessions with nothing to prune = %d, %v", n, err)
+	}
+	if err := db.LastWriteErr(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("after an empty transaction: LastWriteErr = %v, want ENOSPC still", err)
 	}
 	m, err := db.AppendMessage(ctx, "general", "alice", "kept", c.Now())
 	if err != nil {
