@@ -100,8 +100,9 @@ type IssuedToken struct {
 
 // Inspection is the result of InspectToken.
 type Inspection struct {
-	Header map[string]any `json:"header"`
-	Claims map[string]any `json:"claims"`
+	// Header and Claims are absent (nil) when the token cannot be decoded.
+	Header map[string]any `json:"header,omitzero"`
+	Claims map[string]any `json:"claims,omitzero"`
 	Valid  bool           `json:"valid"`
 	// Reason is the failed check when not Valid (see auth.Reason).
 	Reason string `json:"reason,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,6 +80,18 @@ type env struct {
 	clock  *clock
 	logs   *logBuffer
 	closed bool // the test closed the store itself
+
+	// fault, when set, fails every store write as a full disk would.
+	// It is a pointer because on copies env.
+	fault *atomic.Pointer[error]
+}
+
+// writeFault is the store's Options.WriteFault: the error in e.fault.
+func (e *env) writeFault() error {
+	if p := e.fault.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // testConfig is the default configuration made fast for tests. Validate is
@@ -99,8 +112,8 @@ func newEnv(tb testing.TB, mutate func(*configs.Config)) *env {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	e := &env{t: tb, cfg: cfg, clock: newClock(), logs: &logBuffer{}}
-	db, err := store.Open(cfg.DB, store.Options{Now: e.clock.Now, NoSync: true})
+	e := &env{t: tb, cfg: cfg, clock: newClock(), logs: &logBuffer{}, fault: new(atomic.Pointer[error])}
+	db, err := store.Open(cfg.DB, store.Options{Now: e.clock.Now, NoSync: true, WriteFault: e.writeFault})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -191,7 +204,8 @@ func (r response) into(tb testing.TB, v any) {
 }
 
 // request sends one request. body is sent as is when it is a string or
-// []byte, else as JSON; header values are set on the request.
+// []byte, else as JSON; header values are set on the request. The answer
+// is checked against /openapi.json (see checkSpec).
 func (e *env) request(method, path string, header map[string]string, body any) response {
 	e.t.Helper()
 	var rd io.Reader
@@ -227,6 +241,7 @@ func (e *env) request(method, path string, header map[string]string, body any) r
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	checkSpec(e.t, method, path, resp.StatusCode, resp.Header, data)
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
 

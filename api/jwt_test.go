@@ -131,6 +131,7 @@ func (e *env) dialWS(tok string, inQuery bool, header http.Header) (*websocket.C
 			r.body, _ = io.ReadAll(resp.Body)
 			resp.Body.Close()
 		}
+		checkSpec(e.t, http.MethodGet, "/ws", r.status, r.header, r.body)
 	}
 	return conn, r, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -18,16 +19,31 @@ func handleRoot() http.Handler {
 	})
 }
 
-// handleHealth answers 200 while the store can be read, else 503 with the
-// reason.
+// handleHealth answers 200 while the store can be read and its latest
+// write committed, else 503 with the reason: a full disk makes the server
+// unhealthy until a write succeeds again.
 func handleHealth(svc *admin.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := svc.DB().Schema(); err != nil {
-			encode(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "detail": "store: " + err.Error()})
+		db := svc.DB()
+		if _, err := db.Schema(); err != nil {
+			unhealthy(w, "store: "+err.Error())
+			return
+		}
+		if err := db.LastWriteErr(); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the file's path is no business of an anonymous caller
+			}
+			unhealthy(w, "store: the last write failed: "+err.Error())
 			return
 		}
 		encode(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+}
+
+// unhealthy is the 503 of /health.
+func unhealthy(w http.ResponseWriter, reason string) {
+	encode(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "detail": reason})
 }
 
 // ctxKey is the type of this package's context keys.

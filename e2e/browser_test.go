@@ -150,9 +150,11 @@ func testBrowserReload(t *testing.T, browser context.Context) {
 func testBrowserDocs(t *testing.T, browser context.Context) {
 	base := startInProcess(t, "alice")
 	tb := newTab(t, browser, "docs")
+	// Swagger UI names each operation's block after its tag and
+	// operationId (api/openapi.json).
 	const (
-		token = "#operations-default-post_token"
-		me    = "#operations-default-get_users_me"
+		token = "#operations-default-token"
+		me    = "#operations-default-getMe"
 	)
 	tb.do(t, "open /docs",
 		chromedp.Navigate(base+"/docs/"),

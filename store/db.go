@@ -53,6 +53,11 @@ type Options struct {
 	Now func() time.Time
 	// NoSync skips fsync on commit. Only for tests and benchmarks.
 	NoSync bool
+	// WriteFault, when set, is called at the end of every write
+	// transaction; an error fails that write as a failed commit (a full
+	// disk) would: nothing is written and LastWriteErr reports it. Only
+	// for tests.
+	WriteFault func() error
 }
 
 // DB is an open store.
@@ -63,6 +68,9 @@ type DB struct {
 	users userCache
 
 	retention atomic.Pointer[Retention]
+
+	health     writeHealth  // outcome of the latest write (atomics)
+	writeFault func() error // Options.WriteFault; set at Open, then read only
 
 	appendOnce    sync.Once
 	appendMu      sync.RWMutex // guards appendClosed against sends on appends
@@ -106,7 +114,7 @@ func Open(path string, opts Options) (*DB, error) {
 	case err != nil:
 		return nil, fmt.Errorf("store %s: %w", path, unwrapPath(err))
 	}
-	db := &DB{bolt: b, path: path, now: opts.Now}
+	db := &DB{bolt: b, path: path, now: opts.Now, writeFault: opts.WriteFault}
 	if err := db.migrate(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -209,7 +217,7 @@ func unwrapPath(err error) error {
 
 // migrate brings the file to SchemaVersion in one transaction.
 func (db *DB) migrate() error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err

@@ -111,7 +111,7 @@ func (db *DB) ActiveKey() (Key, error) {
 	if err != nil || found {
 		return k, err
 	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		keys, err := readKeys(tx, db.now())
 		if err != nil {
 			return err
@@ -133,7 +133,7 @@ func (db *DB) ActiveKey() (Key, error) {
 // keys past that are deleted.
 func (db *DB) RotateKey() (Key, error) {
 	var k Key
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		now := db.now().UTC()
 		b := tx.Bucket(bucketKeys)
 		var stale [][]byte
@@ -200,7 +200,7 @@ func (db *DB) RetireKey(kid string) (Key, error) {
 // NoteTTL records that kid signed a token living ttl, so the key is kept
 // long enough after rotation. It writes only when ttl is a new maximum.
 func (db *DB) NoteTTL(kid string, ttl time.Duration) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
 		data := b.Get([]byte(kid))
 		if data == nil {

@@ -160,7 +160,7 @@ func (db *DB) commitLoop() {
 				break fill
 			}
 		}
-		err := db.bolt.Update(func(tx *bolt.Tx) error {
+		err := db.update(func(tx *bolt.Tx) error {
 			for _, r := range group {
 				if err := db.appendTx(tx, r); err != nil {
 					return err
@@ -335,7 +335,7 @@ func (db *DB) Rooms() ([]Room, error) {
 
 // DeleteRoom removes a room and its history, or returns ErrNotFound.
 func (db *DB) DeleteRoom(name string) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketRooms).DeleteBucket([]byte(name))
 		if errors.Is(err, berrors.ErrBucketNotFound) {
 			return fmt.Errorf("room %s: %w", name, ErrNotFound)
@@ -349,7 +349,7 @@ func (db *DB) DeleteRoom(name string) error {
 func (db *DB) PruneMessages(maxAge time.Duration) (int, error) {
 	cutoff := db.now().Add(-maxAge)
 	deleted := 0
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		rooms := tx.Bucket(bucketRooms)
 		return rooms.ForEachBucket(func(name []byte) error {
 			rb := rooms.Bucket(name)

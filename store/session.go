@@ -98,7 +98,7 @@ func (db *DB) CreateSession(user, clientAddr string, ttl time.Duration) (Session
 	s := Session{ID: SessionPrefix + auth.RandomID(12), User: strings.ToLower(user), CreatedAt: now, LastUsed: now, ClientAddr: clientAddr, ExpiresAt: now.Add(ttl)}
 	token := newRefreshToken(s.ID)
 	key, _ := refreshKey(token)
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		if err := getUser(tx, user, &User{}); err != nil {
 			return err
 		}
@@ -126,7 +126,7 @@ func (db *DB) Refresh(old, clientAddr string, ttl time.Duration) (Session, strin
 	var next string
 	reused := false
 	var denied deniedID
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRefresh)
 		data := rb.Get(oldKey)
 		if data == nil {
@@ -222,7 +222,7 @@ func sortSessions(s []Session) {
 func (db *DB) RevokeSession(id string) (Session, error) {
 	var s Session
 	var denied deniedID
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSessions).Cursor()
 		suffix := []byte("\x00" + id)
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -292,7 +292,7 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 func (db *DB) PruneSessions() (int, error) {
 	now := db.now()
 	n := 0
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		var stale []Session
 		err := tx.Bucket(bucketSessions).ForEach(func(_, v []byte) error {
 			var s Session
@@ -352,7 +352,7 @@ func deleteUserSessions(tx *bolt.Tx, user string) error {
 // DenyToken revokes one access token by its jti until exp, when it would
 // have expired anyway.
 func (db *DB) DenyToken(jti string, exp time.Time) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDenied).Put([]byte(jti), []byte(exp.UTC().Format(time.RFC3339)))
 	})
 	if err == nil {

@@ -53,7 +53,7 @@ func (c *userCache) write(name string, fn func() error) error {
 func (db *DB) CreateUser(u User) (User, error) {
 	u.Name = strings.ToLower(u.Name)
 	err := db.users.write(u.Name, func() error {
-		return db.bolt.Update(func(tx *bolt.Tx) error {
+		return db.update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketUsers)
 			if b.Get(userKey(u.Name)) != nil {
 				return fmt.Errorf("user %s: %w", u.Name, ErrUserExists)
@@ -123,7 +123,7 @@ type Change struct {
 func (db *DB) UpdateUser(name string, c Change) (User, error) {
 	var u User
 	err := db.users.write(name, func() error {
-		return db.bolt.Update(func(tx *bolt.Tx) error {
+		return db.update(func(tx *bolt.Tx) error {
 			if err := getUser(tx, name, &u); err != nil {
 				return err
 			}
@@ -154,7 +154,7 @@ func (db *DB) UpdateUser(name string, c Change) (User, error) {
 // DeleteUser removes the user called name, or returns ErrNotFound.
 func (db *DB) DeleteUser(name string) error {
 	return db.users.write(name, func() error {
-		return db.bolt.Update(func(tx *bolt.Tx) error {
+		return db.update(func(tx *bolt.Tx) error {
 			var u User
 			if err := getUser(tx, name, &u); err != nil {
 				return err
