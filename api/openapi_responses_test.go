@@ -205,6 +205,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	add("GET", "/ws", user, nil, 400)
 	addH("GET", "/ws", withTok(user, map[string]string{"Origin": "https://evil.example"}), nil, 403)
 	add("GET", "/openapi.json", "", nil, 200)
+	add("GET", "/asyncapi.json", "", nil, 200)
 	add("GET", "/metrics", "", nil, 200)
 	add("GET", "/docs", "", nil, 200)
 	add("GET", "/chat", "", nil, 200)

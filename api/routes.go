@@ -21,6 +21,7 @@ func (s *Server) publicRoutes() []route {
 		{"POST /token", s.handleToken()},
 		{"POST /users", s.handleCreateUser()},
 		{"GET /openapi.json", handleOpenAPI()},
+		{"GET /asyncapi.json", handleAsyncAPI()},
 		{"GET /metrics", s.metrics.handler()},
 
 		// Bearer token required.

@@ -25,7 +25,7 @@ const (
 )
 
 // expiredFrame is the error frame sent when a connection's token expires.
-var expiredFrame = encodeFrame(errorFrame{Type: "error", Code: CodeTokenExpired,
+var expiredFrame = encodeFrame(errorFrame{Type: TypeError, Code: CodeTokenExpired,
 	Detail: "token expired: send an auth frame with a fresh token"})
 
 // client is one WebSocket connection. readPump reads and handles frames for
@@ -171,7 +171,7 @@ func (c *client) reply(v any) { c.enqueue(encodeFrame(v)) }
 
 // replyError queues an error frame echoing ref.
 func (c *client) replyError(code, detail, ref string) {
-	c.reply(errorFrame{Type: "error", Code: code, Detail: detail, Ref: ref})
+	c.reply(errorFrame{Type: TypeError, Code: code, Detail: detail, Ref: ref})
 }
 
 // close asks the writer to send a close frame with code and stop. Queued

@@ -21,40 +21,57 @@ func (c *client) handle(data []byte) {
 		c.replyError(CodeBadRequest, "ref is too long", "")
 		return
 	}
-	switch in.Type {
-	case "join":
-		if !validRoom(in.Room) {
-			c.replyError(CodeBadRequest, "room must be 1..64 of [a-z0-9._-], not . or ..", in.Ref)
-			return
-		}
-		c.hub.join(c, &in)
-	case "leave":
-		// SPEC §6 defines no reply to leave; an ack without id confirms it
-		// and carries the ref, and not_found tells a client its view of its
-		// rooms was stale.
-		r := c.joined(in.Room)
-		if r == nil {
-			c.replyError(CodeNotFound, "not a member of this room", in.Ref)
-			return
-		}
-		c.hub.leave(r, c)
-		c.reply(ackFrame{Type: "ack", Ref: in.Ref, Room: in.Room})
-	case "send":
-		c.handleSend(&in)
-	case "history":
-		c.handleHistory(&in)
-	case "auth":
-		c.handleAuth(&in)
-	case "ping":
-		// The protocol-level ping exists for clients (browsers) that cannot
-		// send WebSocket ping frames; it also proves every earlier frame of
-		// this connection was handled, since frames are handled in order.
-		c.reply(pongFrame{Type: "pong", Ref: in.Ref})
-	case "":
+	if in.Type == "" {
 		c.replyError(CodeBadRequest, "type is required", in.Ref)
-	default:
-		c.replyError(CodeBadRequest, "unknown type", in.Ref)
+		return
 	}
+	h, ok := handlers[in.Type]
+	if !ok {
+		c.replyError(CodeBadRequest, "unknown type", in.Ref)
+		return
+	}
+	h(c, &in)
+}
+
+// handlers maps each client frame type to its handler: the single list of
+// what the hub accepts (see ClientFrameTypes). Read-only.
+var handlers = map[string]func(*client, *inbound){
+	TypeJoin:    (*client).handleJoin,
+	TypeLeave:   (*client).handleLeave,
+	TypeSend:    (*client).handleSend,
+	TypeHistory: (*client).handleHistory,
+	TypeAuth:    (*client).handleAuth,
+	TypePing:    (*client).handlePing,
+}
+
+// handleJoin checks the room name and hands the join to the hub.
+func (c *client) handleJoin(in *inbound) {
+	if !validRoom(in.Room) {
+		c.replyError(CodeBadRequest, "room must be 1..64 of [a-z0-9._-], not . or ..", in.Ref)
+		return
+	}
+	c.hub.join(c, in)
+}
+
+// handleLeave leaves a joined room. SPEC §6 defines no reply to leave; an
+// ack without id confirms it and carries the ref, and not_found tells a
+// client its view of its rooms was stale.
+func (c *client) handleLeave(in *inbound) {
+	r := c.joined(in.Room)
+	if r == nil {
+		c.replyError(CodeNotFound, "not a member of this room", in.Ref)
+		return
+	}
+	c.hub.leave(r, c)
+	c.reply(ackFrame{Type: TypeAck, Ref: in.Ref, Room: in.Room})
+}
+
+// handlePing answers a protocol-level ping. It exists for clients
+// (browsers) that cannot send WebSocket ping frames; it also proves every
+// earlier frame of this connection was handled, since frames are handled
+// in order.
+func (c *client) handlePing(in *inbound) {
+	c.reply(pongFrame{Type: TypePong, Ref: in.Ref})
 }
 
 // handleSend checks a send and hands it to the hub. Sending to a room the
@@ -113,7 +130,7 @@ func (c *client) handleHistory(in *inbound) {
 		c.replyError(CodeInternal, "store unavailable", in.Ref)
 		return
 	}
-	c.reply(historyFrame{Type: "history", Ref: in.Ref, Room: in.Room, Epoch: epoch, Messages: toWireList(msgs)})
+	c.reply(historyFrame{Type: TypeHistory, Ref: in.Ref, Room: in.Room, Epoch: epoch, Messages: toWireList(msgs)})
 }
 
 // handleAuth swaps in the expiry of a fresh token for the same user. A bad
@@ -139,7 +156,7 @@ func (c *client) handleAuth(in *inbound) {
 		return
 	}
 	c.refresh(id)
-	c.reply(ackFrame{Type: "ack", Ref: in.Ref})
+	c.reply(ackFrame{Type: TypeAck, Ref: in.Ref})
 }
 
 // clampRef drops a ref that is too long to echo.

@@ -404,7 +404,7 @@ func (h *Hub) CloseRoom(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dead = true
-	f := encodeFrame(errorFrame{Type: "error", Code: CodeNotFound, Detail: "room deleted", Room: name})
+	f := encodeFrame(errorFrame{Type: TypeError, Code: CodeNotFound, Detail: "room deleted", Room: name})
 	for c := range r.members {
 		c.removeRoom(r)
 		c.enqueue(f)

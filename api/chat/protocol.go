@@ -3,7 +3,56 @@ package chat
 import (
 	"encoding/binary"
 	"encoding/json"
+	"slices"
 )
+
+// Frame types: the "type" field of every frame (SPEC §6). Client frames
+// are dispatched through handlers (handle.go), the one list of what the hub
+// accepts; server frames are built with these constants only, and
+// serverTypes lists them (a test holds every frame the package builds to
+// it). /asyncapi.json documents both lists; a test in package api holds the
+// document to ClientFrameTypes and ServerFrameTypes.
+const (
+	// Client to server.
+	TypeJoin    = "join"
+	TypeLeave   = "leave"
+	TypeSend    = "send"
+	TypeHistory = "history" // also the server's reply
+	TypeAuth    = "auth"
+	TypePing    = "ping"
+
+	// Server to client.
+	TypeJoined   = "joined"
+	TypeMessage  = "message"
+	TypeAck      = "ack"
+	TypePresence = "presence"
+	TypeError    = "error"
+	TypePong     = "pong"
+)
+
+// serverTypes lists the type of every frame the hub sends.
+var serverTypes = []string{TypeJoined, TypeMessage, TypeAck, TypePresence, TypeHistory, TypeError, TypePong}
+
+// ClientFrameTypes returns the frame types the hub accepts, sorted: the
+// keys of its dispatch table.
+func ClientFrameTypes() []string {
+	out := make([]string, 0, len(handlers))
+	for t := range handlers {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ServerFrameTypes returns the frame types the hub sends, sorted.
+func ServerFrameTypes() []string { return slices.Sorted(slices.Values(serverTypes)) }
+
+// ErrorCodes returns every code an error frame can carry, sorted.
+func ErrorCodes() []string { return slices.Sorted(slices.Values(errorCodes)) }
+
+// errorCodes lists the Code constants below.
+var errorCodes = []string{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound,
+	CodeTooLarge, CodeRateLimited, CodeTokenExpired, CodeInternal}
 
 // Error codes carried in the "code" field of an error frame (SPEC §6).
 const (
@@ -68,12 +117,12 @@ type wireMessage struct {
 
 // messageFrame is the live broadcast of one committed message.
 type messageFrame struct {
-	Type string `json:"type"` // "message"
+	Type string `json:"type"` // TypeMessage
 	wireMessage
 }
 
 type joinedFrame struct {
-	Type string `json:"type"` // "joined"
+	Type string `json:"type"` // TypeJoined
 	Ref  string `json:"ref,omitempty"`
 	Room string `json:"room"`
 	// Epoch is the room's epoch (Store.Epoch), "" while it has no history.
@@ -91,7 +140,7 @@ type joinedFrame struct {
 }
 
 type historyFrame struct {
-	Type     string        `json:"type"` // "history"
+	Type     string        `json:"type"` // TypeHistory
 	Ref      string        `json:"ref,omitempty"`
 	Room     string        `json:"room"`
 	Epoch    string        `json:"epoch"` // as in joinedFrame
@@ -99,21 +148,21 @@ type historyFrame struct {
 }
 
 type ackFrame struct {
-	Type string `json:"type"` // "ack"
+	Type string `json:"type"` // TypeAck
 	Ref  string `json:"ref,omitempty"`
 	Room string `json:"room,omitempty"`
 	ID   uint64 `json:"id,omitempty"`
 }
 
 type presenceFrame struct {
-	Type  string `json:"type"` // "presence"
+	Type  string `json:"type"` // TypePresence
 	Room  string `json:"room"`
 	User  string `json:"user"`
 	Event string `json:"event"` // "join" | "leave"
 }
 
 type errorFrame struct {
-	Type   string `json:"type"` // "error"
+	Type   string `json:"type"` // TypeError
 	Code   string `json:"code"`
 	Detail string `json:"detail"`
 	Ref    string `json:"ref,omitempty"`
@@ -121,7 +170,7 @@ type errorFrame struct {
 }
 
 type pongFrame struct {
-	Type string `json:"type"` // "pong"
+	Type string `json:"type"` // TypePong
 	Ref  string `json:"ref,omitempty"`
 }
 

@@ -135,7 +135,7 @@ func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 		members = append(members, u)
 	}
 	slices.Sort(members)
-	c.reply(joinedFrame{Type: "joined", Ref: in.Ref, Room: r.name, Epoch: r.epoch, Reset: reset,
+	c.reply(joinedFrame{Type: TypeJoined, Ref: in.Ref, Room: r.name, Epoch: r.epoch, Reset: reset,
 		Members: members, Messages: toWireList(msgs), More: more})
 	return true
 }
@@ -213,7 +213,7 @@ func (h *Hub) send(r *room, c *client, text, ref string) {
 	var f frame
 	if err == nil {
 		// Encode once, outside the lock, for every recipient.
-		f = encodeFrame(messageFrame{Type: "message", wireMessage: toWire(m)})
+		f = encodeFrame(messageFrame{Type: TypeMessage, wireMessage: toWire(m)})
 	}
 
 	r.mu.Lock()
@@ -236,7 +236,7 @@ func (h *Hub) send(r *room, c *client, text, ref string) {
 		c.replyError(CodeInternal, "message not stored", ref)
 		return
 	}
-	c.reply(ackFrame{Type: "ack", Ref: ref, Room: r.name, ID: m.ID})
+	c.reply(ackFrame{Type: TypeAck, Ref: ref, Room: r.name, ID: m.ID})
 }
 
 // commit broadcasts message id, and any buffered successors, once it is next
@@ -301,5 +301,5 @@ func (r *room) broadcast(f frame, skip *client) {
 
 // presence encodes a presence frame for broadcast.
 func presence(room, user, event string) frame {
-	return encodeFrame(presenceFrame{Type: "presence", Room: room, User: user, Event: event})
+	return encodeFrame(presenceFrame{Type: TypePresence, Room: room, User: user, Event: event})
 }
