@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/chatctl/chatctl/api/chat"
 )
@@ -144,5 +147,166 @@ func TestDocsLinksAsyncAPI(t *testing.T) {
 	}
 	if r := e.request(http.MethodGet, "/asyncapi.json", nil, nil); r.status != http.StatusOK {
 		t.Errorf("GET /asyncapi.json = %d", r.status)
+	}
+}
+
+// asyncSchemas maps each frame type of /asyncapi.json to its payload
+// schema, for frames the server receives (client) and sends (server).
+func asyncSchemas(t *testing.T, s *apiSpec) (client, server map[string]any) {
+	t.Helper()
+	client, server = map[string]any{}, map[string]any{}
+	payload := func(ref string) (string, any) {
+		chanMsg, err := s.resolve(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := s.deref(chanMsg.(map[string]any))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sch, err := s.deref(msg["payload"].(map[string]any))
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ := sch["properties"].(map[string]any)["type"].(map[string]any)["const"].(string)
+		return typ, sch
+	}
+	refs := func(list any) []string {
+		var out []string
+		for _, m := range list.([]any) {
+			out = append(out, m.(map[string]any)["$ref"].(string))
+		}
+		return out
+	}
+	for _, op := range s.root["operations"].(map[string]any) {
+		op := op.(map[string]any)
+		into := client
+		if op["action"] == "send" {
+			into = server
+		}
+		for _, ref := range refs(op["messages"]) {
+			typ, sch := payload(ref)
+			into[typ] = sch
+		}
+		if reply, ok := op["reply"].(map[string]any); ok {
+			for _, ref := range refs(reply["messages"]) {
+				typ, sch := payload(ref)
+				server[typ] = sch
+			}
+		}
+	}
+	return client, server
+}
+
+// Ensure what the server really sends matches /asyncapi.json: a session
+// that draws every server frame type, each frame checked against the
+// payload schema of its type, with undocumented fields refused; and the
+// document's own examples match its schemas.
+func TestAsyncAPIFramesConform(t *testing.T) {
+	s, err := newAPISpec(asyncAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientSch, serverSch := asyncSchemas(t, s)
+
+	// The examples of every message.
+	for key, m := range s.root["components"].(map[string]any)["messages"].(map[string]any) {
+		m := m.(map[string]any)
+		sch, err := s.deref(m["payload"].(map[string]any))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ex := range m["examples"].([]any) {
+			for _, p := range s.validate(sch, ex.(map[string]any)["payload"], "example of "+key, true) {
+				t.Error(p)
+			}
+		}
+	}
+
+	e := newEnv(t, nil)
+	e.addUser("alice", "")
+	e.addUser("bob", "")
+	dial := func(name string) *websocket.Conn {
+		conn, r, err := e.dialWS(e.issue(name), false, nil)
+		if err != nil {
+			t.Fatalf("dial as %s: %v (%d %s)", name, err, r.status, r.body)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	alice, bob := dial("alice"), dial("bob")
+	seen := map[string]bool{}
+	send := func(conn *websocket.Conn, frame map[string]any) {
+		t.Helper()
+		sch, ok := clientSch[frame["type"].(string)]
+		if !ok {
+			t.Fatalf("/asyncapi.json has no client frame %q", frame["type"])
+		}
+		var decoded any // as JSON has it: numbers are float64
+		b, _ := json.Marshal(frame)
+		_ = json.Unmarshal(b, &decoded)
+		for _, p := range s.validate(sch, decoded, "client frame "+frame["type"].(string), true) {
+			t.Error(p)
+		}
+		if err := conn.WriteJSON(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// until reads frames, each checked against the document, until one of
+	// type typ arrives, and returns it.
+	until := func(conn *websocket.Conn, typ string) map[string]any {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			var f map[string]any
+			if err := conn.ReadJSON(&f); err != nil {
+				t.Fatalf("waiting for %s: %v", typ, err)
+			}
+			got, _ := f["type"].(string)
+			sch, ok := serverSch[got]
+			if !ok {
+				t.Errorf("the server sent type %q, which /asyncapi.json does not document: %v", got, f)
+			} else {
+				for _, p := range s.validate(sch, f, "server frame "+got, true) {
+					t.Error(p)
+				}
+			}
+			seen[got] = true
+			if got == typ {
+				return f
+			}
+		}
+	}
+
+	send(alice, map[string]any{"type": "join", "room": "general", "ref": "j1"})
+	until(alice, "joined")
+	send(bob, map[string]any{"type": "join", "room": "general"})
+	until(bob, "joined")
+	until(alice, "presence")
+	send(alice, map[string]any{"type": "send", "room": "general", "text": "hi", "ref": "c1"})
+	until(alice, "ack")
+	until(bob, "message")
+	send(bob, map[string]any{"type": "history", "room": "general", "before": 0, "limit": 10, "ref": "h1"})
+	until(bob, "history")
+	send(bob, map[string]any{"type": "join", "room": "general", "since": 0, "epoch": "another-epoch", "ref": "j2"})
+	if f := until(bob, "joined"); f["reset"] != true || len(f["messages"].([]any)) != 1 {
+		t.Errorf("join with another epoch: %v, want reset and the one message", f)
+	}
+	send(bob, map[string]any{"type": "send", "room": "random", "text": "x", "ref": "c2"})
+	if f := until(bob, "error"); f["code"] != "forbidden" || f["ref"] != "c2" {
+		t.Errorf("send to a room not joined: %v", f)
+	}
+	send(bob, map[string]any{"type": "auth", "token": e.issue("bob"), "ref": "a1"})
+	until(bob, "ack")
+	send(bob, map[string]any{"type": "leave", "room": "general", "ref": "l1"})
+	until(bob, "ack")
+	send(bob, map[string]any{"type": "ping", "ref": "p1"})
+	until(bob, "pong")
+	until(alice, "presence") // bob left
+
+	for _, typ := range chat.ServerFrameTypes() {
+		if !seen[typ] {
+			t.Errorf("the session drew no %q frame to check", typ)
+		}
 	}
 }
