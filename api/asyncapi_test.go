@@ -17,8 +17,12 @@ import (
 type asyncAPIDoc struct {
 	AsyncAPI string `json:"asyncapi"`
 	Channels map[string]struct {
-		Address  string                     `json:"address"`
-		Messages map[string]json.RawMessage `json:"messages"`
+		Address    string                     `json:"address"`
+		Messages   map[string]json.RawMessage `json:"messages"`
+		CloseCodes []struct {
+			Code   int    `json:"code"`
+			Reason string `json:"reason"`
+		} `json:"x-close-codes"`
 	} `json:"channels"`
 	Operations map[string]struct {
 		Action   string      `json:"action"`
@@ -79,7 +83,8 @@ func (d *asyncAPIDoc) frameType(t *testing.T, ref string) string {
 
 // Ensure /asyncapi.json is served, is AsyncAPI 3 for the /ws channel, and
 // documents exactly the frame types the hub accepts (its dispatch table)
-// and sends (the frames package chat builds), and exactly its error codes.
+// and sends (the frames package chat builds), and exactly its error codes
+// and close codes.
 // A type added to the hub without documentation fails here.
 func TestAsyncAPIFrameTypes(t *testing.T) {
 	e := newEnv(t, nil)
@@ -132,6 +137,14 @@ func TestAsyncAPIFrameTypes(t *testing.T) {
 	codes := slices.Sorted(slices.Values(doc.Components.Schemas["ErrorCode"].Enum))
 	if want := chat.ErrorCodes(); !slices.Equal(codes, want) {
 		t.Errorf("/asyncapi.json: error codes %v; the hub has %v", codes, want)
+	}
+	var closes []int
+	for _, c := range doc.Channels["chat"].CloseCodes {
+		closes = append(closes, c.Code)
+	}
+	slices.Sort(closes)
+	if want := chat.CloseCodes(); !slices.Equal(closes, want) {
+		t.Errorf("/asyncapi.json: x-close-codes %v; the hub closes with %v", closes, want)
 	}
 }
 

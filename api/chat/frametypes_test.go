@@ -12,8 +12,14 @@ import (
 )
 
 // packageConsts parses the package's non-test files and returns them with
-// the value of every string constant they declare.
+// the value of every string constant they declare (and, in ints, the
+// literal of every integer constant).
 func packageConsts(t *testing.T) (*token.FileSet, []*ast.File, map[string]string) {
+	fset, files, consts, _ := packageConstsInts(t)
+	return fset, files, consts
+}
+
+func packageConstsInts(t *testing.T) (*token.FileSet, []*ast.File, map[string]string, map[string]string) {
 	t.Helper()
 	fset := token.NewFileSet()
 	names, err := filepath.Glob("*.go")
@@ -21,7 +27,7 @@ func packageConsts(t *testing.T) (*token.FileSet, []*ast.File, map[string]string
 		t.Fatal(err)
 	}
 	var files []*ast.File
-	consts := map[string]string{}
+	consts, ints := map[string]string{}, map[string]string{}
 	for _, n := range names {
 		if strings.HasSuffix(n, "_test.go") {
 			continue
@@ -42,6 +48,9 @@ func packageConsts(t *testing.T) (*token.FileSet, []*ast.File, map[string]string
 					if i >= len(vs.Values) {
 						continue
 					}
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.INT {
+						ints[id.Name] = lit.Value
+					}
 					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
 						v, err := strconv.Unquote(lit.Value)
 						if err != nil {
@@ -53,7 +62,7 @@ func packageConsts(t *testing.T) (*token.FileSet, []*ast.File, map[string]string
 			}
 		}
 	}
-	return fset, files, consts
+	return fset, files, consts, ints
 }
 
 // Ensure serverTypes is the list of what the hub sends: every frame the
@@ -138,5 +147,24 @@ func TestClientFrameTypes(t *testing.T) {
 	}
 	if got := ServerFrameTypes(); len(got) != len(serverTypes) || !slices.IsSorted(got) {
 		t.Errorf("ServerFrameTypes() = %v", got)
+	}
+}
+
+// Ensure closeCodes lists every exported Close constant.
+func TestCloseCodesListed(t *testing.T) {
+	_, _, _, ints := packageConstsInts(t)
+	var declared []int
+	for name, lit := range ints {
+		if strings.HasPrefix(name, "Close") {
+			n, err := strconv.Atoi(lit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			declared = append(declared, n)
+		}
+	}
+	slices.Sort(declared)
+	if !slices.Equal(declared, CloseCodes()) {
+		t.Errorf("Close constants %v, closeCodes %v", declared, CloseCodes())
 	}
 }

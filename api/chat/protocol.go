@@ -80,6 +80,14 @@ const (
 	CloseTooManyConns = 4029 // more than Config.MaxConnsPerUser connections
 )
 
+// closeCodes lists the Close constants above.
+var closeCodes = []int{CloseGoingAway, CloseInvalidData, CloseTooLarge, CloseTokenExpired,
+	CloseRevoked, CloseTooSlow, CloseTooManyConns}
+
+// CloseCodes returns every close code the hub sends of its own accord
+// (besides echoing a client's close), ascending.
+func CloseCodes() []int { return slices.Sorted(slices.Values(closeCodes)) }
+
 const (
 	closeNormal  = 1000 // our echo of a peer's close frame that had no code
 	closeNoFrame = -1   // close request: the socket is dead, drop it without a close frame
