@@ -2,6 +2,9 @@
 // presence, ordered durable messages, history, and the limits and close
 // codes of the protocol. It knows gorilla/websocket; it knows neither JWT
 // nor bbolt, which reach it through the Authenticator and Store interfaces.
+// The protocol is described for clients in docs/protocol.md and, as
+// AsyncAPI 3, in api/asyncapi.json (served at /asyncapi.json), which tests
+// hold to ClientFrameTypes, ServerFrameTypes, ErrorCodes and CloseCodes.
 //
 // # Basics
 //
