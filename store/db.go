@@ -290,8 +290,19 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// migrate brings the file to SchemaVersion in one transaction.
+// migrate brings the file to SchemaVersion in one transaction. A file at
+// SchemaVersion already is only read: opening a store writes nothing.
 func (db *DB) migrate() error {
+	current := false
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			current = string(meta.Get(keySchema)) == strconv.Itoa(SchemaVersion)
+		}
+		return nil
+	})
+	if current {
+		return nil
+	}
 	return db.update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
