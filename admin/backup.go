@@ -185,6 +185,9 @@ func same(a, b string) bool {
 func writeAtomic(path string, fill func(*os.File) error, before ...func() error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: folder %s does not exist", path, dir)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, unwrapPathErr(err))
 	}
