@@ -55,7 +55,10 @@ func BackupFile(ctx context.Context, adm Admin, path, storePath string, force bo
 		return res, fmt.Errorf("%s is the store itself; write the backup to another file", dst)
 	}
 	err = writeAtomic(dst, func(f *os.File) error {
-		_, err := adm.Backup(ctx, f)
+		_, err := adm.Backup(ctx, ctxWriter{ctx, f})
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("backup interrupted: %w", ctx.Err())
+		}
 		return err
 	})
 	if err != nil {
@@ -113,7 +116,7 @@ func Restore(ctx context.Context, cfg *configs.Config, src string, stdin io.Read
 			defer sf.Close()
 			in = sf
 		}
-		if _, err := io.Copy(f, in); err != nil {
+		if _, err := io.Copy(ctxWriter{ctx, f}, in); err != nil {
 			return fmt.Errorf("copy %s: %w", res.From, err)
 		}
 		// The copy is checked before it takes the store's place.
@@ -135,6 +138,20 @@ func Restore(ctx context.Context, cfg *configs.Config, src string, stdin io.Read
 	res.Replaced = replaced
 	res.FileSummary, err = store.VerifyFile(dst, store.DefaultTimeout)
 	return res, err
+}
+
+// ctxWriter stops a copy once ctx is done (Ctrl-C): the local copy runs
+// in a bbolt read transaction that knows no context.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(b)
 }
 
 // serverHolds returns ErrServerRunning when a chatctl server answers on

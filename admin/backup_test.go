@@ -126,3 +126,25 @@ func (f failingAdmin) Backup(_ context.Context, w io.Writer) (int64, error) {
 	n, _ := w.Write([]byte("half a copy"))
 	return int64(n), errors.New("connection reset")
 }
+
+// Ensure a cancelled context (Ctrl-C) stops a local copy: no file, no
+// temporary.
+func TestBackupFileCancelled(t *testing.T) {
+	dir := t.TempDir()
+	cfg := configs.Default()
+	cfg.DB = filepath.Join(dir, "c.db")
+	svc, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := filepath.Join(dir, "b.db")
+	if _, err := BackupFile(ctx, svc, out, cfg.DB, false); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled backup: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*b.db*")); len(left) != 0 {
+		t.Errorf("files left: %v", left)
+	}
+}

@@ -99,6 +99,9 @@ point leaves the old store as it was. "-" reads the backup from stdin.`,
 			if args[0] == "" {
 				return errors.New("restore: FILE must not be empty")
 			}
+			if args[0] == "-" && a.terminal.IsTerminal() {
+				return errors.New("restore: refusing to read a backup from a terminal; redirect stdin or give a FILE")
+			}
 			cfg, err := a.config()
 			if err != nil {
 				return err
