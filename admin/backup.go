@@ -98,11 +98,6 @@ func Restore(ctx context.Context, cfg *configs.Config, src string, stdin io.Read
 	if err != nil {
 		return res, err
 	}
-	if replaced {
-		if err := store.Probe(dst, store.DefaultTimeout); err != nil {
-			return res, fmt.Errorf("store %s: %w; stop it, then restore", dst, err)
-		}
-	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return res, fmt.Errorf("store %s: create folder: %w", dst, err)
 	}
