@@ -8,6 +8,7 @@ package admin
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -58,6 +59,11 @@ type Admin interface {
 	// key): its tokens are refused and their chat connections closed. The
 	// active key is refused with ErrKeyActive: rotate first.
 	RetireKey(ctx context.Context, kid string) (KeyInfo, error)
+	// Backup writes a consistent copy of the whole store to w (bbolt's
+	// Tx.WriteTo in one read transaction, so writers carry on) and
+	// returns its length in bytes. A remote copy that arrives short is an
+	// error.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
 	// Close releases what the implementation holds (the store or a
 	// connection).
 	Close() error

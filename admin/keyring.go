@@ -55,6 +55,10 @@ func (r *keyRing) load() ([]store.Key, error) {
 	if keys != nil {
 		return keys, nil
 	}
+	if r.db.ReadOnly() {
+		// Nothing can be generated: the keys there are, maybe none.
+		return r.reload()
+	}
 	if _, err := r.db.ActiveKey(); err != nil {
 		return nil, err
 	}
@@ -80,6 +84,9 @@ func (r *keyRing) SigningKey(ttl time.Duration) (string, []byte, error) {
 	keys, err := r.load()
 	if err != nil {
 		return "", nil, err
+	}
+	if len(keys) == 0 || !keys[0].Active() {
+		return "", nil, fmt.Errorf("%w: it has no signing key yet", store.ErrReadOnly)
 	}
 	k := keys[0]
 	if ttl > k.MaxTTL {

@@ -87,6 +87,13 @@ func dialWith(path string, timeout time.Duration, peerUID peerUIDFunc) (*Remote,
 // sent to it, and the store is not opened either, so the operator learns
 // that something listens in the store's place.
 func Connect(cfg *configs.Config) (Admin, error) {
+	return ConnectWith(cfg, store.Create)
+}
+
+// ConnectWith is Connect for a command that needs access of the store
+// (see OpenWith): through the socket access makes no difference, as the
+// server holds a store that exists.
+func ConnectWith(cfg *configs.Config, access store.Access) (Admin, error) {
 	sock := cfg.SocketPath()
 	if _, err := os.Lstat(sock); err == nil {
 		r, err := Dial(sock, 500*time.Millisecond)
@@ -97,9 +104,12 @@ func Connect(cfg *configs.Config) (Admin, error) {
 			return nil, err
 		}
 	}
-	s, err := Open(cfg)
-	if err == nil || !errors.Is(err, store.ErrLocked) {
-		return s, err
+	s, err := OpenWith(cfg, access)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, store.ErrLocked) {
+		return nil, err
 	}
 	// A server may have started meanwhile and opened its socket.
 	r, derr := Dial(sock, 300*time.Millisecond)
@@ -267,6 +277,47 @@ func (r *Remote) RetireKey(ctx context.Context, kid string) (k KeyInfo, err erro
 		return k, fmt.Errorf("%w: give the kid of the key to retire (see key list)", ErrBadRequest)
 	}
 	return k, r.call(ctx, http.MethodPost, "/admin/keys/"+url.PathEscape(kid)+"/retire", nil, &k)
+}
+
+// BackupPath is the admin socket's endpoint that streams a copy of the
+// store. It is on the socket only, never on the TCP listener: a copy holds
+// every password hash and signing key.
+const BackupPath = "/admin/backup"
+
+// Backup implements Admin: the server streams its copy with its length
+// first, and a copy that arrives short is an error.
+func (r *Remote) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, remoteBase+BackupPath, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e struct {
+			Detail string `json:"detail"`
+			Code   string `json:"code"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Detail == "" {
+			return 0, fmt.Errorf("backup: server answered %s", resp.Status)
+		}
+		return 0, errorFromCode(e.Code, e.Detail)
+	}
+	if resp.ContentLength < 0 {
+		return 0, errors.New("backup: the server did not say how long the copy is")
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("backup: copy broke off after %d of %d bytes: %w", n, resp.ContentLength, err)
+	}
+	if n != resp.ContentLength {
+		return n, fmt.Errorf("backup: copy broke off after %d of %d bytes", n, resp.ContentLength)
+	}
+	return n, nil
 }
 
 // Request bodies of the /admin API.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -36,10 +37,17 @@ var _ Admin = (*Service)(nil)
 // Config.CheckPermissions): the server and every command that opens the
 // store refuse alike.
 func Open(cfg *configs.Config) (*Service, error) {
+	return OpenWith(cfg, store.Create)
+}
+
+// OpenWith is Open for a command that needs access of the store: only
+// store.Create makes a missing store; store.Read opens a read-only file
+// read-only (see store.Access).
+func OpenWith(cfg *configs.Config, access store.Access) (*Service, error) {
 	if err := cfg.CheckPermissions(); err != nil {
 		return nil, err
 	}
-	db, err := store.Open(cfg.DB, store.Options{})
+	db, err := store.Open(cfg.DB, store.Options{Access: access})
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +82,11 @@ func New(db *store.DB, cfg *configs.Config, now func() time.Time) (*Service, err
 
 // Close closes the store.
 func (s *Service) Close() error { return s.db.Close() }
+
+// Backup implements Admin.
+func (s *Service) Backup(_ context.Context, w io.Writer) (int64, error) {
+	return s.db.WriteTo(w, nil)
+}
 
 // DB returns the store, for the server's own buckets.
 func (s *Service) DB() *store.DB { return s.db }

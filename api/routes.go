@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"strings"
+
+	"github.com/chatctl/chatctl/admin"
 )
 
 // route is one entry of the API surface. The table is the single list of
@@ -83,6 +85,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux, authenticated bool) *http.Serve
 		mux.Handle("GET /admin/ping", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			encode(w, http.StatusOK, map[string]string{"status": "ok"})
 		}))
+		// Socket only: a copy holds every password hash and signing
+		// key, more than an admin token should be able to take away.
+		mux.Handle("GET "+admin.BackupPath, handleBackup(s.svc.DB(), s.log))
 	}
 	return mux
 }

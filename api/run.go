@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -33,6 +34,8 @@ const (
 type ServeOptions struct {
 	// Stdout receives the operator-facing start-up lines.
 	Stdout io.Writer
+	// Stderr receives the note that a new store was created.
+	Stderr io.Writer
 	// Ready, when set, is called with the TCP address once both listeners
 	// accept connections.
 	Ready func(addr string)
@@ -45,6 +48,9 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	if opts.Stdout == nil {
 		opts.Stdout = io.Discard
 	}
+	if opts.Stderr == nil {
+		opts.Stderr = io.Discard
+	}
 	svc, err := admin.Open(cfg)
 	if errors.Is(err, store.ErrLocked) {
 		if r, derr := admin.Dial(cfg.SocketPath(), 500*time.Millisecond); derr == nil {
@@ -56,6 +62,10 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		return err
 	}
 	defer svc.Close()
+	if svc.DB().Created() {
+		abs, _ := filepath.Abs(cfg.DB)
+		fmt.Fprintf(opts.Stderr, "created new store %s\n", abs)
+	}
 
 	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

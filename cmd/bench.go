@@ -12,6 +12,7 @@ import (
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/auth"
 	"github.com/chatctl/chatctl/bench"
+	"github.com/chatctl/chatctl/store"
 )
 
 // benchFlags are the flags every bench subcommand shares.
@@ -80,7 +81,7 @@ func (a *app) provisioner(cmd *cobra.Command, f *benchFlags, t bench.Target, ttl
 		}
 		return &bench.StaticUsers{URL: t.URL, Creds: []bench.Cred{{Username: f.user, Password: pw}}}, func() {}, nil
 	}
-	adm, err := a.admin()
+	adm, err := a.adminFor(store.Write)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (or pass --token or --user)", err)
 	}
@@ -190,7 +191,7 @@ server's bcrypt cost). Compare with the bcrypt limit: cores / one hash's time.`,
 				}
 			default:
 				o.Username, o.Password = "bench-login", auth.RandomID(18)
-				err := a.withAdmin(func(adm admin.Admin) error {
+				err := a.withAdminFor(store.Write, func(adm admin.Admin) error {
 					if _, err := adm.AddUser(cmd.Context(), admin.AddUserRequest{Name: o.Username, Password: o.Password, IgnoreExists: true}); err != nil {
 						return err
 					}

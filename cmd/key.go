@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/store"
 )
 
 func (a *app) newKeyCommand() *cobra.Command {
@@ -25,7 +26,7 @@ replace the store's keys with one secret of your own.`,
 		Example: "  chatctl key list\n  chatctl key list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Read, func(adm admin.Admin) error {
 				keys, err := adm.Keys(cmd.Context())
 				if err != nil {
 					return err
@@ -87,7 +88,7 @@ would have expired.`,
   chatctl key retire 1a2b3c4d -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Write, func(adm admin.Admin) error {
 				k, err := adm.RetireKey(cmd.Context(), args[0])
 				if err != nil {
 					return err

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/configs"
+	"github.com/chatctl/chatctl/store"
 )
 
 // app carries what every command shares: I/O, the environment and the
@@ -21,6 +23,7 @@ import (
 type app struct {
 	getenv func(string) string
 	stdin  io.Reader
+	stderr io.Writer // for notes that are not the command's output
 
 	configPath string
 	dbPath     string
@@ -36,7 +39,7 @@ type app struct {
 // Main runs chatctl with args and returns the process exit code: 0 on
 // success, 1 on failure after printing one "error: …" line to stderr.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{getenv: getenv, stdin: stdin, terminal: osTerminal{stdin}}
+	a := &app{getenv: getenv, stdin: stdin, stderr: stderr, terminal: osTerminal{stdin}}
 	root := a.newRootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -122,6 +125,8 @@ is running.`,
 		a.newServeCommand(),
 		a.newRoomCommand(),
 		a.newBenchCommand(),
+		a.newBackupCommand(),
+		a.newRestoreCommand(),
 	)
 	// A command that only groups others would print its help and exit 0
 	// on a mistyped subcommand; make that an error as SPEC §4 wants.
@@ -207,18 +212,62 @@ func (a *app) configWith(flags map[string]string) (*configs.Config, error) {
 }
 
 // admin returns the admin operations on the configured store: directly, or
-// through the running server's socket when `serve` holds the store.
-func (a *app) admin() (admin.Admin, error) {
+// through the running server's socket when `serve` holds the store. It may
+// create a missing store (user add, key rotate).
+func (a *app) admin() (admin.Admin, error) { return a.adminFor(store.Create) }
+
+// adminFor is admin for a command that needs access of the store:
+// store.Read (list, show, inspect) and store.Write (change what exists)
+// never create a store, and a missing one is an error that says how to
+// make one; store.Read works on a read-only file.
+func (a *app) adminFor(access store.Access) (admin.Admin, error) {
 	cfg, err := a.config()
 	if err != nil {
 		return nil, err
 	}
-	return admin.Connect(cfg)
+	adm, err := admin.ConnectWith(cfg, access)
+	if errors.Is(err, store.ErrNoStore) {
+		db := ""
+		if cfg.Source("db") == configs.SourceFlag {
+			db = "--db " + shellQuote(cfg.DB) + " "
+		}
+		return nil, fmt.Errorf("%w; create one with `chatctl %suser add NAME --role admin` or `chatctl %sserve`", err, db, db)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := adm.(*admin.Service); ok && s.DB().Created() {
+		a.noteCreated(s.DB().Path())
+	}
+	return adm, nil
 }
 
-// withAdmin runs fn with an Admin and closes it afterwards.
+// noteCreated says once, on stderr, that a new store was made, so a
+// mistyped --db does not go unnoticed.
+func (a *app) noteCreated(path string) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	fmt.Fprintf(a.stderr, "created new store %s\n", path)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// withAdmin runs fn with an Admin that may create the store, and closes
+// it afterwards.
 func (a *app) withAdmin(fn func(admin.Admin) error) error {
-	adm, err := a.admin()
+	return a.withAdminFor(store.Create, fn)
+}
+
+// withAdminFor is withAdmin with the access the command needs.
+func (a *app) withAdminFor(access store.Access, fn func(admin.Admin) error) error {
+	adm, err := a.adminFor(access)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ closes WebSockets with 1001, flushes the store and exits 0.`,
 			}
 			logs := api.NewLogWriter(cmd.ErrOrStderr())
 			defer logs.Close()
-			return api.Serve(cmd.Context(), cfg, newLogger(logs, cfg), api.ServeOptions{Stdout: cmd.OutOrStdout()})
+			return api.Serve(cmd.Context(), cfg, newLogger(logs, cfg), api.ServeOptions{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default from config: 127.0.0.1:8000)")

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/store"
 )
 
 func (a *app) newTokenListCommand() *cobra.Command {
@@ -19,7 +20,7 @@ which client address, and when it expires.`,
 		Example: "  chatctl token list alice\n  chatctl token list alice -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Read, func(adm admin.Admin) error {
 				list, err := adm.Sessions(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -70,7 +71,7 @@ Chat connections opened with a revoked token are closed (4003).`,
 			case req.ID == "" && (req.User == "" || !req.All):
 				return errors.New("give a session id or jti, or --user NAME --all")
 			}
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Write, func(adm admin.Admin) error {
 				res, err := adm.Revoke(cmd.Context(), req)
 				if err != nil {
 					return err
@@ -109,7 +110,7 @@ when a server is running, the users and connections in it now.`,
 		Example: "  chatctl room list\n  chatctl room list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Read, func(adm admin.Admin) error {
 				rooms, err := adm.Rooms(cmd.Context())
 				if err != nil {
 					return err
@@ -140,7 +141,7 @@ frame (not_found) and are removed from it.`,
 		Example: "  chatctl room delete general",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Write, func(adm admin.Admin) error {
 				if err := adm.DeleteRoom(cmd.Context(), args[0]); err != nil {
 					return err
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/auth"
+	"github.com/chatctl/chatctl/store"
 )
 
 func (a *app) newTokenCommand() *cobra.Command {
@@ -42,7 +43,7 @@ expiry.`,
 			if cmd.Flags().Changed("ttl") && ttl <= 0 {
 				return fmt.Errorf("--ttl must be positive, got %s", ttl)
 			}
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Write, func(adm admin.Admin) error {
 				tok, err := adm.IssueToken(cmd.Context(), args[0], ttl)
 				if err != nil {
 					return err
@@ -103,7 +104,7 @@ it is "-" or missing; a leading "Bearer " is ignored.`,
 				}
 				in = admin.Inspection{Header: h, Claims: c}
 			} else {
-				err := a.withAdmin(func(adm admin.Admin) error {
+				err := a.withAdminFor(store.Read, func(adm admin.Admin) error {
 					var err error
 					in, err = adm.InspectToken(cmd.Context(), raw)
 					return err

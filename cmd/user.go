@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/auth"
+	"github.com/chatctl/chatctl/store"
 )
 
 func (a *app) newUserCommand() *cobra.Command {
@@ -104,7 +105,7 @@ func (a *app) newUserListCommand() *cobra.Command {
 		Example: "  chatctl user list\n  chatctl user list -o json | jq -r '.[].username'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Read, func(adm admin.Admin) error {
 				users, err := adm.Users(cmd.Context())
 				if err != nil {
 					return err
@@ -157,7 +158,7 @@ func (a *app) newUserShowCommand() *cobra.Command {
 		Example: "  chatctl user show alice\n  chatctl user show alice -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Read, func(adm admin.Admin) error {
 				u, err := adm.User(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -188,7 +189,7 @@ so they must sign in again.`,
 		Example: "  chatctl user passwd alice\n  printf '%s\\n' \"$NEW\" | chatctl user passwd alice --password-stdin",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Write, func(adm admin.Admin) error {
 				// Fail on an unknown user before asking for a password.
 				if _, err := adm.User(cmd.Context(), args[0]); err != nil {
 					return err
@@ -216,7 +217,7 @@ func (a *app) newUserRoleCommand() *cobra.Command {
 		Example: "  chatctl user role alice admin",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Write, func(adm admin.Admin) error {
 				u, err := adm.SetRole(cmd.Context(), args[0], args[1])
 				if err != nil {
 					return err
@@ -234,7 +235,7 @@ func (a *app) newUserStateCommand(verb, short string, disable bool) *cobra.Comma
 		Example: "  chatctl user " + verb + " alice",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Write, func(adm admin.Admin) error {
 				u, err := adm.SetDisabled(cmd.Context(), args[0], disable)
 				if err != nil {
 					return err
@@ -262,7 +263,7 @@ func (a *app) newUserRemoveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Write, func(adm admin.Admin) error {
 				if err := adm.RemoveUser(cmd.Context(), name); err != nil {
 					return err
 				}
@@ -289,7 +290,7 @@ server there is nothing to clear: the command says so and succeeds.`,
 		Example: "  chatctl user unlock alice\n  chatctl user unlock alice -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(func(adm admin.Admin) error {
+			return a.withAdminFor(store.Write, func(adm admin.Admin) error {
 				res, err := adm.UnlockUser(cmd.Context(), args[0])
 				if err != nil {
 					return err

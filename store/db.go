@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -58,7 +59,27 @@ type Options struct {
 	// disk) would: nothing is written and LastWriteErr reports it. Only
 	// for tests.
 	WriteFault func() error
+	// Access says whether Open may create the file and whether it needs
+	// to write; the zero value is Create.
+	Access Access
 }
+
+// Access is what a caller of Open needs of the file.
+type Access int
+
+const (
+	// Create opens the file read-write and creates it (and its folder)
+	// when it is missing: for the commands that set a store up.
+	Create Access = iota
+	// Write opens an existing file read-write: a missing file is
+	// ErrNoStore, a read-only one ErrReadOnly.
+	Write
+	// Read opens an existing file for reading: a missing file is
+	// ErrNoStore. A file that cannot be written (no write permission for
+	// its owner, or a read-only file system) is opened read-only, with a
+	// shared lock; writes to it then fail with ErrReadOnly.
+	Read
+)
 
 // DB is an open store.
 type DB struct {
@@ -66,6 +87,9 @@ type DB struct {
 	path  string
 	now   func() time.Time
 	users userCache
+
+	created  bool // Open created the file; set at Open, then read only
+	readOnly bool // opened read-only; set at Open, then read only
 
 	retention atomic.Pointer[Retention]
 
@@ -83,10 +107,11 @@ type DB struct {
 	denied     sync.Map // jti -> expiry of revoked access tokens
 }
 
-// Open opens or creates the store at path. It returns ErrLocked when
-// another process holds the file, ErrCorrupt when it is not a valid store,
-// and ErrNewerSchema for a file from a newer chatctl; every error names
-// the file.
+// Open opens or creates the store at path (see Options.Access). It
+// returns ErrLocked when another process holds the file, ErrCorrupt when it
+// is not a valid store, ErrNewerSchema for a file from a newer chatctl,
+// ErrNoStore for a missing file that may not be created and ErrReadOnly
+// for a read-only file that must be written; every error names the file.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
@@ -94,15 +119,33 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("store %s: create folder: %w", path, unwrapPath(err))
-		}
-	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+	fi, statErr := os.Stat(path)
+	if statErr == nil && fi.IsDir() {
 		return nil, fmt.Errorf("store %s: is a folder, not a file", path)
 	}
-	b, err := openBolt(path, opts)
+	missing := errors.Is(statErr, fs.ErrNotExist)
+	readOnly := false
+	switch {
+	case opts.Access != Create && missing:
+		return nil, fmt.Errorf("store %s: %w", absPath(path), ErrNoStore)
+	case opts.Access != Create && statErr != nil:
+		return nil, fmt.Errorf("store %s: %w", path, unwrapPath(statErr))
+	case statErr == nil:
+		if why := notWritable(path, fi); why != "" {
+			if opts.Access != Read {
+				return nil, fmt.Errorf("store %s: %w (%s); this command changes it", absPath(path), ErrReadOnly, why)
+			}
+			readOnly = true
+		}
+	}
+	if opts.Access == Create {
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("store %s: create folder: %w", path, unwrapPath(err))
+			}
+		}
+	}
+	b, err := openBolt(path, opts, readOnly)
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("store %s: %w (another chatctl holds it)", path, ErrLocked)
@@ -114,18 +157,50 @@ func Open(path string, opts Options) (*DB, error) {
 	case err != nil:
 		return nil, fmt.Errorf("store %s: %w", path, unwrapPath(err))
 	}
-	db := &DB{bolt: b, path: path, now: opts.Now, writeFault: opts.WriteFault}
-	if err := db.migrate(); err != nil {
+	db := &DB{bolt: b, path: path, now: opts.Now, writeFault: opts.WriteFault, created: missing, readOnly: readOnly}
+	if readOnly {
+		err = db.checkSchema()
+	} else {
+		err = db.migrate()
+	}
+	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	return db, nil
 }
 
+// notWritable says why the store file at path cannot be written, or ""
+// when it can. A file without write permission for its owner counts as
+// read-only even for root, who could write it anyway: the operator made it
+// so on purpose.
+func notWritable(path string, fi fs.FileInfo) string {
+	if fi.Mode().Perm()&0o200 == 0 {
+		return fmt.Sprintf("mode %04o", fi.Mode().Perm())
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) || isReadOnlyFS(err) {
+			return unwrapPath(err).Error()
+		}
+		return "" // bbolt's open will report it
+	}
+	f.Close()
+	return ""
+}
+
+// absPath returns p made absolute, or p when that fails.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
 // openBolt opens the file with bbolt after checking that it is sound:
 // bbolt meets a damaged file with panics (some in goroutines of its own,
 // where they cannot be recovered) or, for a truncated file, with SIGBUS.
-func openBolt(path string, opts Options) (*bolt.DB, error) {
+func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 	fi, err := os.Stat(path)
 	if err == nil && fi.Size() == 0 {
 		// bbolt would quietly make an empty file a new store, and so
@@ -145,7 +220,7 @@ func openBolt(path string, opts Options) (*bolt.DB, error) {
 	// NoFreelistSync: the free-page list is rebuilt at open by walking
 	// the pages rather than written on every commit, which makes each
 	// message commit cheaper (the trade etcd makes too).
-	return bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType, ReadOnly: readOnly})
 }
 
 // waitWritten stats path until it is no longer empty or timeout passed.
@@ -215,8 +290,19 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// migrate brings the file to SchemaVersion in one transaction.
+// migrate brings the file to SchemaVersion in one transaction. A file at
+// SchemaVersion already is only read: opening a store writes nothing.
 func (db *DB) migrate() error {
+	current := false
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			current = string(meta.Get(keySchema)) == strconv.Itoa(SchemaVersion)
+		}
+		return nil
+	})
+	if current {
+		return nil
+	}
 	return db.update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
@@ -239,6 +325,33 @@ func (db *DB) migrate() error {
 		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	})
 }
+
+// checkSchema is migrate for a read-only store: it can upgrade nothing,
+// so a file of another schema is refused.
+func (db *DB) checkSchema() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return fmt.Errorf("%w: no schema version (not a chatctl store)", ErrCorrupt)
+		}
+		version, err := strconv.Atoi(string(meta.Get(keySchema)))
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: bad schema version %q", ErrCorrupt, meta.Get(keySchema))
+		case version > SchemaVersion:
+			return fmt.Errorf("%w (schema %d, this binary knows %d)", ErrNewerSchema, version, SchemaVersion)
+		case version < SchemaVersion:
+			return fmt.Errorf("%w: schema %d needs an upgrade to %d, which a read-only file cannot take; run any chatctl command with write access once", ErrReadOnly, version, SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Created reports whether Open created the file.
+func (db *DB) Created() bool { return db.created }
+
+// ReadOnly reports whether the store was opened read-only.
+func (db *DB) ReadOnly() bool { return db.readOnly }
 
 // Path returns the file the store was opened from.
 func (db *DB) Path() string { return db.path }

@@ -21,6 +21,14 @@ var (
 	// tokens: rotate first, so that another key signs.
 	ErrKeyActive = errors.New("key is the active signing key")
 
+	// ErrNoStore is returned by Open, for an Access other than Create,
+	// when the file does not exist.
+	ErrNoStore = errors.New("does not exist")
+
+	// ErrReadOnly is returned by Open when a command that writes meets a
+	// read-only file, and by writes to a store opened read-only.
+	ErrReadOnly = errors.New("store is read-only")
+
 	// ErrNewerSchema is returned by Open when the file was written by a newer
 	// chatctl whose schema this binary does not know.
 	ErrNewerSchema = errors.New("store was written by a newer chatctl")

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
@@ -45,6 +46,9 @@ func (h *writeHealth) record(ticket uint64, err error) {
 // (a prune with nothing to prune), which rewrites only the meta page in
 // place and so succeeds on a full disk too.
 func (db *DB) update(fn func(tx *bolt.Tx) error) error {
+	if db.readOnly {
+		return fmt.Errorf("store %s: %w: this command changes it", absPath(db.path), ErrReadOnly)
+	}
 	var ticket uint64
 	var fnErr error
 	var t *bolt.Tx
