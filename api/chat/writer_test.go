@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// countingConn is a net.Conn that records each Write, like the server's
-// connection limiter's wrapper it hides the socket's writev.
+// countingConn is a net.Conn that records each Write. Like the server's
+// connection limiter's wrapper, it hides the socket's writev.
 type countingConn struct {
 	net.Conn
 	writes [][]byte
