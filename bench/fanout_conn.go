@@ -293,8 +293,10 @@ func (s *session) deliver(m *member, st *roundStats, text []byte, id int64, hasI
 		st.late.Add(1)
 		return
 	}
-	st.received[m.room].Add(1)
+	// Latency first: whoever sees the count (drain, judge) sees it
+	// recorded too.
 	st.hist.Record(m.idx, time.Duration(now-p.sent))
+	st.received[m.room].Add(1)
 }
 
 // parseRef reads the "round-room" ref a publisher puts on every send.
