@@ -97,8 +97,19 @@ type FanoutRound struct {
 	Errors          map[string]uint64 `json:"errors,omitempty"`
 	Closed          map[string]uint64 `json:"closed_by_server,omitempty"`
 	Latency         LatencySummary    `json:"latency"` // send → receipt
-	Held            bool              `json:"held"`
-	Reason          string            `json:"reason,omitempty"` // why it did not hold
+	// MembersFailed counts members that never connected or joined at
+	// setup; MembersClosed those whose connection ended (closed by the
+	// server, or failed) before the end of this round, the warm-up's and
+	// earlier rounds' included. Either fails the round: the members left
+	// would make a lighter load than the one asked for.
+	MembersFailed int    `json:"members_failed"`
+	MembersClosed uint64 `json:"members_closed"`
+	Held          bool   `json:"held"`
+	// Failures lists every reason the round did not hold; Reason joins
+	// them. A round that delivered nothing never holds, even when nothing
+	// was acked (so nothing was owed).
+	Failures []string `json:"failures,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
 }
 
 // RunFanout connects Members receivers over Rooms, Publishers of which also
@@ -121,7 +132,7 @@ func RunFanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	if o.Publishers, err = publishersFor(maxRate, o.Rooms, o.Members, o.SendLimit, o.Publishers, o.Raw); err != nil {
 		return nil, err
 	}
-	s := &session{o: o, endpoint: endpoint, setupFail: map[string]uint64{}}
+	s := &session{o: o, endpoint: endpoint, setupFail: map[string]uint64{}, goneWhy: map[string]uint64{}}
 	start := time.Now()
 	if err := s.setup(ctx); err != nil {
 		s.close()
@@ -267,6 +278,9 @@ func (r *FanoutResult) WriteText(w io.Writer) {
 	for _, rd := range r.Rounds {
 		writeCounts(w, fmt.Sprintf("errors r%d", rd.Round), rd.Errors)
 		writeCounts(w, fmt.Sprintf("closed r%d", rd.Round), rd.Closed)
+		if !rd.Held {
+			fmt.Fprintf(w, "  round %d failed: %s\n", rd.Round, rd.Reason)
+		}
 	}
 	if r.Step != nil {
 		fmt.Fprintf(w, "  highest rate that held (p99 ≤ %v, nothing lost): %.0f msg/s\n", r.Step.MaxP99, r.BestRate)

@@ -29,9 +29,11 @@ type session struct {
 	frames  atomic.Uint64              // every frame any reader received, for settle
 	closing atomic.Bool                // set once we close, so our closes are not counted
 	readers sync.WaitGroup
+	gone    atomic.Uint64 // members whose connection ended before we closed it
 
-	mu        sync.Mutex // guards setupFail, members, pubs during setup
+	mu        sync.Mutex // guards setupFail, goneWhy, and members, pubs during setup
 	setupFail map[string]uint64
+	goneWhy   map[string]uint64 // why the gone members' connections ended
 }
 
 // member is one connection, in exactly one room; the first few also
@@ -219,8 +221,13 @@ func (s *session) receive(m *member) {
 		_, buf, err := m.ws.next()
 		if err != nil {
 			if !s.closing.Load() {
+				cause := closeCause(err)
+				s.gone.Add(1)
+				s.mu.Lock()
+				s.goneWhy[cause]++
+				s.mu.Unlock()
 				st := s.cur.Load()
-				st.count(&st.closed, closeCause(err))
+				st.count(&st.closed, cause)
 			}
 			return
 		}
@@ -286,8 +293,10 @@ func (s *session) deliver(m *member, st *roundStats, text []byte, id int64, hasI
 		st.late.Add(1)
 		return
 	}
-	st.received[m.room].Add(1)
+	// Latency first: whoever sees the count (drain, judge) sees it
+	// recorded too.
 	st.hist.Record(m.idx, time.Duration(now-p.sent))
+	st.received[m.room].Add(1)
 }
 
 // parseRef reads the "round-room" ref a publisher puts on every send.

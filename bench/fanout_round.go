@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,8 +163,9 @@ func (s *session) drain(ctx context.Context, st *roundStats) {
 }
 
 // judge turns the round's counters into a FanoutRound and decides whether
-// it held: nothing lost, refused or reordered, the bench kept the pace,
-// and p99 within maxP99 when that is set.
+// it held: every member connected and still connected, something
+// delivered, nothing lost, unacked, refused or reordered, the bench kept
+// the pace, and p99 within maxP99 when that is set.
 func (s *session) judge(ctx context.Context, i int, st *roundStats, rate float64, elapsed time.Duration, maxP99 time.Duration) FanoutRound {
 	delivered, expected, acked := s.totals(st)
 	sent := st.sent.Load()
@@ -191,25 +194,57 @@ func (s *session) judge(ctx context.Context, i int, st *roundStats, rate float64
 	for _, v := range rd.Errors {
 		nerr += v
 	}
-	switch {
-	case ctx.Err() != nil:
-		rd.Reason = "interrupted"
-	case rd.Lost > 0:
-		rd.Reason = fmt.Sprintf("%d lost", rd.Lost)
-	case rd.Unacked > 0:
-		rd.Reason = fmt.Sprintf("%d unacked", rd.Unacked)
-	case nerr > 0:
-		rd.Reason = fmt.Sprintf("%d errors", nerr)
-	case len(rd.Closed) > 0:
-		rd.Reason = "connections closed by the server"
-	case rd.OutOfOrder+rd.Gaps > 0:
-		rd.Reason = fmt.Sprintf("%d out of order", rd.OutOfOrder+rd.Gaps)
-	case maxP99 > 0 && rd.Latency.P99 > maxP99:
-		rd.Reason = fmt.Sprintf("p99 %s > %s", fmtDur(rd.Latency.P99), fmtDur(maxP99))
-	case rd.SendRate < 0.9*rate:
-		rd.Reason = fmt.Sprintf("bench sent only %.0f msg/s", rd.SendRate)
-	default:
-		rd.Held = true
+	rd.MembersFailed = s.o.Members - len(s.members)
+	rd.MembersClosed = s.gone.Load()
+	s.mu.Lock()
+	setupFail, goneWhy := fmtCounts(s.setupFail), fmtCounts(s.goneWhy)
+	s.mu.Unlock()
+	var why []string
+	fail := func(format string, args ...any) { why = append(why, fmt.Sprintf(format, args...)) }
+	if ctx.Err() != nil {
+		// What follows would only describe the interruption.
+		rd.Failures, rd.Reason = []string{"interrupted"}, "interrupted"
+		return rd
 	}
+	if rd.MembersFailed > 0 {
+		fail("%d of %d members failed to connect (%s)", rd.MembersFailed, s.o.Members, setupFail)
+	}
+	if rd.MembersClosed > 0 {
+		fail("%d of %d members closed by the server (%s)", rd.MembersClosed, len(s.members), goneWhy)
+	}
+	switch {
+	case sent == 0:
+		fail("nothing sent")
+	case delivered == 0:
+		fail("nothing delivered (%d sent, %d acked)", sent, acked)
+	case rd.Lost > 0:
+		fail("%d lost (%d of %d delivered)", rd.Lost, delivered, expected)
+	}
+	if rd.Unacked > 0 {
+		fail("%d unacked", rd.Unacked)
+	}
+	if nerr > 0 {
+		fail("%d errors", nerr)
+	}
+	if rd.OutOfOrder+rd.Gaps > 0 {
+		fail("%d out of order", rd.OutOfOrder+rd.Gaps)
+	}
+	if maxP99 > 0 && rd.Latency.P99 > maxP99 {
+		fail("p99 %s > %s", fmtDur(rd.Latency.P99), fmtDur(maxP99))
+	}
+	if rd.SendRate < 0.9*rate {
+		fail("bench sent only %.0f msg/s", rd.SendRate)
+	}
+	rd.Held = len(why) == 0
+	rd.Failures, rd.Reason = why, strings.Join(why, "; ")
 	return rd
+}
+
+// fmtCounts formats m as "key=n, …", sorted by key.
+func fmtCounts(m map[string]uint64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -3,6 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +44,9 @@ func TestRunFanout(t *testing.T) {
 	}
 	if rd.Lost+rd.OutOfOrder+rd.Gaps+rd.Unacked != 0 || rd.Latency.Count != rd.Delivered || rd.Latency.P99 <= 0 {
 		t.Fatalf("bad accounting: %+v", rd)
+	}
+	if rd.MembersFailed != 0 || rd.MembersClosed != 0 || len(rd.Failures) != 0 || rd.Reason != "" {
+		t.Fatalf("a round that held has failures: %+v", rd)
 	}
 	r.WriteText(&out)
 	if !strings.Contains(out.String(), "held") || !strings.Contains(progress.String(), "delivered") {
@@ -184,5 +190,99 @@ func TestRunFanoutInterrupted(t *testing.T) {
 	}
 	if !r.Interrupted || len(r.Rounds) != 1 || r.Rounds[0].Reason != "interrupted" || r.Rounds[0].Elapsed > 30*time.Second {
 		t.Fatalf("want one interrupted round, got %+v", r)
+	}
+}
+
+// Ensure a round in which the server closed members (4008, as a server
+// that cannot keep up does) fails, names the closes, and says so in JSON.
+func TestRunFanoutMembersClosed(t *testing.T) {
+	s := newFakeServer(t, 1)
+	s.evict = true // the first send closes everyone but its sender
+	r, err := RunFanout(context.Background(), FanoutOptions{Target: Target{URL: s.URL}, Creds: s.creds(),
+		Members: 6, Rate: 10, Duration: 300 * time.Millisecond, Drain: time.Second, ConnectRate: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := r.Rounds[0]
+	if rd.Held || rd.MembersClosed == 0 || rd.Closed["close_4008"] == 0 || r.BestRate != 0 {
+		t.Fatalf("closed members not a failure: %+v", rd)
+	}
+	if !strings.Contains(rd.Reason, "members closed by the server (close_4008=") || rd.Lost == 0 ||
+		!slices.ContainsFunc(rd.Failures, func(f string) bool { return strings.HasPrefix(f, fmt.Sprintf("%d lost", rd.Lost)) }) {
+		t.Fatalf("reason %q, failures %q", rd.Reason, rd.Failures)
+	}
+	b, err := json.Marshal(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js struct {
+		Held          bool     `json:"held"`
+		MembersClosed uint64   `json:"members_closed"`
+		Failures      []string `json:"failures"`
+	}
+	if err := json.Unmarshal(b, &js); err != nil || js.Held || js.MembersClosed != rd.MembersClosed || len(js.Failures) == 0 {
+		t.Fatalf("JSON %s", b)
+	}
+	var out bytes.Buffer
+	r.WriteText(&out)
+	if !strings.Contains(out.String(), "round 0 failed: ") || !strings.Contains(out.String(), "closed by the server") {
+		t.Fatalf("text report %q", out.String())
+	}
+}
+
+// Ensure members the server closed during the warm-up fail the next
+// round, although none of the closes happened in it.
+func TestRunFanoutClosedInWarmup(t *testing.T) {
+	s := newFakeServer(t, 1)
+	s.evict = true
+	r, err := RunFanout(context.Background(), FanoutOptions{Target: Target{URL: s.URL}, Creds: s.creds(),
+		Members: 4, Rate: 10, Warmup: 300 * time.Millisecond, Duration: 300 * time.Millisecond,
+		Drain: time.Second, ConnectRate: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := r.Rounds[0]
+	if rd.Held || rd.MembersClosed != 3 || !strings.Contains(rd.Reason, "3 of 4 members closed by the server") {
+		t.Fatalf("warm-up closes not charged to the round: %+v", rd)
+	}
+}
+
+// Ensure a round in which the server accepted sends but neither acked nor
+// delivered any fails as "nothing delivered", although nothing counts as
+// lost (nothing acked means nothing owed): the case of a server so far
+// behind that the bench read only earlier rounds' messages.
+func TestRunFanoutNothingDelivered(t *testing.T) {
+	s := newFakeServer(t, 1)
+	s.mute = true
+	r, err := RunFanout(context.Background(), FanoutOptions{Target: Target{URL: s.URL}, Creds: s.creds(),
+		Members: 4, Rate: 20, Duration: 300 * time.Millisecond, Drain: 200 * time.Millisecond, ConnectRate: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := r.Rounds[0]
+	if rd.Held || rd.Sent == 0 || rd.Delivered != 0 || rd.Lost != 0 || rd.Latency.P99 != 0 {
+		t.Fatalf("want a failed round with nothing delivered and nothing counted lost: %+v", rd)
+	}
+	if !slices.Contains(rd.Failures, fmt.Sprintf("nothing delivered (%d sent, 0 acked)", rd.Sent)) ||
+		!slices.Contains(rd.Failures, fmt.Sprintf("%d unacked", rd.Sent)) {
+		t.Fatalf("failures %q", rd.Failures)
+	}
+}
+
+// Ensure members that could not connect fail every round: the rest would
+// carry a lighter load than the one asked for.
+func TestRunFanoutMembersFailed(t *testing.T) {
+	s := newFakeServer(t, 2)
+	s.perUser = 1 // the bench is told 2: every user's second connection gets 4029
+	r, err := RunFanout(context.Background(), FanoutOptions{Target: Target{URL: s.URL}, Creds: s.creds(),
+		Members: 4, MaxConnsPerUser: 2, Rate: 10, Duration: 300 * time.Millisecond, ConnectRate: 5000,
+		SkipPreflight: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := r.Rounds[0]
+	if rd.Held || rd.MembersFailed != 2 || rd.Lost != 0 || rd.Delivered == 0 ||
+		!strings.Contains(rd.Reason, "2 of 4 members failed to connect (join_close_4029=2)") {
+		t.Fatalf("setup failures not a failure: %+v", rd)
 	}
 }

@@ -32,6 +32,8 @@ type fakeServer struct {
 	joins int                  // join requests, over all connections
 	hold  bool                 // broadcasts wait in held until release
 	held  []heldMessage
+	mute  bool // sends are swallowed: neither acked nor delivered
+	evict bool // a send closes every other member of its room with 4008, as for slow consumers
 }
 
 // heldMessage is a broadcast the fake holds back (see release).
@@ -166,6 +168,10 @@ func (s *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	c := &fakeConn{ws: ws, send: make(chan []byte, 256), user: user}
 	go func() {
 		for m := range c.send {
+			if m == nil { // see evict
+				ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4008, "too slow"), time.Now().Add(time.Second))
+				break
+			}
 			ws.WriteMessage(websocket.TextMessage, m)
 		}
 		ws.Close()
@@ -210,6 +216,12 @@ func (s *fakeServer) readPump(c *fakeConn) {
 			c.reply(map[string]any{"type": "joined", "room": in.Room, "members": []string{c.user}, "messages": []any{}})
 			s.mu.Unlock()
 		case "send":
+			s.mu.Lock()
+			mute := s.mute
+			s.mu.Unlock()
+			if mute {
+				continue
+			}
 			if !lim.Allow() {
 				c.reply(map[string]any{"type": "error", "code": "rate_limited", "ref": in.Ref})
 				continue
@@ -224,6 +236,14 @@ func (s *fakeServer) readPump(c *fakeConn) {
 			rm.lastID++
 			msg, _ := json.Marshal(map[string]any{"type": "message", "room": in.Room, "id": rm.lastID,
 				"from": c.user, "text": in.Text, "ts": time.Now().UTC().Format(time.RFC3339)})
+			if s.evict {
+				for m := range rm.members {
+					if m != c {
+						m.trySend(nil) // the writer closes with 4008
+						delete(rm.members, m)
+					}
+				}
+			}
 			if s.hold {
 				s.held = append(s.held, heldMessage{rm, msg})
 			} else {

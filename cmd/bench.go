@@ -263,8 +263,11 @@ func (a *app) newBenchFanoutCommand(f *benchFlags) *cobra.Command {
 second in total for --duration from --publishers of them (as in any chat, the
 senders are members and receive the room's messages too): delivered
 messages/s, end-to-end latency percentiles, and lost and out-of-order
-messages (from the per-room ids). With --step the rate rises by that much
-per round until p99 exceeds --max-p99 or a message is lost; the highest
+messages (from the per-room ids). A round fails (held: false, every reason
+in "failures") when a message is lost, unacked, refused or out of order,
+when members failed to connect or were closed by the server (in the
+warm-up too), or when nothing was delivered. With --step the rate rises by
+that much per round until one fails or p99 exceeds --max-p99; the highest
 rate that held is reported. --raw speaks the gorilla/websocket chat
 example's protocol, to compare both in one run.`,
 		Example: `  chatctl bench fanout --members 1000 --rate 140 -d 10s
