@@ -58,6 +58,10 @@ type Admin interface {
 	// key): its tokens are refused and their chat connections closed. The
 	// active key is refused with ErrKeyActive: rotate first.
 	RetireKey(ctx context.Context, kid string) (KeyInfo, error)
+	// Audit lists audit-log entries (admin actions and auth events)
+	// selected by q, oldest first; with a Limit, the newest Limit of them.
+	// Listing is not itself recorded.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	// Close releases what the implementation holds (the store or a
 	// connection).
 	Close() error

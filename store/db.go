@@ -81,6 +81,8 @@ type DB struct {
 
 	deniedOnce sync.Once
 	denied     sync.Map // jti -> expiry of revoked access tokens
+
+	audit auditQueue // RecordAudit's queue and writer (see audit.go)
 }
 
 // Open opens or creates the store at path. It returns ErrLocked when
@@ -247,6 +249,7 @@ func (db *DB) Path() string { return db.path }
 func (db *DB) Close() error {
 	db.appendOnce.Do(func() {}) // no committer may start from now on
 	db.stopCommitter()
+	db.stopAuditWriter()
 	return db.bolt.Close()
 }
 
