@@ -186,14 +186,14 @@ func (s *Service) Audit(_ context.Context, q AuditQuery) ([]AuditEntry, error) {
 func ParseSince(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			return time.Time{}, fmt.Errorf("%w: since %q: want a positive duration", ErrBadRequest, s)
+			return time.Time{}, fmt.Errorf("%q: want a positive duration", s)
 		}
 		return now.Add(-d), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("%w: since %q: want a duration such as 1h or a time such as 2026-01-02T15:04:05Z", ErrBadRequest, auditText(s, 64))
+	return time.Time{}, fmt.Errorf("%q: want a duration such as 1h or a time such as 2026-01-02T15:04:05Z", auditText(s, 64))
 }
 
 // loginReason tells why a login failed, for the audit log only (the

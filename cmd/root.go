@@ -122,6 +122,7 @@ is running.`,
 		a.newServeCommand(),
 		a.newRoomCommand(),
 		a.newBenchCommand(),
+		a.newAuditCommand(),
 	)
 	// A command that only groups others would print its help and exit 0
 	// on a mistyped subcommand; make that an error as SPEC §4 wants.
