@@ -307,7 +307,7 @@ func ParseAuditParams(v url.Values) (AuditQuery, error) {
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil {
+		if err != nil || n < 1 || n > MaxAuditLimit {
 			return q, fmt.Errorf("%w: limit: want a number from 1 to %d", ErrBadRequest, MaxAuditLimit)
 		}
 		q.Limit = n
