@@ -41,10 +41,12 @@ const (
 	auditQueueLen = 4096
 	// auditBatch is the most entries the writer commits in one transaction.
 	auditBatch = 512
-	// auditPruneBatch is the most entries PruneAudit deletes in one
-	// transaction, so that message commits never wait long behind it.
-	auditPruneBatch = 5000
 )
+
+// auditPruneBatch is the most entries PruneAudit deletes in one
+// transaction, so that message commits never wait long behind it. A
+// variable only so that tests can make batches small.
+var auditPruneBatch = 5000
 
 // Outcomes of an AuditEntry.
 const (
@@ -104,9 +106,16 @@ type auditQueue struct {
 	once    sync.Once
 	mu      sync.RWMutex // guards closed against sends on ch
 	closed  bool
-	ch      chan AuditEntry // set once by start, then read only
+	ch      chan auditItem // set once by start, then read only
 	done    chan struct{}   // closed when the writer has committed its last batch
 	dropped atomic.Uint64   // entries not recorded: queue full, closed, or a failed write
+}
+
+// auditItem is what the queue carries: an entry, or (flushed set) a
+// request to commit everything queued before it and then close flushed.
+type auditItem struct {
+	e       AuditEntry
+	flushed chan struct{}
 }
 
 // auditKey is the key of an entry written at t with sequence seq.
@@ -136,7 +145,7 @@ func (db *DB) AppendAudit(entries ...AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	now := db.now().UTC()
+	var now time.Time // read only when needed: RecordAudit's entries have a time
 	err := db.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketAudit)
 		if err != nil {
@@ -144,6 +153,9 @@ func (db *DB) AppendAudit(entries ...AuditEntry) error {
 		}
 		for _, e := range entries {
 			if e.Time.IsZero() {
+				if now.IsZero() {
+					now = db.now()
+				}
 				e.Time = now
 			}
 			e.Time = e.Time.UTC()
@@ -179,10 +191,26 @@ func (db *DB) RecordAudit(e AuditEntry) {
 		return
 	}
 	select {
-	case q.ch <- e:
+	case q.ch <- auditItem{e: e}:
 	default:
 		q.dropped.Add(1)
 	}
+}
+
+// FlushAudit returns once every entry RecordAudit queued before the call
+// is committed (or dropped).
+func (db *DB) FlushAudit() {
+	q := &db.audit
+	q.once.Do(db.startAuditWriter)
+	q.mu.RLock()
+	if q.closed {
+		q.mu.RUnlock()
+		return // stopAuditWriter flushed
+	}
+	done := make(chan struct{})
+	q.ch <- auditItem{flushed: done} // the writer drains, so this never blocks for long
+	q.mu.RUnlock()
+	<-done
 }
 
 // AuditDropped returns how many entries were not recorded since Open: the
@@ -192,26 +220,34 @@ func (db *DB) AuditDropped() uint64 { return db.audit.dropped.Load() }
 // startAuditWriter starts the goroutine that commits queued entries.
 func (db *DB) startAuditWriter() {
 	q := &db.audit
-	q.ch = make(chan AuditEntry, auditQueueLen)
+	q.ch = make(chan auditItem, auditQueueLen)
 	q.done = make(chan struct{})
 	go func() {
 		defer close(q.done)
 		batch := make([]AuditEntry, 0, auditBatch)
-		for e := range q.ch {
-			batch = append(batch[:0], e)
-		fill:
-			for len(batch) < auditBatch {
+		var flushed []chan struct{}
+		for it := range q.ch {
+			batch, flushed = batch[:0], flushed[:0]
+			// Take what else is queued, up to a batch, without waiting.
+			for ok := true; ok; {
+				if it.flushed != nil {
+					flushed = append(flushed, it.flushed)
+				} else {
+					batch = append(batch, it.e)
+				}
+				if len(batch) >= auditBatch {
+					break
+				}
 				select {
-				case e, ok := <-q.ch:
-					if !ok {
-						break fill
-					}
-					batch = append(batch, e)
+				case it, ok = <-q.ch:
 				default:
-					break fill
+					ok = false
 				}
 			}
 			db.AppendAudit(batch...) // a failure is counted as dropped
+			for _, f := range flushed {
+				close(f)
+			}
 		}
 	}()
 }
@@ -319,9 +355,15 @@ func (db *DB) pruneAuditBatch(del func(k []byte, i int) bool) (int, error) {
 		if b == nil {
 			return nil
 		}
+		// Collect first, then delete: a cursor re-seeking the first key
+		// after each delete would walk the emptied leaves again and again.
+		var keys [][]byte
 		c := b.Cursor()
-		for k, _ := c.First(); k != nil && n < auditPruneBatch && del(k, n); k, _ = c.First() {
-			if err := c.Delete(); err != nil {
+		for k, _ := c.First(); k != nil && len(keys) < auditPruneBatch && del(k, len(keys)); k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
 				return err
 			}
 			n++

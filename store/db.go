@@ -257,8 +257,12 @@ func (db *DB) Close() error {
 // own buckets in the same file.
 func (db *DB) Bolt() *bolt.DB { return db.bolt }
 
-// Check runs bbolt's consistency check and returns the first problem.
+// Check runs bbolt's consistency check and returns the first problem. It
+// must not run while something writes (bbolt's check reads the free-page
+// list writers change), so it first commits the audit entries still
+// queued.
 func (db *DB) Check() error {
+	db.FlushAudit()
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		var first error
 		for err := range tx.Check() { // drain, so Check's goroutine ends
