@@ -107,8 +107,8 @@ type auditQueue struct {
 	mu      sync.RWMutex // guards closed against sends on ch
 	closed  bool
 	ch      chan auditItem // set once by start, then read only
-	done    chan struct{}   // closed when the writer has committed its last batch
-	dropped atomic.Uint64   // entries not recorded: queue full, closed, or a failed write
+	done    chan struct{}  // closed when the writer has committed its last batch
+	dropped atomic.Uint64  // entries not recorded: queue full, closed, or a failed write
 }
 
 // auditItem is what the queue carries: an entry, or (flushed set) a
