@@ -281,6 +281,13 @@ func (db *DB) Audit(q AuditQuery) ([]AuditEntry, error) {
 			user = enc
 		}
 	}
+	var exact, group []byte // `"action":"A"` and `"action":"A.` as stored
+	if q.Action != "" {
+		if enc, err := json.Marshal(q.Action); err == nil {
+			exact = append([]byte(`"action":`), enc...)
+			group = append(exact[:len(exact)-1:len(exact)-1], '.')
+		}
+	}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		if b == nil {
@@ -291,8 +298,13 @@ func (db *DB) Audit(q AuditQuery) ([]AuditEntry, error) {
 			if !q.Since.IsZero() && auditKeyTime(k).Before(q.Since) {
 				break
 			}
+			// Skip decoding what cannot match (most entries, for a rare
+			// user or action): a cheap byte search on the stored JSON.
 			if user != nil && !bytes.Contains(bytes.ToLower(v), user) {
-				continue // cannot match: skip decoding it
+				continue
+			}
+			if exact != nil && !bytes.Contains(v, exact) && !bytes.Contains(v, group) {
+				continue
 			}
 			var e AuditEntry
 			if err := json.Unmarshal(v, &e); err != nil {
