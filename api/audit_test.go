@@ -328,8 +328,8 @@ func TestAuditSocketUnknownPeer(t *testing.T) {
 }
 
 // Ensure logins (ok; failed for an unknown user, a wrong password, a
-// disabled user, an invalid name), sign-ups and a reused refresh token
-// are recorded once each, from the client's address, with the reason of a
+// disabled user, an invalid name), sign-ups, users an admin creates with
+// POST /users and a reused refresh token are recorded once each, from the client's address, with the reason of a
 // failure; the password and the tokens never reach the store.
 func TestAuditAuthEvents(t *testing.T) {
 	e := newEnv(t, func(c *configs.Config) { c.Signup = true; c.TrustedProxies = []string{"127.0.0.1/32"} })
@@ -338,6 +338,7 @@ func TestAuditAuthEvents(t *testing.T) {
 	if _, err := e.svc.SetDisabled(bg, "dora", true); err != nil {
 		t.Fatal(err)
 	}
+	me := admin.OSUser(uint32(os.Geteuid()), true)
 	const wrong = "wrong password 4711"
 	long := strings.Repeat("X", 5000) + "\x01"
 	seq := lastSeq(t, e.db)
@@ -363,6 +364,10 @@ func TestAuditAuthEvents(t *testing.T) {
 	if r := e.request(http.MethodPost, "/users", map[string]string{"X-Forwarded-For": "203.0.113.12"}, map[string]any{"username": "erin", "password": wrong}); r.status != http.StatusCreated {
 		t.Fatalf("sign-up: %d %s", r.status, r.body)
 	}
+	e.addUser("root", "admin")
+	if r := e.request(http.MethodPost, "/users", with(bearerHeader(e.issue("root")), "X-Forwarded-For", "203.0.113.13"), map[string]any{"username": "fred", "password": wrong, "role": "admin"}); r.status != http.StatusCreated {
+		t.Fatalf("admin creates: %d %s", r.status, r.body)
+	}
 
 	want := []store.AuditEntry{
 		{Action: admin.ActionLoginOK, Actor: "alice", From: "127.0.0.1", Outcome: "ok"},
@@ -372,6 +377,9 @@ func TestAuditAuthEvents(t *testing.T) {
 		{Action: admin.ActionLoginFailed, Actor: `"` + strings.Repeat("X", 64) + `…"`, From: "203.0.113.9", Outcome: "failed", Detail: "invalid username"},
 		{Action: admin.ActionRefreshReuse, Actor: "alice", From: "203.0.113.11", Outcome: "failed"},
 		{Action: admin.ActionUserSignup, Actor: "erin", From: "203.0.113.12", Target: "erin", Outcome: "ok", Detail: "role user"},
+		{Action: admin.ActionUserAdd, Actor: me, From: admin.FromLocal, Target: "root", Outcome: "ok", Detail: "role admin"},
+		{Action: admin.ActionTokenIssue, Actor: me, From: admin.FromLocal, Target: "root", Outcome: "ok"},
+		{Action: admin.ActionUserAdd, Actor: "root", From: "203.0.113.13", Target: "fred", Outcome: "ok", Detail: "role admin"},
 	}
 	var got []store.AuditEntry
 	// Logins are recorded asynchronously: wait for the writer.
