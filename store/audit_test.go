@@ -154,8 +154,8 @@ func TestRecordAuditDrops(t *testing.T) {
 	stuck, release := make(chan struct{}), make(chan struct{})
 	go db.Bolt().Update(func(*bolt.Tx) error { close(stuck); <-release; return nil })
 	<-stuck
-	// The first entry starts the writer, which takes it and waits for
-	// the write lock: then the queue is empty and holds auditQueueLen.
+	// The first entry starts the writer, which takes it (and, until it
+	// reaches the write lock, maybe up to a batch more) and then waits.
 	db.RecordAudit(entry("login.ok", "first", ""))
 	deadline := time.Now().Add(5 * time.Second)
 	for len(db.audit.ch) > 0 {
