@@ -64,6 +64,10 @@ type Admin interface {
 	// returns its length in bytes. A remote copy that arrives short is an
 	// error.
 	Backup(ctx context.Context, w io.Writer) (int64, error)
+	// Audit lists audit-log entries (admin actions and auth events)
+	// selected by q, oldest first; with a Limit, the newest Limit of them.
+	// Listing is not itself recorded.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	// Close releases what the implementation holds (the store or a
 	// connection).
 	Close() error

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -318,6 +319,54 @@ func (r *Remote) Backup(ctx context.Context, w io.Writer) (int64, error) {
 		return n, fmt.Errorf("backup: copy broke off after %d of %d bytes", n, resp.ContentLength)
 	}
 	return n, nil
+}
+
+// Audit implements Admin: GET /admin/audit with q as query parameters.
+func (r *Remote) Audit(ctx context.Context, q AuditQuery) (out []AuditEntry, err error) {
+	return out, r.call(ctx, http.MethodGet, "/admin/audit?"+AuditParams(q).Encode(), nil, &out)
+}
+
+// AuditParams is q in the query parameters of GET /admin/audit: since
+// (RFC 3339), user, action, limit.
+func AuditParams(q AuditQuery) url.Values {
+	v := url.Values{}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.User != "" {
+		v.Set("user", q.User)
+	}
+	if q.Action != "" {
+		v.Set("action", q.Action)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	return v
+}
+
+// ParseAuditParams reads the query parameters of GET /admin/audit; a bad
+// value is ErrBadRequest naming the parameter.
+func ParseAuditParams(v url.Values) (AuditQuery, error) {
+	q := AuditQuery{User: v.Get("user"), Action: v.Get("action")}
+	if s := v.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return q, fmt.Errorf("%w: since: want an RFC 3339 time such as 2026-01-02T15:04:05Z", ErrBadRequest)
+		}
+		q.Since = t
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxAuditLimit {
+			return q, fmt.Errorf("%w: limit: want a number from 1 to %d", ErrBadRequest, MaxAuditLimit)
+		}
+		q.Limit = n
+	}
+	if len(q.User) > 256 || len(q.Action) > 64 {
+		return q, fmt.Errorf("%w: user or action too long", ErrBadRequest)
+	}
+	return q, nil
 }
 
 // Request bodies of the /admin API.

@@ -42,7 +42,8 @@ func (s *Service) revoked(r Revocation) {
 const maxKidLen = 64
 
 // RetireKey implements Admin.
-func (s *Service) RetireKey(_ context.Context, kid string) (KeyInfo, error) {
+func (s *Service) RetireKey(ctx context.Context, kid string) (k KeyInfo, err error) {
+	defer func() { s.record(ctx, ActionKeyRetire, auditText(kid, maxKidLen), err, "") }()
 	switch {
 	case kid == "":
 		return KeyInfo{}, fmt.Errorf("%w: give the kid of the key to retire (see key list)", ErrBadRequest)
@@ -50,7 +51,7 @@ func (s *Service) RetireKey(_ context.Context, kid string) (KeyInfo, error) {
 		// Kids are short; a long one is not echoed back.
 		return KeyInfo{}, fmt.Errorf("key: %w", store.ErrNotFound)
 	}
-	k, err := s.keys.retire(kid)
+	k, err = s.keys.retire(kid)
 	if err != nil {
 		return KeyInfo{}, err
 	}

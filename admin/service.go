@@ -84,8 +84,12 @@ func New(db *store.DB, cfg *configs.Config, now func() time.Time) (*Service, err
 func (s *Service) Close() error { return s.db.Close() }
 
 // Backup implements Admin.
-func (s *Service) Backup(_ context.Context, w io.Writer) (int64, error) {
-	return s.db.WriteTo(w, nil)
+func (s *Service) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	n, err := s.db.WriteTo(w, nil)
+	if !s.db.ReadOnly() { // a read-only store cannot keep the entry
+		s.record(ctx, ActionStoreBackup, "", err, fmt.Sprintf("%d bytes", n))
+	}
+	return n, err
 }
 
 // DB returns the store, for the server's own buckets.
@@ -111,7 +115,23 @@ func info(u store.User) UserInfo {
 }
 
 // AddUser implements Admin.
-func (s *Service) AddUser(_ context.Context, req AddUserRequest) (AddUserResult, error) {
+func (s *Service) AddUser(ctx context.Context, req AddUserRequest) (AddUserResult, error) {
+	res, err := s.addUser(req)
+	detail := ""
+	switch {
+	case err != nil:
+	case !res.Created:
+		detail = "already exists; unchanged"
+	case req.Hash != "":
+		detail = "role " + res.User.Role + ", imported hash"
+	default:
+		detail = "role " + res.User.Role
+	}
+	s.record(ctx, ActionUserAdd, auditName(req.Name), err, detail)
+	return res, err
+}
+
+func (s *Service) addUser(req AddUserRequest) (AddUserResult, error) {
 	name, err := auth.NormalizeName(req.Name)
 	if err != nil {
 		return AddUserResult{}, err
@@ -187,12 +207,13 @@ func (s *Service) update(name string, c store.Change) (UserInfo, error) {
 }
 
 // SetPassword implements Admin.
-func (s *Service) SetPassword(_ context.Context, name, password string) (UserInfo, error) {
+func (s *Service) SetPassword(ctx context.Context, name, password string) (u UserInfo, err error) {
+	defer func() { s.record(ctx, ActionUserPasswd, auditName(name), err, "tokens revoked") }()
 	hash, err := auth.HashPassword(password, s.cfg.Password.MinLength, s.cfg.Password.BcryptCost)
 	if err != nil {
 		return UserInfo{}, err
 	}
-	u, err := s.update(name, store.Change{Hash: &hash, RevokeTokens: true})
+	u, err = s.update(name, store.Change{Hash: &hash, RevokeTokens: true})
 	if err == nil {
 		s.revoked(Revocation{User: u.Username})
 	}
@@ -200,7 +221,8 @@ func (s *Service) SetPassword(_ context.Context, name, password string) (UserInf
 }
 
 // SetRole implements Admin.
-func (s *Service) SetRole(_ context.Context, name, role string) (UserInfo, error) {
+func (s *Service) SetRole(ctx context.Context, name, role string) (u UserInfo, err error) {
+	defer func() { s.record(ctx, ActionUserRole, auditName(name), err, "role "+auditText(role, 16)) }()
 	if err := auth.ValidateRole(role); err != nil {
 		return UserInfo{}, err
 	}
@@ -209,16 +231,22 @@ func (s *Service) SetRole(_ context.Context, name, role string) (UserInfo, error
 
 // SetDisabled implements Admin. Disabling revokes every token; enabling
 // does not bring old tokens back.
-func (s *Service) SetDisabled(_ context.Context, name string, disabled bool) (UserInfo, error) {
+func (s *Service) SetDisabled(ctx context.Context, name string, disabled bool) (UserInfo, error) {
 	u, err := s.update(name, store.Change{Disabled: &disabled, RevokeTokens: disabled})
 	if err == nil && disabled {
 		s.revoked(Revocation{User: u.Username})
+	}
+	if disabled {
+		s.record(ctx, ActionUserDisable, auditName(name), err, "tokens revoked")
+	} else {
+		s.record(ctx, ActionUserEnable, auditName(name), err, "")
 	}
 	return u, err
 }
 
 // RemoveUser implements Admin.
-func (s *Service) RemoveUser(_ context.Context, name string) error {
+func (s *Service) RemoveUser(ctx context.Context, name string) (err error) {
+	defer func() { s.record(ctx, ActionUserRemove, auditName(name), err, "") }()
 	n, err := auth.NormalizeName(name)
 	if err != nil {
 		return err
@@ -230,8 +258,16 @@ func (s *Service) RemoveUser(_ context.Context, name string) error {
 	return nil
 }
 
-// IssueToken implements Admin.
-func (s *Service) IssueToken(_ context.Context, name string, ttl time.Duration) (IssuedToken, error) {
+// IssueToken implements Admin. The log gets the token's jti and expiry,
+// never the token.
+func (s *Service) IssueToken(ctx context.Context, name string, ttl time.Duration) (t IssuedToken, err error) {
+	defer func() {
+		detail := ""
+		if err == nil {
+			detail = "jti " + t.JTI + ", expires " + t.ExpiresAt.Format(time.RFC3339)
+		}
+		s.record(ctx, ActionTokenIssue, auditName(name), err, detail)
+	}()
 	n, err := auth.NormalizeName(name)
 	if err != nil {
 		return IssuedToken{}, err
@@ -301,7 +337,11 @@ func (s *Service) InspectToken(_ context.Context, token string) (Inspection, err
 func (s *Service) Keys(context.Context) ([]KeyInfo, error) { return s.keys.infos() }
 
 // RotateKey implements Admin.
-func (s *Service) RotateKey(context.Context) (KeyInfo, error) { return s.keys.rotate() }
+func (s *Service) RotateKey(ctx context.Context) (KeyInfo, error) {
+	k, err := s.keys.rotate()
+	s.record(ctx, ActionKeyRotate, k.Kid, err, "")
+	return k, err
+}
 
 // The states of a signing key, in KeyInfo.State.
 const (
@@ -326,14 +366,20 @@ func (s *Service) Authenticate(_ context.Context, name, password string) (store.
 	}
 	if errors.Is(err, store.ErrNotFound) || nameErr != nil {
 		auth.DummyCheck(password, s.cfg.Password.BcryptCost)
-		return store.User{}, ErrInvalidCredentials
+		if nameErr != nil {
+			return store.User{}, errLogin{reasonBadName}
+		}
+		return store.User{}, errLogin{reasonUnknown}
 	}
 	if err != nil {
 		return store.User{}, err
 	}
 	rehash, err := auth.CheckPassword(u.Hash, password, s.cfg.Password.BcryptCost)
-	if err != nil || u.Disabled {
-		return store.User{}, ErrInvalidCredentials
+	if err != nil {
+		return store.User{}, errLogin{reasonPassword}
+	}
+	if u.Disabled {
+		return store.User{}, errLogin{reasonDisabled}
 	}
 	if rehash {
 		if h, err := auth.HashPassword(password, 0, s.cfg.Password.BcryptCost); err == nil {
@@ -349,7 +395,21 @@ func (s *Service) Authenticate(_ context.Context, name, password string) (store.
 // UnlockUser implements Admin for a store without a server: the user must
 // exist, and there is nothing to clear, as failed-login counters live in
 // a running server's memory only (Live false).
-func (s *Service) UnlockUser(_ context.Context, name string) (UnlockResult, error) {
+func (s *Service) UnlockUser(ctx context.Context, name string) (UnlockResult, error) {
+	return s.UnlockUserWith(ctx, name, nil)
+}
+
+// UnlockUserWith is UnlockUser for a running server: clear clears the
+// failed-login counters of the (normalised) name and returns how many
+// went. A nil clear means no server runs.
+func (s *Service) UnlockUserWith(ctx context.Context, name string, clear func(name string) int) (res UnlockResult, err error) {
+	defer func() {
+		detail := "no server running: nothing to clear"
+		if res.Live {
+			detail = fmt.Sprintf("cleared %d counters", res.Cleared)
+		}
+		s.record(ctx, ActionUserUnlock, auditName(name), err, detail)
+	}()
 	n, err := auth.NormalizeName(name)
 	if err != nil {
 		return UnlockResult{}, err
@@ -358,7 +418,11 @@ func (s *Service) UnlockUser(_ context.Context, name string) (UnlockResult, erro
 	if err != nil {
 		return UnlockResult{}, err
 	}
-	return UnlockResult{Username: u.Name}, nil
+	res = UnlockResult{Username: u.Name}
+	if clear != nil {
+		res.Live, res.Cleared = true, clear(u.Name)
+	}
+	return res, nil
 }
 
 // Rooms implements Admin. Without a running server nobody is online.
@@ -372,4 +436,8 @@ func (s *Service) Rooms(context.Context) ([]RoomInfo, error) {
 }
 
 // DeleteRoom implements Admin.
-func (s *Service) DeleteRoom(_ context.Context, name string) error { return s.db.DeleteRoom(name) }
+func (s *Service) DeleteRoom(ctx context.Context, name string) error {
+	err := s.db.DeleteRoom(name)
+	s.record(ctx, ActionRoomDelete, auditText(name, 64), err, "")
+	return err
+}

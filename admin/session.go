@@ -26,6 +26,9 @@ func (s *Service) Denied(id string) bool { return s.db.Denied(id) }
 func (s *Service) Login(ctx context.Context, name, password, clientAddr string) (TokenPair, error) {
 	u, err := s.Authenticate(ctx, name, password)
 	if err != nil {
+		if r := reasonOf(err); r != "" {
+			s.event(ActionLoginFailed, auditName(name), clientAddr, "", false, r)
+		}
 		return TokenPair{}, err
 	}
 	sess, refresh, err := s.db.CreateSession(u.Name, clientAddr, s.cfg.Token.RefreshTTL)
@@ -36,6 +39,7 @@ func (s *Service) Login(ctx context.Context, name, password, clientAddr string) 
 	if err != nil {
 		return TokenPair{}, err
 	}
+	s.event(ActionLoginOK, u.Name, clientAddr, "", true, "session "+sess.ID)
 	return TokenPair{IssuedToken: tok, RefreshToken: refresh, SessionID: sess.ID}, nil
 }
 
@@ -47,6 +51,7 @@ func (s *Service) Refresh(_ context.Context, refresh, clientAddr string) (TokenP
 	sess, next, err := s.db.Refresh(refresh, clientAddr, s.cfg.Token.RefreshTTL)
 	if errors.Is(err, store.ErrRefreshReused) {
 		s.revoked(Revocation{Session: sess.ID})
+		s.event(ActionRefreshReuse, sess.User, clientAddr, sess.ID, false, "a spent refresh token was presented again; session revoked")
 	}
 	if err != nil {
 		return TokenPair{}, err
@@ -83,7 +88,22 @@ func (s *Service) Sessions(_ context.Context, name string) ([]SessionInfo, error
 }
 
 // Revoke implements Admin.
-func (s *Service) Revoke(_ context.Context, req RevokeRequest) (RevokeResult, error) {
+func (s *Service) Revoke(ctx context.Context, req RevokeRequest) (res RevokeResult, err error) {
+	defer func() {
+		target, detail := auditText(req.ID, maxIDLen), ""
+		if req.User != "" {
+			target, detail = auditName(req.User), "every token and session"
+		}
+		if err == nil {
+			detail = res.Kind
+			if res.Kind == "user" {
+				detail = "every token and session"
+			} else if res.Username != "" {
+				detail += " of " + res.Username
+			}
+		}
+		s.record(ctx, ActionTokenRevoke, target, err, detail)
+	}()
 	switch {
 	case req.User != "" && req.All:
 		u, err := s.update(req.User, store.Change{RevokeTokens: true})

@@ -52,12 +52,7 @@ func (a *liveAdmin) DeleteRoom(ctx context.Context, name string) error {
 // UnlockUser implements admin.Admin: it clears the server's failed-login
 // counters for the user.
 func (a *liveAdmin) UnlockUser(ctx context.Context, name string) (admin.UnlockResult, error) {
-	res, err := a.Service.UnlockUser(ctx, name)
-	if err != nil {
-		return res, err
-	}
-	res.Live, res.Cleared = true, a.logins.unlock(res.Username)
-	return res, nil
+	return a.Service.UnlockUserWith(ctx, name, a.logins.unlock)
 }
 
 // Close does nothing: the server owns the store.
@@ -239,5 +234,15 @@ func handleDeleteRoom(a admin.Admin, log *slog.Logger) http.Handler {
 	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (map[string]any, error) {
 		name := r.PathValue("name")
 		return map[string]any{"room": name, "deleted": true}, a.DeleteRoom(r.Context(), name)
+	})
+}
+
+func handleAudit(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) ([]admin.AuditEntry, error) {
+		q, err := admin.ParseAuditParams(r.URL.Query())
+		if err != nil {
+			return nil, err
+		}
+		return a.Audit(r.Context(), q)
 	})
 }

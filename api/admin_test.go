@@ -312,7 +312,7 @@ func (e *env) serveSocket(t *testing.T) (*admin.Remote, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: e.srv.SocketHandler()}
+	hs := &http.Server{Handler: e.srv.SocketHandler(), ConnContext: e.srv.SocketConnContext}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

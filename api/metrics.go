@@ -73,6 +73,11 @@ func newMetrics(db *store.DB) *metrics {
 		Name: "chatctl_message_commits_total",
 		Help: "Store transactions that committed chat messages (group commits; see chatctl_messages_total).",
 	}, func() float64 { return float64(db.MessageCommits()) })
+	auditDropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chatctl_audit_dropped_total",
+		Help: "Audit-log entries not recorded: the queue was full (a login flood) or the store write failed.",
+	}, func() float64 { return float64(db.AuditDropped()) })
+	m.reg.MustRegister(auditDropped)
 	m.reg.MustRegister(m.requests, m.latency, m.logins, m.tokens, m.wsConns, m.messages, commits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create the series dashboards expect, so they read 0, not absent.

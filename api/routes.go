@@ -68,6 +68,7 @@ func (s *Server) adminRouteTable() []route {
 		{"GET /admin/keys", handleKeys(a, l)},
 		{"POST /admin/keys/rotate", handleRotateKey(a, l)},
 		{"POST /admin/keys/{kid}/retire", handleRetireKey(a, l)},
+		{"GET /admin/audit", handleAudit(a, l)},
 	}
 }
 
@@ -77,7 +78,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux, authenticated bool) *http.Serve
 	for _, rt := range s.adminRouteTable() {
 		h := rt.handler
 		if authenticated {
-			h = s.requireAuth(requireAdmin(h))
+			h = s.requireAuth(requireAdmin(s.httpActor(h)))
+		} else {
+			h = socketActor(h)
 		}
 		mux.Handle(rt.pattern, h)
 	}

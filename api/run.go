@@ -95,6 +95,7 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	public := newHTTPServer(srv, log)
 	public.ConnState = ln.connState
 	private := newHTTPServer(srv.SocketHandler(), log)
+	private.ConnContext = srv.SocketConnContext
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(ln) }()
 	if sock != nil {
@@ -104,6 +105,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 
 	stopPrune := startPruning(svc.DB(), cfg.History.MaxAge, log)
 	defer stopPrune()
+	stopAuditPrune := startAuditPruning(svc.DB(), cfg, log)
+	defer stopAuditPrune()
 
 	addr := ln.Addr().String()
 	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath(),

@@ -166,6 +166,8 @@ type signupRequest struct {
 func (s *Server) handleCreateUser() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		isAdmin := false
+		// The audit log's actor: the admin, or the sign-up itself.
+		actor := admin.Actor{From: clientAddr(r, s.proxies), Signup: true}
 		if tok := bearer(r); tok != "" {
 			c, err := s.verify(tok)
 			if err != nil {
@@ -173,6 +175,9 @@ func (s *Server) handleCreateUser() http.Handler {
 				return
 			}
 			isAdmin = c.Role == auth.RoleAdmin
+			if isAdmin {
+				actor = admin.Actor{Name: c.Subject, From: actor.From}
+			}
 		}
 		if !isAdmin && !s.cfg.Signup {
 			errBody(w, http.StatusForbidden, "Sign-up is disabled")
@@ -201,7 +206,7 @@ func (s *Server) handleCreateUser() http.Handler {
 		var res admin.AddUserResult
 		var addErr error // not err: do's result would overwrite it
 		if err := s.hashes.do(r.Context(), func() {
-			res, addErr = s.admin.AddUser(r.Context(), admin.AddUserRequest{Name: req.Username, Password: req.Password, Role: req.Role})
+			res, addErr = s.admin.AddUser(admin.WithActor(r.Context(), actor), admin.AddUserRequest{Name: req.Username, Password: req.Password, Role: req.Role})
 		}); err != nil {
 			s.hashErr(w, r, err) // overload refunds nothing
 			return

@@ -127,6 +127,7 @@ is running.`,
 		a.newBenchCommand(),
 		a.newBackupCommand(),
 		a.newRestoreCommand(),
+		a.newAuditCommand(),
 	)
 	// A command that only groups others would print its help and exit 0
 	// on a mistyped subcommand; make that an error as SPEC §4 wants.

@@ -97,6 +97,10 @@ type Config struct {
 		Format string
 		Level  string
 	}
+	Audit struct {
+		Retention  time.Duration
+		MaxEntries int
+	}
 
 	// JWTSecret comes only from CHATCTL_JWT_SECRET; it has no config key so
 	// that it never ends up in a file by accident.
@@ -156,6 +160,8 @@ func (c *Config) fields() []field {
 		{"history.max_age", &c.History.MaxAge},
 		{"log.format", &c.Log.Format},
 		{"log.level", &c.Log.Level},
+		{"audit.retention", &c.Audit.Retention},
+		{"audit.max_entries", &c.Audit.MaxEntries},
 	}
 }
 

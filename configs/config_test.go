@@ -50,6 +50,8 @@ func TestDefaultsMatchSpec(t *testing.T) {
 		{"history.on_join", c.History.OnJoin, 50},
 		{"log.format", c.Log.Format, "text"},
 		{"log.level", c.Log.Level, "info"},
+		{"audit.retention", c.Audit.Retention, 90 * 24 * time.Hour},
+		{"audit.max_entries", c.Audit.MaxEntries, 100000},
 	}
 	for _, tc := range checks {
 		if !reflect.DeepEqual(tc.got, tc.want) {
@@ -218,6 +220,9 @@ func TestValidate(t *testing.T) {
 		{"TextOverFrame", func(c *Config) { c.WS.MaxText = 1 << 20 }, "ws.max_text"},
 		{"QueueBytes", func(c *Config) { c.WS.QueueBytes = 10 }, "ws.queue_bytes"},
 		{"QueueWait", func(c *Config) { c.WS.QueueWait = 0 }, "ws.queue_wait"},
+		{"AuditRetention", func(c *Config) { c.Audit.Retention = -time.Hour }, "audit.retention"},
+		{"AuditRetentionOff", func(c *Config) { c.Audit.Retention = 0 }, ""},
+		{"AuditMaxEntries", func(c *Config) { c.Audit.MaxEntries = 10 }, "audit.max_entries"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

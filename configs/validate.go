@@ -18,6 +18,10 @@ const (
 	MaxBcryptCost = 14
 )
 
+// MinAuditEntries is the smallest audit.max_entries: fewer would lose an
+// admin's actions to a handful of failed logins.
+const MinAuditEntries = 1000
+
 // Validate checks every value and returns all problems at once, each
 // naming its key.
 func (c *Config) Validate() error {
@@ -56,6 +60,9 @@ func (c *Config) Validate() error {
 	}
 	if c.History.MaxAge < 0 {
 		bad("history.max_age", "must not be negative")
+	}
+	if c.Audit.Retention < 0 {
+		bad("audit.retention", "must not be negative")
 	}
 	if strings.TrimSpace(c.Token.Issuer) == "" {
 		bad("token.issuer", "must not be empty")
@@ -101,6 +108,7 @@ func (c *Config) Validate() error {
 	atLeast("ws.max_conns_per_user", int64(c.WS.MaxConnsPerUser), 1)
 	atLeast("history.on_join", int64(c.History.OnJoin), 0)
 	atLeast("history.max_per_room", int64(c.History.MaxPerRoom), 0)
+	atLeast("audit.max_entries", int64(c.Audit.MaxEntries), MinAuditEntries)
 	for _, o := range c.CORS.Origins {
 		if !validOrigin(o) {
 			bad("cors.origins", "%q is not an origin such as https://chat.example.com", o)

@@ -105,6 +105,8 @@ type DB struct {
 
 	deniedOnce sync.Once
 	denied     sync.Map // jti -> expiry of revoked access tokens
+
+	audit auditQueue // RecordAudit's queue and writer (see audit.go)
 }
 
 // Open opens or creates the store at path (see Options.Access). It
@@ -360,6 +362,7 @@ func (db *DB) Path() string { return db.path }
 func (db *DB) Close() error {
 	db.appendOnce.Do(func() {}) // no committer may start from now on
 	db.stopCommitter()
+	db.stopAuditWriter()
 	return db.bolt.Close()
 }
 
@@ -367,8 +370,12 @@ func (db *DB) Close() error {
 // own buckets in the same file.
 func (db *DB) Bolt() *bolt.DB { return db.bolt }
 
-// Check runs bbolt's consistency check and returns the first problem.
+// Check runs bbolt's consistency check and returns the first problem. It
+// must not run while something writes (bbolt's check reads the free-page
+// list writers change), so it first commits the audit entries still
+// queued.
 func (db *DB) Check() error {
+	db.FlushAudit()
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		var first error
 		for err := range tx.Check() { // drain, so Check's goroutine ends
