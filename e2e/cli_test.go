@@ -88,7 +88,9 @@ func TestLockedStoreFailsFast(t *testing.T) {
 // socket and clears the failed-login counters that made it answer 429.
 func TestUnlockWhileServing(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, dir, "CHATCTL_LOGIN_USER_BURST=2")
+	// A refill of one failure an hour: a slow machine's bcrypt cannot
+	// give a token back before the 429 is checked.
+	srv := startServer(t, dir, "CHATCTL_LOGIN_USER_BURST=2", "CHATCTL_LOGIN_USER_PER_MINUTE=0.0167")
 	addUser(t, dir, "dave", "user")
 	post := func(pw string) int {
 		t.Helper()
