@@ -28,12 +28,12 @@ type bucket struct {
 // room). Keys are short by construction (see loginLimits): never raw
 // client input.
 type failureLimiter struct {
-	burst   float64
-	rate    float64 // tokens per second
 	now     func() time.Time
 	maxKeys int
 
-	mu      sync.Mutex // guards buckets and swept
+	mu      sync.Mutex // guards burst, rate (a reload changes them), buckets and swept
+	burst   float64
+	rate    float64 // tokens per second
 	buckets map[string]bucket
 	swept   time.Time // last sweep
 }
@@ -46,6 +46,23 @@ func newFailureLimiter(burst int, perMinute float64, now func() time.Time) *fail
 	return &failureLimiter{
 		burst: float64(burst), rate: perMinute / 60, now: now,
 		maxKeys: defaultMaxKeys, buckets: map[string]bucket{}, swept: now(),
+	}
+}
+
+// setRate changes the limit (a config reload). Kept buckets stay: each is
+// refilled at the new rate from now on and capped at the new burst.
+func (l *failureLimiter) setRate(burst int, perMinute float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for k := range l.buckets {
+		b, _ := l.current(k, now) // settle what the old rate earned
+		l.buckets[k] = b
+	}
+	l.burst, l.rate = float64(burst), perMinute/60
+	for k, b := range l.buckets {
+		b.tokens = math.Min(l.burst, b.tokens)
+		l.buckets[k] = b
 	}
 }
 
