@@ -49,21 +49,21 @@ func newFailureLimiter(burst int, perMinute float64, now func() time.Time) *fail
 	}
 }
 
-// setRate changes the limit (a config reload). Kept buckets stay: each is
-// refilled at the new rate from now on and capped at the new burst.
+// setRate changes the limit (a config reload). Kept buckets keep their
+// recent failures: a key that failed twice has two tokens fewer than the
+// new burst (none at worst), and refills at the new rate from now on. So
+// lowering a limit during an attack stops the attacker at once.
 func (l *failureLimiter) setRate(burst int, perMinute float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	for k := range l.buckets {
 		b, _ := l.current(k, now) // settle what the old rate earned
+		failures := l.burst - b.tokens
+		b.tokens = math.Max(0, float64(burst)-failures)
 		l.buckets[k] = b
 	}
 	l.burst, l.rate = float64(burst), perMinute/60
-	for k, b := range l.buckets {
-		b.tokens = math.Min(l.burst, b.tokens)
-		l.buckets[k] = b
-	}
 }
 
 // refillTime is how long an empty bucket takes to become full: the age

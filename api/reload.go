@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -211,7 +212,15 @@ func reloadConfig(srv *Server, load func() (*configs.Config, error), log *slog.L
 	if next.File != "" {
 		attrs = append(attrs, "file", next.File)
 	}
-	log.Info("config reloaded", attrs...)
+	// An operator who just raised log.level still sees what the reload
+	// did: at info when info is logged, else at the lowest level that is.
+	level := slog.LevelInfo
+	for _, l := range []slog.Level{slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		if level = l; log.Enabled(context.Background(), l) {
+			break
+		}
+	}
+	log.Log(context.Background(), level, "config reloaded", attrs...)
 	if len(res.Restart) > 0 {
 		keys := make([]string, len(res.Restart))
 		changes := make([]string, len(res.Restart))
