@@ -148,7 +148,9 @@ login:
 		t.Fatal(err)
 	}
 	waitUntil(t, "the reload's log line", func() bool { return strings.Contains(stderr.String(), `"msg":"config reloaded"`) })
-	waitUntil(t, "the restart warning", func() bool { return strings.Contains(stderr.String(), `"msg":"config keys changed that need a restart to take effect"`) })
+	waitUntil(t, "the restart warning", func() bool {
+		return strings.Contains(stderr.String(), `"msg":"config keys changed that need a restart to take effect"`)
+	})
 	logs := stderr.String()
 	for _, want := range []string{
 		`"changed":"login.ip_burst: 20 → 1; cors.origins: [] → [` + app + `]; log.format: text → json; log.level: info → debug"`,
