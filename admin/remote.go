@@ -109,6 +109,9 @@ func Connect(cfg *configs.Config) (Admin, error) {
 	if errors.Is(derr, ErrUntrustedSocket) {
 		return nil, derr
 	}
+	if !UnixSockets() {
+		return nil, fmt.Errorf("%w; %w", err, ErrNoUnixSockets)
+	}
 	return nil, fmt.Errorf("%w; no chatctl server answers on %s", err, sock)
 }
 
