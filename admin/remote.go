@@ -120,6 +120,9 @@ func ConnectWith(cfg *configs.Config, access store.Access) (Admin, error) {
 	if errors.Is(derr, ErrUntrustedSocket) {
 		return nil, derr
 	}
+	if !UnixSockets() {
+		return nil, fmt.Errorf("%w; %w", err, ErrNoUnixSockets)
+	}
 	return nil, fmt.Errorf("%w; no chatctl server answers on %s", err, sock)
 }
 

@@ -28,12 +28,12 @@ type bucket struct {
 // room). Keys are short by construction (see loginLimits): never raw
 // client input.
 type failureLimiter struct {
-	burst   float64
-	rate    float64 // tokens per second
 	now     func() time.Time
 	maxKeys int
 
-	mu      sync.Mutex // guards buckets and swept
+	mu      sync.Mutex // guards burst, rate (a reload changes them), buckets and swept
+	burst   float64
+	rate    float64 // tokens per second
 	buckets map[string]bucket
 	swept   time.Time // last sweep
 }
@@ -47,6 +47,23 @@ func newFailureLimiter(burst int, perMinute float64, now func() time.Time) *fail
 		burst: float64(burst), rate: perMinute / 60, now: now,
 		maxKeys: defaultMaxKeys, buckets: map[string]bucket{}, swept: now(),
 	}
+}
+
+// setRate changes the limit (a config reload). Kept buckets keep their
+// recent failures: a key that failed twice has two tokens fewer than the
+// new burst (none at worst), and refills at the new rate from now on. So
+// lowering a limit during an attack stops the attacker at once.
+func (l *failureLimiter) setRate(burst int, perMinute float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for k := range l.buckets {
+		b, _ := l.current(k, now) // settle what the old rate earned
+		failures := l.burst - b.tokens
+		b.tokens = math.Max(0, float64(burst)-failures)
+		l.buckets[k] = b
+	}
+	l.burst, l.rate = float64(burst), perMinute/60
 }
 
 // refillTime is how long an empty bucket takes to become full: the age

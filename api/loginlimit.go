@@ -44,6 +44,13 @@ func newLoginLimits(cfg *configs.Config, now func() time.Time) *loginLimits {
 	}
 }
 
+// setRates applies the login.* limits of cfg (a config reload).
+func (l *loginLimits) setRates(cfg *configs.Config) {
+	l.ip.setRate(cfg.Login.IPBurst, cfg.Login.IPPerMinute)
+	l.pair.setRate(cfg.Login.UserBurst, cfg.Login.UserPerMinute)
+	l.account.setRate(cfg.Login.UserBurst, cfg.Login.UserPerMinute)
+}
+
 // loginGrant records the tokens admit took for one attempt, for refund.
 type loginGrant struct {
 	ip, pair, account string // keys; "" when nothing was taken there

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/chatctl/chatctl/buildinfo"
 	"github.com/chatctl/chatctl/store"
 )
 
@@ -79,6 +80,7 @@ func newMetrics(db *store.DB) *metrics {
 	}, func() float64 { return float64(db.AuditDropped()) })
 	m.reg.MustRegister(auditDropped)
 	m.reg.MustRegister(m.requests, m.latency, m.logins, m.tokens, m.wsConns, m.messages, commits,
+		buildInfoGauge(buildinfo.Get()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create the series dashboards expect, so they read 0, not absent.
 	for _, r := range []string{"ok", "failed", "limited"} {
@@ -106,4 +108,19 @@ func (m *metrics) observe(route string, code int, d time.Duration) {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// buildInfoGauge is chatctl_build_info: always 1, with the binary's
+// version, VCS revision and Go version as labels (what `chatctl version`
+// prints), so dashboards can tell which build each server runs.
+func buildInfoGauge(info buildinfo.Info) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chatctl_build_info",
+		Help: "Build of this server: version, VCS revision and Go version as labels; always 1.",
+		ConstLabels: prometheus.Labels{
+			"version":   info.Version,
+			"revision":  info.Revision,
+			"goversion": info.GoVersion,
+		},
+	}, func() float64 { return 1 })
 }

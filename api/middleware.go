@@ -124,9 +124,9 @@ func (s *Server) limitBodies(next http.Handler) http.Handler {
 // cors answers browsers from the origins in cors.origins. Same-origin
 // requests need nothing, so the default (empty list) adds no header.
 func (s *Server) cors(next http.Handler) http.Handler {
-	allowed := s.cfg.CORS.Origins
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
+		allowed := s.live.Load().corsOrigins // a reload may change it
 		if origin == "" || !(slices.Contains(allowed, origin) || slices.Contains(allowed, "*")) {
 			next.ServeHTTP(w, r)
 			return

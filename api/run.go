@@ -39,6 +39,15 @@ type ServeOptions struct {
 	// Ready, when set, is called with the TCP address once both listeners
 	// accept connections.
 	Ready func(addr string)
+	// Reload, with LoadConfig, re-reads the configuration: each value
+	// received (cmd sends one per SIGHUP) calls LoadConfig and applies
+	// what can change without a restart (see Server.Reload).
+	Reload <-chan struct{}
+	// LoadConfig loads and validates the configuration as start-up did.
+	LoadConfig func() (*configs.Config, error)
+	// Logging, when set, is the logger's control: a reload changes its
+	// level and format.
+	Logging *Logging
 }
 
 // Serve runs chatctl's server until ctx is done, then drains: it stops
@@ -84,6 +93,12 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 
 	// The operator's GOMAXPROCS is left alone.
 	srv := NewServer(log, cfg, svc, Options{AdaptiveProcs: os.Getenv("GOMAXPROCS") == ""})
+	if opts.Logging != nil {
+		srv.OnReload([]string{"log.format", "log.level"}, func(c *configs.Config) error {
+			opts.Logging.Set(c.Log.Format, c.Log.Level)
+			return nil
+		})
+	}
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
 	hubDone := make(chan struct{})
@@ -119,11 +134,22 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		opts.Ready(addr)
 	}
 
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			log.Error("server failed", "err", err)
+	reload := opts.Reload
+	if opts.LoadConfig == nil {
+		reload = nil // nothing to reload from
+	}
+serving:
+	for {
+		select {
+		case <-ctx.Done():
+			break serving
+		case err := <-errc:
+			if !errors.Is(err, http.ErrServerClosed) {
+				log.Error("server failed", "err", err)
+			}
+			break serving
+		case <-reload:
+			reloadConfig(srv, opts.LoadConfig, log)
 		}
 	}
 	log.Info("shutting down")

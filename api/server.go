@@ -36,6 +36,11 @@ type Server struct {
 	handler http.Handler // the public routes with middleware
 	socket  http.Handler // the admin routes for the Unix socket
 
+	// live holds the settings a config reload changes that requests read
+	// (origins); see liveSettings. reload is the rest of the reload state.
+	live   atomic.Pointer[liveSettings]
+	reload reloader
+
 	// beforeServe, set only by tests, runs between a /ws token check and
 	// the hub taking the connection: the window a revocation can hit.
 	beforeServe atomic.Pointer[func()]
@@ -70,6 +75,7 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	svc.OnRevoke(func(r admin.Revocation) {
 		s.hub.Revoke(chat.Revoked{User: r.User, JTI: r.JTI, Session: r.Session, Kid: r.Kid})
 	})
+	s.registerReloads()
 	s.admin = &liveAdmin{Service: svc, hub: s.hub, logins: s.loginRate}
 	s.handler = s.secure(s.observe(s.cors(s.routes())))
 	s.socket = s.observe(s.limitBodies(s.adminRoutes(http.NewServeMux(), false)))

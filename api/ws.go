@@ -44,14 +44,15 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	if origin == "" {
 		return true
 	}
-	if slices.Contains(s.cfg.WS.AllowedOrigins, "*") {
+	allowed := s.live.Load().wsOrigins // a reload may change it
+	if slices.Contains(allowed, "*") {
 		return true
 	}
 	o, ok := parseOrigin(origin)
 	if !ok {
 		return false // "null" (sandboxed pages, file: URLs) or garbage
 	}
-	for _, a := range s.cfg.WS.AllowedOrigins {
+	for _, a := range allowed {
 		if ao, ok := parseOrigin(a); ok && ao == o {
 			return true
 		}

@@ -54,6 +54,7 @@ func TestWSOrigin(t *testing.T) {
 			cfg := configs.Default()
 			cfg.WS.AllowedOrigins = tc.allowed
 			s := &Server{cfg: cfg, proxies: parsePrefixes(tc.proxies)}
+			s.live.Store(liveFrom(cfg))
 			r := httptest.NewRequest(http.MethodGet, "/ws", nil)
 			r.Host = tc.host
 			if tc.remote != "" {

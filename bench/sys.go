@@ -7,27 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
-
-// raiseNoFile lifts this process's soft RLIMIT_NOFILE to the hard limit,
-// since every connection is a file descriptor. (Go already does this at
-// start-up on Linux since 1.19; doing it again costs nothing and covers a
-// caller that lowered it.) It returns the limit in force.
-func raiseNoFile() uint64 {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0
-	}
-	if rl.Cur < rl.Max {
-		want := rl
-		want.Cur = rl.Max
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
-			rl = want
-		}
-	}
-	return rl.Cur
-}
 
 // readRSS returns the resident set size of process pid in bytes, from the
 // VmRSS line of /proc/PID/status.

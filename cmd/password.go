@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,9 +18,15 @@ import (
 type terminal interface {
 	// IsTerminal reports whether stdin is an interactive terminal.
 	IsTerminal() bool
-	// ReadPassword reads one line without echo.
-	ReadPassword() (string, error)
+	// ReadPassword reads one line without echo. When ctx is done first
+	// (Ctrl-C, SIGTERM) it returns ErrInterrupted at once, with the
+	// terminal as it was before.
+	ReadPassword(ctx context.Context) (string, error)
 }
+
+// ErrInterrupted is returned when SIGINT or SIGTERM arrives while a
+// password is being read. Main exits 130 for it, as shells do for Ctrl-C.
+var ErrInterrupted = errors.New("interrupted")
 
 // osTerminal prompts on the process's real stdin.
 type osTerminal struct{ in io.Reader }
@@ -29,9 +36,31 @@ func (t osTerminal) IsTerminal() bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func (t osTerminal) ReadPassword() (string, error) {
-	b, err := term.ReadPassword(int(t.in.(*os.File).Fd()))
-	return string(b), err
+func (t osTerminal) ReadPassword(ctx context.Context) (string, error) {
+	fd := int(t.in.(*os.File).Fd())
+	// term.ReadPassword turns echo off and restores it only when the read
+	// returns; an interrupt returns before that, so keep the state here.
+	state, stateErr := term.GetState(fd)
+	type result struct {
+		pw  []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// On an interrupt this goroutine stays blocked in read; the
+		// process is about to exit.
+		pw, err := term.ReadPassword(fd)
+		done <- result{pw, err}
+	}()
+	select {
+	case r := <-done:
+		return string(r.pw), r.err
+	case <-ctx.Done():
+		if stateErr == nil {
+			_ = term.Restore(fd, state) // echo back on
+		}
+		return "", ErrInterrupted
+	}
 }
 
 // ErrNotTerminal is returned when a password is needed, stdin is not a
@@ -49,14 +78,20 @@ func (a *app) readPassword(stderr io.Writer, fromStdin bool, prompt string) (str
 		return "", ErrNotTerminal
 	}
 	fmt.Fprint(stderr, prompt)
-	pw, err := a.terminal.ReadPassword()
+	pw, err := a.terminal.ReadPassword(a.ctx)
 	fmt.Fprintln(stderr)
+	if errors.Is(err, ErrInterrupted) {
+		return "", err
+	}
 	if err != nil {
 		return "", fmt.Errorf("read password: %w", err)
 	}
 	fmt.Fprint(stderr, "Repeat password: ")
-	again, err := a.terminal.ReadPassword()
+	again, err := a.terminal.ReadPassword(a.ctx)
 	fmt.Fprintln(stderr)
+	if errors.Is(err, ErrInterrupted) {
+		return "", err
+	}
 	if err != nil {
 		return "", fmt.Errorf("read password: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/buildinfo"
 	"github.com/chatctl/chatctl/configs"
 	"github.com/chatctl/chatctl/store"
 )
@@ -21,6 +22,7 @@ import (
 // app carries what every command shares: I/O, the environment and the
 // global flags. One app serves one invocation.
 type app struct {
+	ctx    context.Context // done on SIGINT or SIGTERM
 	getenv func(string) string
 	stdin  io.Reader
 	stderr io.Writer // for notes that are not the command's output
@@ -37,9 +39,10 @@ type app struct {
 }
 
 // Main runs chatctl with args and returns the process exit code: 0 on
-// success, 1 on failure after printing one "error: …" line to stderr.
+// success, 1 on failure after printing one "error: …" line to stderr, 130
+// when SIGINT or SIGTERM interrupted a password prompt.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{getenv: getenv, stdin: stdin, stderr: stderr, terminal: osTerminal{stdin}}
+	a := &app{ctx: ctx, getenv: getenv, stdin: stdin, stderr: stderr, terminal: osTerminal{stdin}}
 	root := a.newRootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -52,10 +55,18 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 			msg = fmt.Sprintf("%s: %s (see '%s --help')", cmd.CommandPath(), msg, cmd.CommandPath())
 		}
 		fmt.Fprintln(stderr, "error: "+msg)
+		if errors.Is(err, ErrInterrupted) {
+			return ExitInterrupted
+		}
 		return 1
 	}
 	return 0
 }
+
+// ExitInterrupted is the exit code after SIGINT or SIGTERM stopped a
+// command that was waiting for input (128 + SIGINT, as shells report
+// Ctrl-C).
+const ExitInterrupted = 130
 
 // argsError marks wrong argument counts, so Main can name the command.
 type argsError struct{ error }
@@ -128,7 +139,11 @@ is running.`,
 		a.newBackupCommand(),
 		a.newRestoreCommand(),
 		a.newAuditCommand(),
+		a.newVersionCommand(),
 	)
+	// --version prints the one-line form of "chatctl version".
+	root.Version = versionLine(buildinfo.Get())
+	root.SetVersionTemplate("{{.Version}}\n")
 	// A command that only groups others would print its help and exit 0
 	// on a mistyped subcommand; make that an error as SPEC §4 wants.
 	for _, c := range root.Commands() {
@@ -189,15 +204,26 @@ func (a *app) configWith(flags map[string]string) (*configs.Config, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
 	}
+	cfg, err := a.loadConfig(flags)
+	if err != nil {
+		return nil, err
+	}
+	a.cfg = cfg
+	return cfg, nil
+}
+
+// loadConfig reads the configuration afresh: the file, the environment
+// and the flags (as configWith), validated. serve calls it again on SIGHUP.
+func (a *app) loadConfig(flags map[string]string) (*configs.Config, error) {
 	cfg, err := configs.Load(a.configPath, a.getenv)
 	if err != nil {
 		return nil, err
 	}
-	if flags == nil {
-		flags = map[string]string{}
-	}
-	flags["db"] = a.dbPath
+	all := map[string]string{"db": a.dbPath}
 	for key, v := range flags {
+		all[key] = v
+	}
+	for key, v := range all {
 		if v == "" {
 			continue
 		}
@@ -208,7 +234,6 @@ func (a *app) configWith(flags map[string]string) (*configs.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	a.cfg = cfg
 	return cfg, nil
 }
 

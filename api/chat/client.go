@@ -35,11 +35,12 @@ var expiredFrame = encodeFrame(errorFrame{Type: TypeError, Code: CodeTokenExpire
 // there is something for it to write (see writer.go). So an idle connection
 // costs one goroutine stack, not two, and gorilla's one-writer rule holds.
 type client struct {
-	hub  *Hub
-	conn *websocket.Conn
-	raw  syscall.RawConn // the socket's descriptor for the pool's writes; nil: slow path only
-	user string
-	lim  *rate.Limiter // send limit; reader goroutine only, allocated on first send
+	hub   *Hub
+	conn  *websocket.Conn
+	raw   syscall.RawConn // the socket's descriptor for the pool's writes; nil: slow path only
+	user  string
+	lim   *rate.Limiter // send limit; reader goroutine only, allocated on first send
+	limOf *sendLimit    // the Hub.sendLimit lim was last set from; reader goroutine only
 
 	readerDone chan struct{} // closed when readPump has unregistered and returned
 
@@ -282,9 +283,16 @@ func (c *client) roomCount() int {
 
 // allow applies the per-connection send rate limit.
 func (c *client) allow() bool {
-	if c.lim == nil {
-		c.lim = rate.NewLimiter(rate.Limit(c.hub.cfg.SendRate), c.hub.cfg.SendBurst)
+	cur := c.hub.sendLimit.Load()
+	switch {
+	case c.lim == nil:
+		c.lim = rate.NewLimiter(rate.Limit(cur.rate), cur.burst)
+	case c.limOf != cur: // SetSendRate since the last send
+		now := time.Now()
+		c.lim.SetLimitAt(now, rate.Limit(cur.rate))
+		c.lim.SetBurstAt(now, cur.burst)
 	}
+	c.limOf = cur
 	return c.lim.Allow()
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -204,6 +205,11 @@ type Hub struct {
 
 	writer writer // how queues reach sockets: the write pool, or per-connection writers; set once by NewHub
 
+	// sendLimit is the per-connection send rate now in force (cfg's at
+	// first; SetSendRate swaps it). Each reader compares it by pointer
+	// before a send, so a change reaches live connections too.
+	sendLimit atomic.Pointer[sendLimit]
+
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once every pump has exited after Shutdown
 }
@@ -225,11 +231,34 @@ func NewHub(store Store, auth Authenticator, cfg Config, log *slog.Logger) *Hub 
 		users: make(map[string][]*client),
 		done:  make(chan struct{}),
 	}
+	h.sendLimit.Store(&sendLimit{rate: cfg.SendRate, burst: cfg.SendBurst})
 	h.writer = pumpWriter{}
 	if !cfg.NoWritePool {
 		h.writer = &pool{h: h}
 	}
 	return h
+}
+
+// sendLimit is a send rate (per second) and burst; never changed once
+// stored in Hub.sendLimit.
+type sendLimit struct {
+	rate  float64
+	burst int
+}
+
+// SetSendRate changes the per-connection send limit (ws.send_rate,
+// ws.send_burst) of new and live connections alike; each live one picks it
+// up at its next send. Values that are not positive keep the current ones.
+func (h *Hub) SetSendRate(perSecond float64, burst int) {
+	cur := h.sendLimit.Load()
+	next := *cur
+	if perSecond > 0 {
+		next.rate = perSecond
+	}
+	if burst > 0 {
+		next.burst = burst
+	}
+	h.sendLimit.Store(&next)
 }
 
 // Run pings connections and enforces token expiry until ctx is done, then
