@@ -102,3 +102,16 @@ func (m *metrics) observe(route string, code int, d time.Duration) {
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
+
+// metricsOnPublic is GET /metrics of the public listener: the metrics,
+// unless metrics.listen moved them to their own address, in which case
+// 404 (as if the route were not there), so that nothing about the server
+// leaks to the internet.
+func (s *Server) metricsOnPublic() http.Handler {
+	if s.cfg.Metrics.Listen != "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			errBody(w, http.StatusNotFound, "Not Found")
+		})
+	}
+	return s.metrics.handler()
+}
