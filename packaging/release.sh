@@ -16,7 +16,8 @@
 # CGO_ENABLED=0: no C toolchain or libc in the result; -trimpath: no
 # build paths; -buildid= and -s -w: no build id or symbol tables that
 # vary; -buildvcs=true: the commit and its time go in (`chatctl version`
-# shows them), which is why the tree must be clean. GOAMD64/GOARM64 are
+# shows them), which is why the tree must be clean; the script builds
+# from a fresh clone of HEAD. GOAMD64/GOARM64 are
 # pinned to Go's defaults so an environment setting cannot change the code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,18 +44,21 @@ build() {
 if [ "${1:-}" = "--check" ]; then
   tmp=$(mktemp -d)
   trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
-  # Two clones of HEAD in different folders: the same commit, no local
-  # changes, different paths.
-  git clone -q . "$tmp/one"
-  git clone -q . "$tmp/other/src"
+  # Two clones of this commit in different folders: no local changes,
+  # different paths.
+  rev=$(git rev-parse HEAD)
+  for d in one other/src; do
+    git clone -q . "$tmp/$d"
+    git -C "$tmp/$d" checkout -q "$rev"
+  done
   build "$tmp/one" "$tmp/dist1"
   GOCACHE="$tmp/cache" build "$tmp/other/src" "$tmp/dist2"
   if ! diff "$tmp/dist1/SHA256SUMS" "$tmp/dist2/SHA256SUMS"; then
-    echo "error: two builds of $(git rev-parse --short HEAD) differ" >&2
+    echo "error: two builds of ${rev:0:7} differ" >&2
     exit 1
   fi
   cat "$tmp/dist1/SHA256SUMS"
-  echo "ok: two builds of $(git rev-parse --short HEAD) are identical"
+  echo "ok: two builds of ${rev:0:7} are identical"
   exit 0
 fi
 
@@ -62,6 +66,12 @@ if [ -n "$(git status --porcelain)" ]; then
   echo "error: the working tree has changes; commit them first (a release records its commit)" >&2
   exit 1
 fi
+# Built from a fresh clone of the commit: the same inputs as --check, and
+# the VCS stamp is there even where Go cannot read it (a git worktree).
+tmp=$(mktemp -d)
+trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+git clone -q . "$tmp/src"
+git -C "$tmp/src" checkout -q "$(git rev-parse HEAD)"
 rm -rf dist
-build "$PWD" "$PWD/dist"
+build "$tmp/src" "$PWD/dist"
 cat dist/SHA256SUMS
