@@ -124,3 +124,16 @@ func buildInfoGauge(info buildinfo.Info) prometheus.Collector {
 		},
 	}, func() float64 { return 1 })
 }
+
+// metricsOnPublic is GET /metrics of the public listener: the metrics,
+// unless metrics.listen moved them to their own address, in which case
+// 404 (as if the route were not there), so that nothing about the server
+// leaks to the internet.
+func (s *Server) metricsOnPublic() http.Handler {
+	if s.cfg.Metrics.Listen != "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			errBody(w, http.StatusNotFound, "Not Found")
+		})
+	}
+	return s.metrics.handler()
+}

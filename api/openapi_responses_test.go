@@ -187,6 +187,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	// Public.
 	add("GET", "/", "", nil, 200)
 	add("GET", "/health", "", nil, 200)
+	add("GET", "/ready", "", nil, 200)
 	addH("POST", "/token", form, "username=alice&password=correct+horse+battery", 200)
 	addH("POST", "/token", form, "username=alice&password=wrong-password", 401)
 	addH("POST", "/token", form, "username=alice", 422)

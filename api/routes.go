@@ -20,11 +20,12 @@ func (s *Server) publicRoutes() []route {
 		// Unauthenticated.
 		{"GET /{$}", handleRoot()},
 		{"GET /health", handleHealth(s.svc)},
+		{"GET /ready", s.handleReady()},
 		{"POST /token", s.handleToken()},
 		{"POST /users", s.handleCreateUser()},
 		{"GET /openapi.json", handleOpenAPI()},
 		{"GET /asyncapi.json", handleAsyncAPI()},
-		{"GET /metrics", s.metrics.handler()},
+		{"GET /metrics", s.metricsOnPublic()},
 
 		// Bearer token required.
 		{"GET /users/me", s.requireAuth(handleMe(s.svc))},

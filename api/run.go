@@ -48,6 +48,9 @@ type ServeOptions struct {
 	// Logging, when set, is the logger's control: a reload changes its
 	// level and format.
 	Logging *Logging
+	// MetricsReady, when set and metrics.listen is, is called with the
+	// metrics listener's address before Ready.
+	MetricsReady func(addr string)
 }
 
 // Serve runs chatctl's server until ctx is done, then drains: it stops
@@ -81,6 +84,13 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer tcp.Close()
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 	ln := newConnLimiter(tcp, maxConns(cfg.HTTP.MaxConns, log), cfg.HTTP.MaxConnsPerIP, parsePrefixes(cfg.TrustedProxies), log)
 	sock, err := listenSocket(cfg.SocketPath())
 	if err != nil {
@@ -111,11 +121,17 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	public.ConnState = ln.connState
 	private := newHTTPServer(srv.SocketHandler(), log)
 	private.ConnContext = srv.SocketConnContext
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- public.Serve(ln) }()
 	if sock != nil {
 		go func() { errc <- private.Serve(sock) }()
 		defer os.Remove(cfg.SocketPath())
+	}
+	var others []*http.Server // drained with public and private
+	if metricsLn != nil {
+		metricsSrv := newHTTPServer(srv.MetricsHandler(), log)
+		go func() { errc <- metricsSrv.Serve(metricsLn) }()
+		others = append(others, metricsSrv)
 	}
 
 	stopPrune := startPruning(svc.DB(), cfg.History.MaxAge, log)
@@ -127,6 +143,14 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath(),
 		"max_conns", ln.max, "max_conns_per_ip", ln.perIP)
 	fmt.Fprintf(opts.Stdout, "chatctl listening on http://%s (store %s)\n", addr, cfg.DB)
+	if metricsLn != nil {
+		maddr := metricsLn.Addr().String()
+		log.Info("metrics serving", "addr", maddr)
+		fmt.Fprintf(opts.Stdout, "metrics on http://%s/metrics\n", maddr)
+		if opts.MetricsReady != nil {
+			opts.MetricsReady(maddr)
+		}
+	}
 	if users, err := svc.Users(ctx); err == nil && len(users) == 0 {
 		fmt.Fprintf(opts.Stdout, "no users yet: add one with\n  chatctl --db %s user add NAME --role admin\n", cfg.DB)
 	}
@@ -153,7 +177,7 @@ serving:
 		}
 	}
 	log.Info("shutting down")
-	return drain(cfg, log, public, private, srv, stopHub, hubDone)
+	return drain(cfg, log, public, private, srv, stopHub, hubDone, others...)
 }
 
 // serverTimeouts are the http.Server timeouts of every listener.
@@ -179,16 +203,26 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// drain stops accepting and waits for requests, closes WebSockets with
-// 1001 once acknowledged messages are committed, then stops the workers.
-// The store is closed by Serve's defer, which flushes queued appends.
-func drain(cfg *configs.Config, log *slog.Logger, public, private *http.Server, srv *Server, stopHub func(), hubDone <-chan struct{}) error {
+// drainStarted, set only by tests, runs in drain once /ready answers 503
+// and before any listener closes.
+var drainStarted func()
+
+// drain turns /ready to 503, stops accepting (public, private and the
+// others, such as the metrics listener) and waits for requests, closes
+// WebSockets with 1001 once acknowledged messages are committed, then
+// stops the workers. The store is closed by Serve's defer, which flushes
+// queued appends.
+func drain(cfg *configs.Config, log *slog.Logger, public, private *http.Server, srv *Server, stopHub func(), hubDone <-chan struct{}, others ...*http.Server) error {
+	srv.StartDrain()
+	if drainStarted != nil {
+		drainStarted()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	var mu sync.Mutex // guards errs: the servers' goroutines and this one append
 	var errs []error
-	for _, s := range []*http.Server{public, private} {
+	for _, s := range append([]*http.Server{public, private}, others...) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

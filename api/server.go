@@ -40,6 +40,9 @@ type Server struct {
 	// (origins); see liveSettings. reload is the rest of the reload state.
 	live   atomic.Pointer[liveSettings]
 	reload reloader
+	// draining is set once a graceful shutdown starts (drain): /ready
+	// answers 503 from then on. Atomic: drain writes, handlers read.
+	draining atomic.Bool
 
 	// beforeServe, set only by tests, runs between a /ws token check and
 	// the hub taking the connection: the window a revocation can hit.
@@ -88,6 +91,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // SocketHandler serves the /admin API without authentication, for the
 // Unix socket whose file mode (0600) is the access control.
 func (s *Server) SocketHandler() http.Handler { return s.socket }
+
+// MetricsHandler serves the listener of metrics.listen: GET /metrics,
+// /health and /ready, with the security headers and request metrics of
+// the public listener; every other path answers 404.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("GET /health", handleHealth(s.svc))
+	mux.Handle("GET /ready", s.handleReady())
+	mux.Handle("/", notFound(mux))
+	return s.secure(s.observe(mux))
+}
+
+// StartDrain makes /ready answer 503 (draining): the first step of a
+// graceful shutdown, taken before any listener closes, so that a load
+// balancer stops sending new clients while the old ones finish.
+func (s *Server) StartDrain() { s.draining.Store(true) }
 
 // Hub returns the chat hub. Run its Run method for pings, token expiry and
 // shutdown.

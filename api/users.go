@@ -24,21 +24,47 @@ func handleRoot() http.Handler {
 // unhealthy until a write succeeds again.
 func handleHealth(svc *admin.Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		db := svc.DB()
-		if _, err := db.Schema(); err != nil {
-			unhealthy(w, "store: "+err.Error())
-			return
-		}
-		if err := db.LastWriteErr(); err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err // the file's path is no business of an anonymous caller
-			}
-			unhealthy(w, "store: the last write failed: "+err.Error())
+		if reason := storeProblem(svc.DB()); reason != "" {
+			unhealthy(w, reason)
 			return
 		}
 		encode(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+}
+
+// handleReady answers 200 {"status":"ready"} while the server takes new
+// clients: not draining, and the store answers a read transaction and its
+// latest write committed. Else 503 with status draining or unavailable and
+// the reason, like /health. /health says whether the process should be
+// restarted; /ready whether a load balancer should send it traffic.
+func (s *Server) handleReady() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			encode(w, http.StatusServiceUnavailable, map[string]string{"status": "draining", "detail": "the server is shutting down"})
+			return
+		}
+		if reason := storeProblem(s.svc.DB()); reason != "" {
+			unhealthy(w, reason)
+			return
+		}
+		encode(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+// storeProblem is why the store is unusable (it cannot be read, or its
+// last write failed), or "" when it is fine.
+func storeProblem(db *store.DB) string {
+	if _, err := db.Schema(); err != nil {
+		return "store: " + err.Error()
+	}
+	if err := db.LastWriteErr(); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the file's path is no business of an anonymous caller
+		}
+		return "store: the last write failed: " + err.Error()
+	}
+	return ""
 }
 
 // unhealthy is the 503 of /health.

@@ -74,6 +74,9 @@ type Config struct {
 	CORS struct {
 		Origins []string
 	}
+	Metrics struct {
+		Listen string
+	}
 	WS struct {
 		AllowedOrigins  []string
 		MaxFrame        int64
@@ -143,6 +146,7 @@ func (c *Config) fields() []field {
 		{"http.max_conns", &c.HTTP.MaxConns},
 		{"http.max_conns_per_ip", &c.HTTP.MaxConnsPerIP},
 		{"cors.origins", &c.CORS.Origins},
+		{"metrics.listen", &c.Metrics.Listen},
 		{"ws.allowed_origins", &c.WS.AllowedOrigins},
 		{"ws.max_frame", &c.WS.MaxFrame},
 		{"ws.max_text", &c.WS.MaxText},

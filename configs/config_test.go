@@ -48,6 +48,7 @@ func TestDefaultsMatchSpec(t *testing.T) {
 		{"ws.pong_timeout", c.WS.PongTimeout, 60 * time.Second},
 		{"ws.max_conns_per_user", c.WS.MaxConnsPerUser, 16},
 		{"history.on_join", c.History.OnJoin, 50},
+		{"metrics.listen", c.Metrics.Listen, ""},
 		{"log.format", c.Log.Format, "text"},
 		{"log.level", c.Log.Level, "info"},
 		{"audit.retention", c.Audit.Retention, 90 * 24 * time.Hour},
@@ -223,6 +224,9 @@ func TestValidate(t *testing.T) {
 		{"AuditRetention", func(c *Config) { c.Audit.Retention = -time.Hour }, "audit.retention"},
 		{"AuditRetentionOff", func(c *Config) { c.Audit.Retention = 0 }, ""},
 		{"AuditMaxEntries", func(c *Config) { c.Audit.MaxEntries = 10 }, "audit.max_entries"},
+		{"MetricsListen", func(c *Config) { c.Metrics.Listen = "9090" }, "metrics.listen"},
+		{"MetricsListenSame", func(c *Config) { c.Metrics.Listen = c.Listen }, "metrics.listen: must differ from listen"},
+		{"MetricsListenOK", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9090" }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,13 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "want host:port, got %q", c.Listen)
 	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "want host:port or empty (on listen), got %q", c.Metrics.Listen)
+		} else if c.Metrics.Listen == c.Listen {
+			bad("metrics.listen", "must differ from listen (%s); leave it empty to serve /metrics there", c.Listen)
+		}
+	}
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			if _, err := netip.ParseAddr(p); err != nil {
