@@ -2,6 +2,7 @@ package api
 
 import (
 	"container/list"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -214,6 +215,9 @@ func (l *connLimiter) releaseLocked(lc *limitedConn) {
 // idle between requests, and busy otherwise. One atomic store: it runs
 // twice per request.
 func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok { // HTTPS: the limiter's conn is inside
+		c = tc.NetConn()
+	}
 	lc, ok := c.(*limitedConn)
 	if !ok {
 		return

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,10 @@ type ServeOptions struct {
 	// Ready, when set, is called with the TCP address once both listeners
 	// accept connections.
 	Ready func(addr string)
+	// ACMEClient, when set, is the HTTP client autocert talks to the ACME
+	// directory with (tests use it to trust their own CA); nil is
+	// http.DefaultClient.
+	ACMEClient *http.Client
 }
 
 // Serve runs chatctl's server until ctx is done, then drains: it stops
@@ -62,6 +67,12 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer tcp.Close()
+	// TLS is set up before anything listens for real: a bad certificate
+	// pair stops the start with an error naming tls.cert or tls.key.
+	stls, err := newServerTLS(cfg, log, opts.ACMEClient)
+	if err != nil {
+		return err
+	}
 	ln := newConnLimiter(tcp, maxConns(cfg.HTTP.MaxConns, log), cfg.HTTP.MaxConnsPerIP, parsePrefixes(cfg.TrustedProxies), log)
 	sock, err := listenSocket(cfg.SocketPath())
 	if err != nil {
@@ -85,8 +96,28 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	public := newHTTPServer(srv, log)
 	public.ConnState = ln.connState
 	private := newHTTPServer(srv.SocketHandler(), log)
-	errc := make(chan error, 2)
-	go func() { errc <- public.Serve(ln) }()
+	errc := make(chan error, 3)
+	var publicLn net.Listener = ln
+	scheme := "http"
+	if stls != nil {
+		// Served through tls.NewListener, not ServeTLS, so HTTP/2 is never
+		// offered: /ws needs HTTP/1.1. On SIGHUP, call stls.certs.Reload()
+		// when stls.certs is set (the files are also re-read by themselves).
+		publicLn, scheme = tls.NewListener(ln, stls.config), "https"
+	}
+	go func() { errc <- public.Serve(publicLn) }()
+	if stls != nil && stls.challenge != nil {
+		// ACME's HTTP-01 challenges, and a redirect to HTTPS for the rest.
+		cln, err := net.Listen("tcp", cfg.TLS.ACME.HTTPListen)
+		if err != nil {
+			return fmt.Errorf("tls.acme.http_listen: %w", err)
+		}
+		challenge := newHTTPServer(stls.challenge, log)
+		go func() { errc <- challenge.Serve(cln) }()
+		defer challenge.Close()
+		log.Info("ACME HTTP-01 and HTTPS redirect listening", "addr", cln.Addr().String())
+		fmt.Fprintf(opts.Stdout, "chatctl answering ACME HTTP-01 and redirecting to HTTPS on http://%s\n", cln.Addr())
+	}
 	if sock != nil {
 		go func() { errc <- private.Serve(sock) }()
 		defer os.Remove(cfg.SocketPath())
@@ -98,7 +129,7 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	addr := ln.Addr().String()
 	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath(),
 		"max_conns", ln.max, "max_conns_per_ip", ln.perIP)
-	fmt.Fprintf(opts.Stdout, "chatctl listening on http://%s (store %s)\n", addr, cfg.DB)
+	fmt.Fprintf(opts.Stdout, "chatctl listening on %s://%s (store %s)\n", scheme, addr, cfg.DB)
 	if users, err := svc.Users(ctx); err == nil && len(users) == 0 {
 		fmt.Fprintf(opts.Stdout, "no users yet: add one with\n  chatctl --db %s user add NAME --role admin\n", cfg.DB)
 	}

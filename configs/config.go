@@ -97,6 +97,17 @@ type Config struct {
 		Format string
 		Level  string
 	}
+	TLS struct {
+		Cert       string
+		Key        string
+		HSTSMaxAge time.Duration
+		ACME       struct {
+			Domains    []string
+			Email      string
+			Directory  string
+			HTTPListen string
+		}
+	}
 
 	// JWTSecret comes only from CHATCTL_JWT_SECRET; it has no config key so
 	// that it never ends up in a file by accident.
@@ -156,6 +167,13 @@ func (c *Config) fields() []field {
 		{"history.max_age", &c.History.MaxAge},
 		{"log.format", &c.Log.Format},
 		{"log.level", &c.Log.Level},
+		{"tls.cert", &c.TLS.Cert},
+		{"tls.key", &c.TLS.Key},
+		{"tls.hsts_max_age", &c.TLS.HSTSMaxAge},
+		{"tls.acme.domains", &c.TLS.ACME.Domains},
+		{"tls.acme.email", &c.TLS.ACME.Email},
+		{"tls.acme.directory", &c.TLS.ACME.Directory},
+		{"tls.acme.http_listen", &c.TLS.ACME.HTTPListen},
 	}
 }
 
