@@ -69,7 +69,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	defer tcp.Close()
 	// TLS is set up before anything listens for real: a bad certificate
 	// pair stops the start with an error naming tls.cert or tls.key.
-	stls, err := newServerTLS(cfg, log, opts.ACMEClient)
+	_, httpsPort, _ := net.SplitHostPort(tcp.Addr().String())
+	stls, err := newServerTLS(cfg, log, httpsPort, opts.ACMEClient)
 	if err != nil {
 		return err
 	}

@@ -198,9 +198,10 @@ type serverTLS struct {
 }
 
 // newServerTLS builds the TLS side of cfg, or returns nil for plain HTTP.
+// httpsPort is the public listener's port, where plain HTTP is redirected.
 // acmeClient, when set, is the HTTP client of the ACME protocol (tests
 // trust their own CA with it).
-func newServerTLS(cfg *configs.Config, log *slog.Logger, acmeClient *http.Client) (*serverTLS, error) {
+func newServerTLS(cfg *configs.Config, log *slog.Logger, httpsPort string, acmeClient *http.Client) (*serverTLS, error) {
 	switch {
 	case cfg.TLS.Cert != "":
 		certs, err := LoadCertFiles(cfg.TLS.Cert, cfg.TLS.Key, log)
@@ -220,7 +221,6 @@ func newServerTLS(cfg *configs.Config, log *slog.Logger, acmeClient *http.Client
 			Email:      cfg.TLS.ACME.Email,
 			Client:     &acme.Client{DirectoryURL: cfg.TLS.ACME.Directory, HTTPClient: acmeClient},
 		}
-		_, port, _ := net.SplitHostPort(cfg.Listen)
 		get := func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			cert, err := m.GetCertificate(hello)
 			if err != nil {
@@ -232,7 +232,7 @@ func newServerTLS(cfg *configs.Config, log *slog.Logger, acmeClient *http.Client
 			"cache", dir, "http_listen", cfg.TLS.ACME.HTTPListen)
 		return &serverTLS{
 			config:    tlsConfig(get),
-			challenge: m.HTTPHandler(redirectHTTPS(cfg.TLS.ACME.Domains, port)),
+			challenge: logChallenges(m.HTTPHandler(redirectHTTPS(cfg.TLS.ACME.Domains, httpsPort)), log),
 		}, nil
 	}
 	return nil, nil
@@ -270,6 +270,26 @@ func privateDir(dir string) error {
 			configs.ErrLoosePermissions, absPath(dir), fi.Mode().Perm(), absPath(dir))
 	}
 	return nil
+}
+
+// logChallenges logs the requests for ACME challenges on the plain-HTTP
+// listener (not the redirects), so an operator can see whether the CA got
+// through. It drops a port from their Host: autocert checks the Host
+// against the domains as it is, and a CA that validates on another port
+// than 80 (a test CA, or a port forward) sends one.
+func logChallenges(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			r.Host = h
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		log.Info("ACME HTTP-01 challenge", "host", r.Host, "status", sw.status, "client", r.RemoteAddr)
+	})
 }
 
 // redirectHTTPS sends plain-HTTP requests to the same path over HTTPS, on

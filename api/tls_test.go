@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,9 +108,9 @@ func replaceFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-// startServe runs Serve with cfg until the test ends and returns its
-// address and log.
-func startServe(t *testing.T, cfg *configs.Config, opts ServeOptions) (string, *logBuffer) {
+// startServe runs Serve with cfg and returns its address, its log and a
+// function that stops it (also called when the test ends).
+func startServe(t *testing.T, cfg *configs.Config, opts ServeOptions) (string, *logBuffer, func()) {
 	t.Helper()
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
@@ -120,18 +121,22 @@ func startServe(t *testing.T, cfg *configs.Config, opts ServeOptions) (string, *
 	go func() { errc <- Serve(ctx, cfg, log, opts) }()
 	select {
 	case addr := <-ready:
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case err := <-errc:
-				if err != nil {
-					t.Errorf("Serve = %v", err)
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				cancel()
+				select {
+				case err := <-errc:
+					if err != nil {
+						t.Errorf("Serve = %v", err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Error("Serve did not return after cancel")
 				}
-			case <-time.After(20 * time.Second):
-				t.Error("Serve did not return after cancel")
-			}
-		})
-		return addr, logs
+			})
+		}
+		t.Cleanup(stop)
+		return addr, logs, stop
 	case err := <-errc:
 		cancel()
 		t.Fatalf("Serve returned before Ready: %v\n%s", err, logs.String())
@@ -139,7 +144,7 @@ func startServe(t *testing.T, cfg *configs.Config, opts ServeOptions) (string, *
 		cancel()
 		t.Fatal("Serve never became ready")
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 func tlsTestConfig(t *testing.T) *configs.Config {
@@ -180,7 +185,7 @@ func TestTLSFiles(t *testing.T) {
 	replaceFile(t, cfg.TLS.Cert, certPEM)
 	replaceFile(t, cfg.TLS.Key, keyPEM)
 	var stdout strings.Builder
-	addr, logs := startServe(t, cfg, ServeOptions{Stdout: &stdout})
+	addr, logs, _ := startServe(t, cfg, ServeOptions{Stdout: &stdout})
 	if !strings.Contains(stdout.String(), "https://"+addr) {
 		t.Errorf("stdout = %q, want https://%s", stdout.String(), addr)
 	}
