@@ -42,7 +42,11 @@ func benchFanout(b *testing.B, useTLS bool) {
 	if useTLS {
 		opts = append(opts, withTLS)
 	}
-	h := newHarness(b, Config{SendRate: 1e6, SendBurst: 1e6, NoWritePool: !*fanoutPool}, opts...)
+	// The members never answer pings: keep them alive however long the
+	// joins take (1,000 TLS handshakes and the presence storm take over a
+	// minute on two loaded cores).
+	h := newHarness(b, Config{SendRate: 1e6, SendBurst: 1e6, NoWritePool: !*fanoutPool,
+		PingInterval: time.Hour, PongTimeout: 2 * time.Hour}, opts...)
 	addr := strings.TrimPrefix(strings.TrimPrefix(h.srv.URL, "http://"), "https://")
 	dial := func(user string) net.Conn { return rawJoin(b, addr, user, "big") }
 	if useTLS {
