@@ -50,6 +50,16 @@ func TestDefaultsMatchSpec(t *testing.T) {
 		{"history.on_join", c.History.OnJoin, 50},
 		{"log.format", c.Log.Format, "text"},
 		{"log.level", c.Log.Level, "info"},
+		{"tls.cert", c.TLS.Cert, ""},
+		{"tls.key", c.TLS.Key, ""},
+		{"tls.hsts_max_age", c.TLS.HSTSMaxAge, 365 * 24 * time.Hour},
+		{"tls.acme.domains", len(c.TLS.ACME.Domains), 0},
+		{"tls.acme.email", c.TLS.ACME.Email, ""},
+		{"tls.acme.directory", c.TLS.ACME.Directory, "https://acme-v02.api.letsencrypt.org/directory"},
+		{"tls.acme.http_listen", c.TLS.ACME.HTTPListen, ":80"},
+	}
+	if c.TLSEnabled() {
+		t.Error("TLS is on by default")
 	}
 	for _, tc := range checks {
 		if !reflect.DeepEqual(tc.got, tc.want) {
@@ -194,6 +204,8 @@ func TestValidate(t *testing.T) {
 	os.WriteFile(short, []byte("too short\n"), 0o600)
 	long := filepath.Join(t.TempDir(), "long")
 	os.WriteFile(long, []byte(strings.Repeat("k", 40)+"\n"), 0o600)
+	pem := filepath.Join(t.TempDir(), "tls.pem") // contents are checked by the server
+	os.WriteFile(pem, []byte("PEM\n"), 0o600)
 	tests := []struct {
 		name    string
 		mutate  func(c *Config)
@@ -218,6 +230,22 @@ func TestValidate(t *testing.T) {
 		{"TextOverFrame", func(c *Config) { c.WS.MaxText = 1 << 20 }, "ws.max_text"},
 		{"QueueBytes", func(c *Config) { c.WS.QueueBytes = 10 }, "ws.queue_bytes"},
 		{"QueueWait", func(c *Config) { c.WS.QueueWait = 0 }, "ws.queue_wait"},
+		{"TLSFilesOK", func(c *Config) { c.TLS.Cert, c.TLS.Key = pem, pem }, ""},
+		{"TLSCertOnly", func(c *Config) { c.TLS.Cert = pem }, "tls.key: must be set with tls.cert"},
+		{"TLSKeyOnly", func(c *Config) { c.TLS.Key = pem }, "tls.cert: must be set with tls.key"},
+		{"TLSCertMissing", func(c *Config) { c.TLS.Cert, c.TLS.Key = pem+"x", pem }, "tls.cert: cannot read " + pem + "x: no such file"},
+		{"TLSKeyFolder", func(c *Config) { c.TLS.Cert, c.TLS.Key = pem, filepath.Dir(pem) }, "tls.key: " + filepath.Dir(pem) + " is a folder"},
+		{"HSTSNegative", func(c *Config) { c.TLS.HSTSMaxAge = -time.Second }, "tls.hsts_max_age"},
+		{"ACMEOK", func(c *Config) {
+			c.TLS.ACME.Domains, c.TLS.ACME.Email = []string{"chat.example.com", "x.example.org"}, "ops@example.com"
+		}, ""},
+		{"ACMEAndFiles", func(c *Config) { c.TLS.ACME.Domains, c.TLS.Cert, c.TLS.Key = []string{"chat.example.com"}, pem, pem }, "tls.acme.domains: ACME and tls.cert/tls.key are mutually exclusive"},
+		{"ACMEWildcard", func(c *Config) { c.TLS.ACME.Domains = []string{"*.example.com"} }, `tls.acme.domains: "*.example.com" is not a domain name`},
+		{"ACMEIP", func(c *Config) { c.TLS.ACME.Domains = []string{"192.0.2.1"} }, "tls.acme.domains"},
+		{"ACMEURL", func(c *Config) { c.TLS.ACME.Domains = []string{"https://chat.example.com"} }, "tls.acme.domains"},
+		{"ACMEEmail", func(c *Config) { c.TLS.ACME.Email = "ops" }, "tls.acme.email"},
+		{"ACMEDirectoryHTTP", func(c *Config) { c.TLS.ACME.Directory = "http://ca.example/dir" }, "tls.acme.directory: want an https://"},
+		{"ACMEHTTPListen", func(c *Config) { c.TLS.ACME.HTTPListen = "80" }, "tls.acme.http_listen"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
