@@ -102,8 +102,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	scheme := "http"
 	if stls != nil {
 		// Served through tls.NewListener, not ServeTLS, so HTTP/2 is never
-		// offered: /ws needs HTTP/1.1. On SIGHUP, call stls.certs.Reload()
-		// when stls.certs is set (the files are also re-read by themselves).
+		// offered: /ws needs HTTP/1.1. On SIGHUP, call stls.Reload() (nil
+		// safe; the files are also re-read by themselves when they change).
 		publicLn, scheme = tls.NewListener(ln, stls.config), "https"
 	}
 	go func() { errc <- public.Serve(publicLn) }()

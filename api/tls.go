@@ -197,6 +197,16 @@ type serverTLS struct {
 	challenge http.Handler
 }
 
+// Reload re-reads tls.cert and tls.key (the SIGHUP path; see
+// CertReloader.Reload). With plain HTTP (t nil) or ACME, whose certificates
+// renew by themselves, there is nothing to reload and it returns nil.
+func (t *serverTLS) Reload() error {
+	if t == nil || t.certs == nil {
+		return nil
+	}
+	return t.certs.Reload()
+}
+
 // newServerTLS builds the TLS side of cfg, or returns nil for plain HTTP.
 // httpsPort is the public listener's port, where plain HTTP is redirected.
 // acmeClient, when set, is the HTTP client of the ACME protocol (tests

@@ -399,6 +399,21 @@ func TestCertReloaderReload(t *testing.T) {
 	if got := r.Certificate().Leaf.SerialNumber.Int64(); got != 2 {
 		t.Fatalf("after Reload serial = %d, want 2", got)
 	}
+	// serverTLS.Reload, what SIGHUP calls, reaches it; without files it is
+	// a no-op.
+	var none *serverTLS
+	if err := none.Reload(); err != nil {
+		t.Errorf("Reload without TLS = %v", err)
+	}
+	if err := (&serverTLS{}).Reload(); err != nil {
+		t.Errorf("Reload with ACME = %v", err)
+	}
+	st := &serverTLS{certs: r}
+	replaceFile(t, certPath, []byte("garbage"))
+	if err := st.Reload(); err == nil {
+		t.Error("serverTLS.Reload did not re-read the files")
+	}
+	replaceFile(t, certPath, c2)
 	// A broken file: Reload says why, naming the key and the file, and keeps
 	// the certificate.
 	replaceFile(t, certPath, []byte("not a certificate\n"))
