@@ -74,6 +74,13 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	if err != nil {
 		return err
 	}
+	var challengeLn net.Listener // ACME's HTTP-01 challenges and the redirect to HTTPS
+	if stls != nil && stls.challenge != nil {
+		if challengeLn, err = net.Listen("tcp", cfg.TLS.ACME.HTTPListen); err != nil {
+			return fmt.Errorf("tls.acme.http_listen: %w", err)
+		}
+		defer challengeLn.Close()
+	}
 	ln := newConnLimiter(tcp, maxConns(cfg.HTTP.MaxConns, log), cfg.HTTP.MaxConnsPerIP, parsePrefixes(cfg.TrustedProxies), log)
 	sock, err := listenSocket(cfg.SocketPath())
 	if err != nil {
@@ -105,19 +112,15 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		// offered: /ws needs HTTP/1.1. On SIGHUP, call stls.Reload() (nil
 		// safe; the files are also re-read by themselves when they change).
 		publicLn, scheme = tls.NewListener(ln, stls.config), "https"
+		ln.silent = true
 	}
 	go func() { errc <- public.Serve(publicLn) }()
-	if stls != nil && stls.challenge != nil {
-		// ACME's HTTP-01 challenges, and a redirect to HTTPS for the rest.
-		cln, err := net.Listen("tcp", cfg.TLS.ACME.HTTPListen)
-		if err != nil {
-			return fmt.Errorf("tls.acme.http_listen: %w", err)
-		}
+	if challengeLn != nil {
 		challenge := newHTTPServer(stls.challenge, log)
-		go func() { errc <- challenge.Serve(cln) }()
+		go func() { errc <- challenge.Serve(challengeLn) }()
 		defer challenge.Close()
-		log.Info("ACME HTTP-01 and HTTPS redirect listening", "addr", cln.Addr().String())
-		fmt.Fprintf(opts.Stdout, "chatctl answering ACME HTTP-01 and redirecting to HTTPS on http://%s\n", cln.Addr())
+		log.Info("ACME HTTP-01 and HTTPS redirect listening", "addr", challengeLn.Addr().String())
+		fmt.Fprintf(opts.Stdout, "chatctl answering ACME HTTP-01 and redirecting to HTTPS on http://%s\n", challengeLn.Addr())
 	}
 	if sock != nil {
 		go func() { errc <- private.Serve(sock) }()

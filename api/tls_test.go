@@ -495,3 +495,62 @@ func TestHSTSOnlyOverTLS(t *testing.T) {
 		}
 	}
 }
+
+// Ensure the connection cap works under TLS: an idle keep-alive HTTPS
+// connection is recognised as idle (connState sees the *tls.Conn around
+// the limiter's conn) and closed to make room for a newcomer, and a
+// refusal sends no plain-HTTP bytes into what the client expects to be a
+// TLS handshake.
+func TestConnLimitUnderTLS(t *testing.T) {
+	ca := newTestCA(t)
+	certPEM, keyPEM := ca.issue(t, 1)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newConnLimiter(tcp, 1, 0, nil, slog.New(slog.DiscardHandler))
+	l.silent = true
+	hs := &http.Server{ConnState: l.connState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})}
+	go hs.Serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	defer hs.Close()
+	url := "https://localhost:" + strings.Split(tcp.Addr().String(), ":")[1] + "/"
+	newClient := func() *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
+	}
+	a, b := newClient(), newClient()
+	defer a.CloseIdleConnections()
+	defer b.CloseIdleConnections()
+	for i, c := range []*http.Client{a, b} { // b needs a's idle connection closed
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+
+	// The one slot is b's idle connection. A new TLS connection takes it
+	// (b's is closed) and, before its first request, is not idle; so the
+	// next one is refused, silently.
+	busy, err := tls.Dial("tcp", tcp.Addr().String(), &tls.Config{RootCAs: ca.pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("a newcomer was not given the idle connection's slot: %v", err)
+	}
+	defer busy.Close()
+	raw, err := net.Dial("tcp", tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := raw.Read(make([]byte, 64))
+	if n != 0 || err != io.EOF {
+		t.Errorf("a refused connection under TLS read %d bytes, %v; want 0 bytes and EOF", n, err)
+	}
+}
