@@ -50,6 +50,12 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	if opts.Stdout == nil {
 		opts.Stdout = io.Discard
 	}
+	// TLS first: a bad certificate pair stops the start with an error
+	// naming tls.cert or tls.key, before the store is opened or created.
+	stls, err := newServerTLS(cfg, log, opts.ACMEClient)
+	if err != nil {
+		return err
+	}
 	svc, err := admin.Open(cfg)
 	if errors.Is(err, store.ErrLocked) {
 		if r, derr := admin.Dial(cfg.SocketPath(), 500*time.Millisecond); derr == nil {
@@ -67,15 +73,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer tcp.Close()
-	// TLS is set up before anything listens for real: a bad certificate
-	// pair stops the start with an error naming tls.cert or tls.key.
-	_, httpsPort, _ := net.SplitHostPort(tcp.Addr().String())
-	stls, err := newServerTLS(cfg, log, httpsPort, opts.ACMEClient)
-	if err != nil {
-		return err
-	}
 	var challengeLn net.Listener // ACME's HTTP-01 challenges and the redirect to HTTPS
-	if stls != nil && stls.challenge != nil {
+	if stls != nil && stls.acme != nil {
 		if challengeLn, err = net.Listen("tcp", cfg.TLS.ACME.HTTPListen); err != nil {
 			return fmt.Errorf("tls.acme.http_listen: %w", err)
 		}
@@ -116,7 +115,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	go func() { errc <- public.Serve(publicLn) }()
 	if challengeLn != nil {
-		challenge := newHTTPServer(stls.challenge, log)
+		_, httpsPort, _ := net.SplitHostPort(tcp.Addr().String())
+		challenge := newHTTPServer(stls.challengeHandler(httpsPort), log)
 		go func() { errc <- challenge.Serve(challengeLn) }()
 		defer challenge.Close()
 		log.Info("ACME HTTP-01 and HTTPS redirect listening", "addr", challengeLn.Addr().String())

@@ -192,9 +192,16 @@ type serverTLS struct {
 	config *tls.Config
 	// certs is set with tls.cert/tls.key: Reload it on SIGHUP.
 	certs *CertReloader
-	// challenge answers ACME HTTP-01 challenges and redirects the rest to
-	// HTTPS; set with ACME.
-	challenge http.Handler
+	// acme is set with tls.acme: see challengeHandler.
+	acme    *autocert.Manager
+	domains []string
+	log     *slog.Logger
+}
+
+// challengeHandler is the plain-HTTP listener's handler with ACME: it
+// answers HTTP-01 challenges and redirects the rest to HTTPS on httpsPort.
+func (t *serverTLS) challengeHandler(httpsPort string) http.Handler {
+	return logChallenges(t.acme.HTTPHandler(redirectHTTPS(t.domains, httpsPort)), t.log)
 }
 
 // Reload re-reads tls.cert and tls.key (the SIGHUP path; see
@@ -208,10 +215,9 @@ func (t *serverTLS) Reload() error {
 }
 
 // newServerTLS builds the TLS side of cfg, or returns nil for plain HTTP.
-// httpsPort is the public listener's port, where plain HTTP is redirected.
 // acmeClient, when set, is the HTTP client of the ACME protocol (tests
 // trust their own CA with it).
-func newServerTLS(cfg *configs.Config, log *slog.Logger, httpsPort string, acmeClient *http.Client) (*serverTLS, error) {
+func newServerTLS(cfg *configs.Config, log *slog.Logger, acmeClient *http.Client) (*serverTLS, error) {
 	switch {
 	case cfg.TLS.Cert != "":
 		certs, err := LoadCertFiles(cfg.TLS.Cert, cfg.TLS.Key, log)
@@ -240,10 +246,7 @@ func newServerTLS(cfg *configs.Config, log *slog.Logger, httpsPort string, acmeC
 		}
 		log.Info("ACME on", "domains", cfg.TLS.ACME.Domains, "directory", cfg.TLS.ACME.Directory,
 			"cache", dir, "http_listen", cfg.TLS.ACME.HTTPListen)
-		return &serverTLS{
-			config:    tlsConfig(get),
-			challenge: logChallenges(m.HTTPHandler(redirectHTTPS(cfg.TLS.ACME.Domains, httpsPort)), log),
-		}, nil
+		return &serverTLS{config: tlsConfig(get), acme: m, domains: cfg.TLS.ACME.Domains, log: log}, nil
 	}
 	return nil, nil
 }
