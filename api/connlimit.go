@@ -2,6 +2,7 @@ package api
 
 import (
 	"container/list"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -68,6 +69,9 @@ type connLimiter struct {
 	exempt     []netip.Prefix
 	log        *slog.Logger
 	epoch      time.Time // idle times are monotonic nanoseconds since
+	// silent: refuse without the plain-HTTP 503 (set before Accept runs,
+	// under TLS, where those bytes would only be a handshake error).
+	silent bool
 
 	mu    sync.Mutex // guards total, addrs and every conn's released and elem
 	total int
@@ -183,10 +187,12 @@ func oldestIdle(a *addrConns) *limitedConn {
 // refuse answers a connection over a cap and closes it; refusals are
 // logged at most once a second.
 func (l *connLimiter) refuse(c net.Conn, cap string, addr netip.Addr) {
-	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(c, busyResponse)
-	if tc, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = tc.CloseWrite() // the response first, then the end
+	if !l.silent {
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(c, busyResponse)
+		if tc, ok := c.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite() // the response first, then the end
+		}
 	}
 	c.Close()
 	now := time.Now().UnixNano()
@@ -214,6 +220,9 @@ func (l *connLimiter) releaseLocked(lc *limitedConn) {
 // idle between requests, and busy otherwise. One atomic store: it runs
 // twice per request.
 func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok { // HTTPS: the limiter's conn is inside
+		c = tc.NetConn()
+	}
 	lc, ok := c.(*limitedConn)
 	if !ok {
 		return

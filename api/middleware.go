@@ -96,8 +96,10 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			// JSON answers need no content at all; the pages set their own.
 			h["Content-Security-Policy"] = jsonCSP
 		}
-		if r.TLS != nil {
-			h.Set("Strict-Transport-Security", "max-age=63072000")
+		if r.TLS != nil && s.hsts != nil {
+			// Only over HTTPS: browsers ignore it on plain HTTP (RFC 6797
+			// §8.1), and it must never reach the ACME redirect listener.
+			h["Strict-Transport-Security"] = s.hsts
 		}
 		limitBody(w, r, s.cfg.HTTP.MaxBody)
 		next.ServeHTTP(w, r)

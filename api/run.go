@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,10 @@ type ServeOptions struct {
 	// MetricsReady, when set and metrics.listen is, is called with the
 	// metrics listener's address before Ready.
 	MetricsReady func(addr string)
+	// ACMEClient, when set, is the HTTP client autocert talks to the ACME
+	// directory with (tests use it to trust their own CA); nil is
+	// http.DefaultClient.
+	ACMEClient *http.Client
 }
 
 // Serve runs chatctl's server until ctx is done, then drains: it stops
@@ -62,6 +67,12 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	if opts.Stderr == nil {
 		opts.Stderr = io.Discard
+	}
+	// TLS first: a bad certificate pair stops the start with an error
+	// naming tls.cert or tls.key, before the store is opened or created.
+	stls, err := newServerTLS(cfg, log, opts.ACMEClient)
+	if err != nil {
+		return err
 	}
 	svc, err := admin.Open(cfg)
 	if errors.Is(err, store.ErrLocked) {
@@ -91,6 +102,13 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		}
 		defer metricsLn.Close()
 	}
+	var challengeLn net.Listener // ACME's HTTP-01 challenges and the redirect to HTTPS
+	if stls != nil && stls.acme != nil {
+		if challengeLn, err = net.Listen("tcp", cfg.TLS.ACME.HTTPListen); err != nil {
+			return fmt.Errorf("tls.acme.http_listen: %w", err)
+		}
+		defer challengeLn.Close()
+	}
 	ln := newConnLimiter(tcp, maxConns(cfg.HTTP.MaxConns, log), cfg.HTTP.MaxConnsPerIP, parsePrefixes(cfg.TrustedProxies), log)
 	sock, err := listenSocket(cfg.SocketPath())
 	if err != nil {
@@ -109,6 +127,13 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 			return nil
 		})
 	}
+	if stls != nil {
+		// SIGHUP re-reads the certificate files at once (they are also
+		// re-read when they change). The paths themselves are fixed at
+		// start: a changed tls.cert or tls.key is named as needing a
+		// restart, so the hook claims no keys.
+		srv.OnReload(nil, func(*configs.Config) error { return stls.Reload() })
+	}
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
 	hubDone := make(chan struct{})
@@ -121,8 +146,25 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	public.ConnState = ln.connState
 	private := newHTTPServer(srv.SocketHandler(), log)
 	private.ConnContext = srv.SocketConnContext
-	errc := make(chan error, 3)
-	go func() { errc <- public.Serve(ln) }()
+	errc := make(chan error, 4) // public, socket, metrics, ACME challenge
+	var publicLn net.Listener = ln
+	scheme := "http"
+	if stls != nil {
+		// Served through tls.NewListener, not ServeTLS, so HTTP/2 is never
+		// offered: /ws needs HTTP/1.1. On SIGHUP, call stls.Reload() (nil
+		// safe; the files are also re-read by themselves when they change).
+		publicLn, scheme = tls.NewListener(ln, stls.config), "https"
+		ln.silent = true
+	}
+	go func() { errc <- public.Serve(publicLn) }()
+	if challengeLn != nil {
+		_, httpsPort, _ := net.SplitHostPort(tcp.Addr().String())
+		challenge := newHTTPServer(stls.challengeHandler(httpsPort), log)
+		go func() { errc <- challenge.Serve(challengeLn) }()
+		defer challenge.Close()
+		log.Info("ACME HTTP-01 and HTTPS redirect listening", "addr", challengeLn.Addr().String())
+		fmt.Fprintf(opts.Stdout, "chatctl answering ACME HTTP-01 and redirecting to HTTPS on http://%s\n", challengeLn.Addr())
+	}
 	if sock != nil {
 		go func() { errc <- private.Serve(sock) }()
 		defer os.Remove(cfg.SocketPath())
@@ -142,7 +184,7 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	addr := ln.Addr().String()
 	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath(),
 		"max_conns", ln.max, "max_conns_per_ip", ln.perIP)
-	fmt.Fprintf(opts.Stdout, "chatctl listening on http://%s (store %s)\n", addr, cfg.DB)
+	fmt.Fprintf(opts.Stdout, "chatctl listening on %s://%s (store %s)\n", scheme, addr, cfg.DB)
 	if metricsLn != nil {
 		maddr := metricsLn.Addr().String()
 		log.Info("metrics serving", "addr", maddr)

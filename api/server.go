@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,7 @@ type Server struct {
 	loginRate *loginLimits    // failed logins, per address and username
 	signups   *failureLimiter // sign-ups per address (addrKey)
 	now       func() time.Time
+	hsts      []string // the Strict-Transport-Security value (tls.hsts_max_age); nil: none
 
 	handler http.Handler // the public routes with middleware
 	socket  http.Handler // the admin routes for the Unix socket
@@ -70,6 +72,9 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 		hashes:    newHashPool(hashWorkers(), 64*hashWorkers(), opts.AdaptiveProcs),
 		loginRate: newLoginLimits(cfg, opts.Now),
 		signups:   newFailureLimiter(cfg.Login.SignupBurst, cfg.Login.SignupPerMinute, opts.Now),
+	}
+	if age := cfg.TLS.HSTSMaxAge; age > 0 {
+		s.hsts = []string{"max-age=" + strconv.FormatInt(int64(age/time.Second), 10)}
 	}
 	svc.DB().SetRetention(store.Retention{MaxPerRoom: cfg.History.MaxPerRoom})
 	s.hub = chat.NewHub(hubStore{svc.DB(), s.metrics}, hubAuth{s}, hubConfig(s), log)

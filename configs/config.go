@@ -104,6 +104,17 @@ type Config struct {
 		Retention  time.Duration
 		MaxEntries int
 	}
+	TLS struct {
+		Cert       string
+		Key        string
+		HSTSMaxAge time.Duration
+		ACME       struct {
+			Domains    []string
+			Email      string
+			Directory  string
+			HTTPListen string
+		}
+	}
 
 	// JWTSecret comes only from CHATCTL_JWT_SECRET; it has no config key so
 	// that it never ends up in a file by accident.
@@ -166,6 +177,13 @@ func (c *Config) fields() []field {
 		{"log.level", &c.Log.Level},
 		{"audit.retention", &c.Audit.Retention},
 		{"audit.max_entries", &c.Audit.MaxEntries},
+		{"tls.cert", &c.TLS.Cert},
+		{"tls.key", &c.TLS.Key},
+		{"tls.hsts_max_age", &c.TLS.HSTSMaxAge},
+		{"tls.acme.domains", &c.TLS.ACME.Domains},
+		{"tls.acme.email", &c.TLS.ACME.Email},
+		{"tls.acme.directory", &c.TLS.ACME.Directory},
+		{"tls.acme.http_listen", &c.TLS.ACME.HTTPListen},
 	}
 }
 

@@ -53,6 +53,16 @@ func TestDefaultsMatchSpec(t *testing.T) {
 		{"log.level", c.Log.Level, "info"},
 		{"audit.retention", c.Audit.Retention, 90 * 24 * time.Hour},
 		{"audit.max_entries", c.Audit.MaxEntries, 100000},
+		{"tls.cert", c.TLS.Cert, ""},
+		{"tls.key", c.TLS.Key, ""},
+		{"tls.hsts_max_age", c.TLS.HSTSMaxAge, 365 * 24 * time.Hour},
+		{"tls.acme.domains", len(c.TLS.ACME.Domains), 0},
+		{"tls.acme.email", c.TLS.ACME.Email, ""},
+		{"tls.acme.directory", c.TLS.ACME.Directory, "https://acme-v02.api.letsencrypt.org/directory"},
+		{"tls.acme.http_listen", c.TLS.ACME.HTTPListen, ":80"},
+	}
+	if c.TLSEnabled() {
+		t.Error("TLS is on by default")
 	}
 	for _, tc := range checks {
 		if !reflect.DeepEqual(tc.got, tc.want) {
@@ -197,6 +207,8 @@ func TestValidate(t *testing.T) {
 	os.WriteFile(short, []byte("too short\n"), 0o600)
 	long := filepath.Join(t.TempDir(), "long")
 	os.WriteFile(long, []byte(strings.Repeat("k", 40)+"\n"), 0o600)
+	pem := filepath.Join(t.TempDir(), "tls.pem") // contents are checked by the server
+	os.WriteFile(pem, []byte("PEM\n"), 0o600)
 	tests := []struct {
 		name    string
 		mutate  func(c *Config)
@@ -227,6 +239,22 @@ func TestValidate(t *testing.T) {
 		{"MetricsListen", func(c *Config) { c.Metrics.Listen = "9090" }, "metrics.listen"},
 		{"MetricsListenSame", func(c *Config) { c.Metrics.Listen = c.Listen }, "metrics.listen: must differ from listen"},
 		{"MetricsListenOK", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9090" }, ""},
+		{"TLSFilesOK", func(c *Config) { c.TLS.Cert, c.TLS.Key = pem, pem }, ""},
+		{"TLSCertOnly", func(c *Config) { c.TLS.Cert = pem }, "tls.key: must be set with tls.cert"},
+		{"TLSKeyOnly", func(c *Config) { c.TLS.Key = pem }, "tls.cert: must be set with tls.key"},
+		{"TLSCertMissing", func(c *Config) { c.TLS.Cert, c.TLS.Key = pem+"x", pem }, "tls.cert: cannot read " + pem + "x: no such file"},
+		{"TLSKeyFolder", func(c *Config) { c.TLS.Cert, c.TLS.Key = pem, filepath.Dir(pem) }, "tls.key: " + filepath.Dir(pem) + " is a folder"},
+		{"HSTSNegative", func(c *Config) { c.TLS.HSTSMaxAge = -time.Second }, "tls.hsts_max_age"},
+		{"ACMEOK", func(c *Config) {
+			c.TLS.ACME.Domains, c.TLS.ACME.Email = []string{"chat.example.com", "x.example.org"}, "ops@example.com"
+		}, ""},
+		{"ACMEAndFiles", func(c *Config) { c.TLS.ACME.Domains, c.TLS.Cert, c.TLS.Key = []string{"chat.example.com"}, pem, pem }, "tls.acme.domains: ACME and tls.cert/tls.key are mutually exclusive"},
+		{"ACMEWildcard", func(c *Config) { c.TLS.ACME.Domains = []string{"*.example.com"} }, `tls.acme.domains: "*.example.com" is not a domain name`},
+		{"ACMEIP", func(c *Config) { c.TLS.ACME.Domains = []string{"192.0.2.1"} }, "tls.acme.domains"},
+		{"ACMEURL", func(c *Config) { c.TLS.ACME.Domains = []string{"https://chat.example.com"} }, "tls.acme.domains"},
+		{"ACMEEmail", func(c *Config) { c.TLS.ACME.Email = "ops" }, "tls.acme.email"},
+		{"ACMEDirectoryHTTP", func(c *Config) { c.TLS.ACME.Directory = "http://ca.example/dir" }, "tls.acme.directory: want an https://"},
+		{"ACMEHTTPListen", func(c *Config) { c.TLS.ACME.HTTPListen = "80" }, "tls.acme.http_listen"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,7 +21,8 @@ var ErrLoosePermissions = errors.New("unsafe permissions")
 //   - the store's folder, if it exists: not writable by group or others
 //     (a readable 0755 folder is fine), since whoever can write there can
 //     replace the store or plant its admin socket (fix: chmod go-w);
-//   - token.secret_file, if set: no access for group or others.
+//   - token.secret_file, if set: no access for group or others;
+//   - tls.key, if set: likewise (the certificate may be public).
 //
 // A sticky folder that everyone may write to (/tmp, mode 1777) is
 // accepted: the sticky bit stops other users from removing or renaming
@@ -40,6 +41,9 @@ func (c *Config) CheckPermissions() error {
 	}
 	if c.Token.SecretFile != "" {
 		errs = append(errs, checkPrivateFile("token.secret_file", c.Token.SecretFile))
+	}
+	if c.TLS.Key != "" {
+		errs = append(errs, checkPrivateFile("tls.key", c.TLS.Key))
 	}
 	return errors.Join(errs...)
 }

@@ -32,6 +32,7 @@ func TestCheckPermissions(t *testing.T) {
 		{"SecretWorldWritable", 0o700, 0o600, 0o666, "token.secret_file %[4]s is readable or writable by group or others (mode 0666); fix: chmod 600 %[4]s"},
 		{"SecretGroupReadable", 0o700, 0o600, 0o640, "(mode 0640)"},
 		{"StickySharedFolderOK", 0o777 | os.ModeSticky, 0o600, 0, ""},
+		{"TLSKeyGroupReadable", 0o700, 0o600, 0, "tls.key %[5]s is readable or writable by group or others (mode 0640); fix: chmod 600 %[5]s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,6 +50,11 @@ func TestCheckPermissions(t *testing.T) {
 				writeMode(t, secret, tc.secret)
 				c.Token.SecretFile = secret
 			}
+			tlsKey := filepath.Join(t.TempDir(), "key.pem")
+			if strings.HasPrefix(tc.name, "TLSKey") {
+				writeMode(t, tlsKey, 0o640)
+				c.TLS.Key = tlsKey
+			}
 			if err := os.Chmod(dir, tc.dirMode); err != nil {
 				t.Fatal(err)
 			}
@@ -65,6 +71,7 @@ func TestCheckPermissions(t *testing.T) {
 				want = strings.ReplaceAll(want, "%[1]s", c.DB)
 				want = strings.ReplaceAll(want, "%[3]s", dir)
 				want = strings.ReplaceAll(want, "%[4]s", secret)
+				want = strings.ReplaceAll(want, "%[5]s", tlsKey)
 			}
 			if err == nil || !errors.Is(err, ErrLoosePermissions) || !strings.Contains(err.Error(), want) {
 				t.Fatalf("CheckPermissions = %v, want ErrLoosePermissions with %q", err, want)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -139,8 +140,86 @@ func (c *Config) Validate() error {
 	if _, _, err := c.Secret(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateTLS()...)
 	return errors.Join(errs...)
 }
+
+// validateTLS checks the tls.* keys: certificate files come in pairs and
+// exist, ACME has what it needs, and the two are not mixed. The files'
+// contents are checked when the server loads them (api.LoadCertFiles).
+func (c *Config) validateTLS() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	t := &c.TLS
+	switch {
+	case t.Cert != "" && t.Key == "":
+		bad("tls.key", "must be set with tls.cert (%s): give both files or neither", abs(t.Cert))
+	case t.Cert == "" && t.Key != "":
+		bad("tls.cert", "must be set with tls.key (%s): give both files or neither", abs(t.Key))
+	}
+	for _, f := range []struct{ key, path string }{{"tls.cert", t.Cert}, {"tls.key", t.Key}} {
+		if f.path == "" {
+			continue
+		}
+		if st, err := os.Stat(f.path); err != nil {
+			bad(f.key, "cannot read %s: %v", abs(f.path), errors.Unwrap(err))
+		} else if st.IsDir() {
+			bad(f.key, "%s is a folder, not a PEM file", abs(f.path))
+		}
+	}
+	if t.HSTSMaxAge < 0 {
+		bad("tls.hsts_max_age", "must not be negative (0s turns the header off)")
+	}
+	a := &t.ACME
+	if len(a.Domains) > 0 {
+		if t.Cert != "" || t.Key != "" {
+			bad("tls.acme.domains", "ACME and tls.cert/tls.key are mutually exclusive: set one or the other")
+		}
+		for _, d := range a.Domains {
+			if !validDomain(d) {
+				bad("tls.acme.domains", "%q is not a domain name such as chat.example.com", d)
+			}
+		}
+	}
+	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t<>,")) {
+		bad("tls.acme.email", "%q is not an email address", a.Email)
+	}
+	if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+		bad("tls.acme.directory", "want an https:// ACME directory URL, got %q", a.Directory)
+	}
+	if _, _, err := net.SplitHostPort(a.HTTPListen); err != nil {
+		bad("tls.acme.http_listen", "want host:port (such as :80), got %q", a.HTTPListen)
+	}
+	return errs
+}
+
+// validDomain accepts a DNS name of letters, digits, hyphens and dots (no
+// wildcard: HTTP-01 cannot prove one, and no IP address).
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || net.ParseIP(d) != nil {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TLSEnabled reports whether the server speaks HTTPS (files or ACME).
+func (c *Config) TLSEnabled() bool { return c.TLS.Cert != "" || len(c.TLS.ACME.Domains) > 0 }
+
+// ACMECacheDir is where ACME keeps its account key and certificates: the
+// folder "acme" beside the store.
+func (c *Config) ACMECacheDir() string { return filepath.Join(filepath.Dir(c.DB), "acme") }
 
 func validOrigin(o string) bool {
 	if o == "*" {

@@ -3,6 +3,7 @@ package chat
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -27,10 +28,37 @@ var (
 // p99 latency from send to receipt. The members are raw TCP sockets that
 // parse frames by hand (cheap, so that the server's work dominates), but
 // they still run in the same process and share its CPUs.
-func BenchmarkFanout1000(b *testing.B) {
+func BenchmarkFanout1000(b *testing.B) { benchFanout(b, false) }
+
+// BenchmarkFanout1000TLS is BenchmarkFanout1000 over TLS (wss://), where
+// every connection writes through its own goroutine whatever
+// -fanout.pool says (see poolConn). The members decrypt in the same
+// process, so they take a larger share of the CPUs than in the plain run.
+func BenchmarkFanout1000TLS(b *testing.B) { benchFanout(b, true) }
+
+func benchFanout(b *testing.B, useTLS bool) {
 	const members = 1000
-	h := newHarness(b, Config{SendRate: 1e6, SendBurst: 1e6, NoWritePool: !*fanoutPool})
-	addr := strings.TrimPrefix(h.srv.URL, "http://")
+	var opts []harnessOpt
+	if useTLS {
+		opts = append(opts, withTLS)
+	}
+	// The members never answer pings: keep them alive however long the
+	// joins take (1,000 TLS handshakes and the presence storm take over a
+	// minute on two loaded cores).
+	h := newHarness(b, Config{SendRate: 1e6, SendBurst: 1e6, NoWritePool: !*fanoutPool,
+		PingInterval: time.Hour, PongTimeout: 2 * time.Hour}, opts...)
+	addr := strings.TrimPrefix(strings.TrimPrefix(h.srv.URL, "http://"), "https://")
+	dial := func(user string) net.Conn { return rawJoin(b, addr, user, "big") }
+	if useTLS {
+		cfg := h.clientTLS()
+		dial = func(user string) net.Conn {
+			c, err := tls.Dial("tcp", addr, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return rawHandshake(b, c, user, "big")
+		}
+	}
 	var (
 		mu    sync.Mutex
 		lats  []time.Duration
@@ -42,7 +70,7 @@ func BenchmarkFanout1000(b *testing.B) {
 	// seen a first message.
 	ready.Add(members)
 	for i := range members {
-		c := rawJoin(b, addr, fmt.Sprintf("m%d", i), "big")
+		c := dial(fmt.Sprintf("m%d", i))
 		wg.Go(func() {
 			defer c.Close()
 			mine := make([]time.Duration, 0, b.N)
@@ -108,6 +136,12 @@ func rawJoin(tb testing.TB, addr, user, room string) net.Conn {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return rawHandshake(tb, c, user, room)
+}
+
+// rawHandshake upgrades c to a WebSocket by hand and joins room.
+func rawHandshake(tb testing.TB, c net.Conn, user, room string) net.Conn {
+	tb.Helper()
 	fmt.Fprintf(c, "GET /ws?user=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", user)
 	// Read the 101 response byte by byte so no frame is swallowed.

@@ -75,7 +75,7 @@ func newClient(h *Hub, conn *websocket.Conn, id Identity) *client {
 		lastPing:   time.Now(),
 	}
 	if _, ok := h.writer.(*pool); ok && conn != nil { // unit tests make clients without a socket
-		c.raw = newRawConn(conn.NetConn())
+		c.raw = poolConn(conn.NetConn())
 	}
 	return c
 }

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
@@ -56,6 +57,17 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
+// withTLS serves the harness over HTTPS (wss://), HTTP/1.1 only, as chatctl
+// serve does with tls.* set.
+func withTLS(srv *httptest.Server) {
+	srv.TLS = &tls.Config{NextProtos: []string{"http/1.1"}}
+}
+
+// clientTLS is a client TLS config that trusts the harness's certificate.
+func (h *harness) clientTLS() *tls.Config {
+	return h.srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+}
+
 // newHarness starts a hub with cfg and a server for it; cleanup shuts both
 // down and fails the test if the hub does not stop.
 func newHarness(t testing.TB, cfg Config, opts ...harnessOpt) *harness {
@@ -77,7 +89,11 @@ func newHarness(t testing.TB, cfg Config, opts ...harnessOpt) *harness {
 	for _, o := range opts {
 		o(h.srv)
 	}
-	h.srv.Start()
+	if h.srv.TLS != nil {
+		h.srv.StartTLS()
+	} else {
+		h.srv.Start()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { h.hub.Run(ctx); close(ran) }()
@@ -135,6 +151,11 @@ func (h *harness) tryDial(d *websocket.Dialer, user string, exp time.Time) (*wsC
 		q.Set("exp", exp.Format(time.RFC3339Nano))
 	}
 	u := "ws" + strings.TrimPrefix(h.srv.URL, "http") + "/ws?" + q.Encode()
+	if h.srv.TLS != nil { // wss://, trusting the test server's certificate
+		dd := *d
+		dd.TLSClientConfig = h.clientTLS()
+		d = &dd
+	}
 	conn, _, err := d.Dial(u, nil)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// rawWritesSupported tells whether the pool can write to descriptors here.
+const rawWritesSupported = true
+
 // maxWrite bounds one pool write; the rest of a longer batch goes to the
 // slow path.
 const maxWrite = 256 << 10

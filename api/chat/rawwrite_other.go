@@ -8,6 +8,9 @@ import (
 	"syscall"
 )
 
+// rawWritesSupported tells whether the pool can write to descriptors here.
+const rawWritesSupported = false
+
 // newRawConn returns nil: the pool's non-blocking write is Linux-only, so
 // elsewhere every connection uses the slow path (its own writer goroutine).
 func newRawConn(net.Conn) syscall.RawConn { return nil }

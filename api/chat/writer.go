@@ -1,11 +1,13 @@
 package chat
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -29,7 +31,8 @@ import (
 // is full (a slow reader: it falls behind and is closed with 4008, without
 // delaying anyone else), when it has a control frame to send (ping, pong,
 // close: those go through gorilla's blocking WriteControl), or when its
-// socket offers no raw descriptor (see newRawConn). With the pool off
+// socket offers no raw descriptor (see newRawConn), as under TLS (see
+// poolConn). With the pool off
 // (pumpWriter) it is the only path, as in gorilla's chat example, except
 // that writePump exits once the queue is empty, and the next frame starts
 // it again.
@@ -45,6 +48,24 @@ type writer interface {
 	// nothing left to do. The caller holds or is guaranteed a count in
 	// Hub.pumps (see kickLocked), so start may add goroutines to it.
 	start(c *client)
+}
+
+// poolConn returns the descriptor access for the pool's non-blocking
+// writes to nc, or nil when nc must always use the slow path.
+//
+// A TLS connection (wss://) always does. The pool writes ready-made
+// WebSocket frames straight to the socket's descriptor, which under TLS
+// would bypass the record layer and corrupt the stream; and a TLS write
+// cannot be made non-blocking instead, since a tls.Conn whose write
+// deadline expires is broken for good. So over TLS every connection writes
+// through its own writePump, whatever ws.write_pool says: the per-connection
+// writer, with the cost of encryption and of a goroutine wake per batch
+// (BenchmarkFanout1000TLS measures it against plain TCP).
+func poolConn(nc net.Conn) syscall.RawConn {
+	if _, ok := nc.(*tls.Conn); ok {
+		return nil
+	}
+	return newRawConn(nc)
 }
 
 // pumpWriter writes every connection through its own writePump goroutine.
