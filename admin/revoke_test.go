@@ -310,3 +310,44 @@ func TestRetireKey(t *testing.T) {
 		t.Fatalf("retire an operator secret: %v", err)
 	}
 }
+
+// Ensure a login whose password check ran before a revocation committed
+// starts no session after it: a passwd or `token revoke --user --all`
+// cannot be outrun by a login in flight (its refresh token would otherwise
+// outlive the revocation).
+func TestLoginRacingRevocation(t *testing.T) {
+	tests := []struct {
+		name   string
+		revoke func(s *Service) error
+	}{
+		{"Passwd", func(s *Service) error {
+			_, err := s.SetPassword(ctx, "alice", "another-password")
+			return err
+		}},
+		{"RevokeAll", func(s *Service) error {
+			_, err := s.Revoke(ctx, RevokeRequest{User: "alice", All: true})
+			return err
+		}},
+		{"Disable", func(s *Service) error {
+			_, err := s.SetDisabled(ctx, "alice", true)
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newService(t, nil)
+			mustAdd(t, s, "alice", "user")
+			s.afterAuth = func() {
+				if err := tc.revoke(s); err != nil {
+					t.Error(err)
+				}
+			}
+			if p, err := s.Login(ctx, "alice", "password123", ""); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("Login racing %s = %+v, %v; want ErrInvalidCredentials", tc.name, p, err)
+			}
+			if ss, err := s.Sessions(ctx, "alice"); err != nil || len(ss) != 0 {
+				t.Fatalf("sessions after the race: %+v, %v", ss, err)
+			}
+		})
+	}
+}

@@ -26,6 +26,10 @@ type Service struct {
 	now    func() time.Time
 	// onRevoke is set once by OnRevoke, read by every revoking call.
 	onRevoke atomic.Pointer[func(Revocation)]
+	// afterAuth, set only by tests before use, runs in Login between the
+	// password check and the session's start: the window a revocation
+	// can hit.
+	afterAuth func()
 }
 
 var _ Admin = (*Service)(nil)
@@ -384,7 +388,9 @@ func (s *Service) Authenticate(_ context.Context, name, password string) (store.
 	if rehash {
 		if h, err := auth.HashPassword(password, 0, s.cfg.Password.BcryptCost); err == nil {
 			// The token version stays: the password did not change.
-			if nu, err := s.db.UpdateUser(u.Name, store.Change{Hash: &h}); err == nil {
+			// Only if nothing revoked the user meanwhile: a passwd that
+			// committed while bcrypt ran must not be undone.
+			if nu, err := s.db.UpdateUser(u.Name, store.Change{Hash: &h, IfVersion: &u.TokenVersion}); err == nil {
 				u = nu
 			}
 		}

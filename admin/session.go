@@ -31,7 +31,16 @@ func (s *Service) Login(ctx context.Context, name, password, clientAddr string) 
 		}
 		return TokenPair{}, err
 	}
-	sess, refresh, err := s.db.CreateSession(u.Name, clientAddr, s.cfg.Token.RefreshTTL)
+	if s.afterAuth != nil {
+		s.afterAuth()
+	}
+	sess, refresh, err := s.db.CreateSessionAt(u.Name, u.TokenVersion, clientAddr, s.cfg.Token.RefreshTTL)
+	if errors.Is(err, store.ErrVersionChanged) {
+		// The password was checked against a state that a passwd, disable
+		// or revoke has since replaced: fail as a wrong password would.
+		s.event(ActionLoginFailed, u.Name, clientAddr, "", false, "tokens revoked during login")
+		return TokenPair{}, ErrInvalidCredentials
+	}
 	if err != nil {
 		return TokenPair{}, err
 	}

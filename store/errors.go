@@ -32,4 +32,9 @@ var (
 	// ErrNewerSchema is returned by Open when the file was written by a newer
 	// chatctl whose schema this binary does not know.
 	ErrNewerSchema = errors.New("store was written by a newer chatctl")
+
+	// ErrVersionChanged is returned by CreateSessionAt (and UpdateUser with
+	// Change.IfVersion) when the user's token version moved (passwd, disable, revoke --all) after the caller read
+	// it: a login checked against the old state must not start a session.
+	ErrVersionChanged = errors.New("user's tokens were revoked meanwhile")
 )

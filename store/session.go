@@ -94,13 +94,30 @@ func sessionKey(user, id string) []byte { return []byte(strings.ToLower(user) + 
 // CreateSession starts a session for user, valid for ttl, and returns it
 // with its first refresh token.
 func (db *DB) CreateSession(user, clientAddr string, ttl time.Duration) (Session, string, error) {
+	return db.createSession(user, clientAddr, ttl, nil)
+}
+
+// CreateSessionAt is CreateSession for a user whose state was read at
+// token version version (a login that checked the password): if the
+// version has moved since (passwd, disable, `token revoke --user --all`
+// committed while bcrypt ran), no session starts and ErrVersionChanged is
+// returned, so a revocation cannot be outrun by a login in flight.
+func (db *DB) CreateSessionAt(user string, version uint64, clientAddr string, ttl time.Duration) (Session, string, error) {
+	return db.createSession(user, clientAddr, ttl, &version)
+}
+
+func (db *DB) createSession(user, clientAddr string, ttl time.Duration, version *uint64) (Session, string, error) {
 	now := db.now().UTC()
 	s := Session{ID: SessionPrefix + auth.RandomID(12), User: strings.ToLower(user), CreatedAt: now, LastUsed: now, ClientAddr: clientAddr, ExpiresAt: now.Add(ttl)}
 	token := newRefreshToken(s.ID)
 	key, _ := refreshKey(token)
 	err := db.update(func(tx *bolt.Tx) error {
-		if err := getUser(tx, user, &User{}); err != nil {
+		var u User
+		if err := getUser(tx, user, &u); err != nil {
 			return err
+		}
+		if version != nil && u.TokenVersion != *version {
+			return ErrVersionChanged
 		}
 		if err := putJSON(tx.Bucket(bucketSessions), sessionKey(user, s.ID), s); err != nil {
 			return err

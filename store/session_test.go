@@ -115,3 +115,50 @@ func TestPruneSessions(t *testing.T) {
 		t.Fatalf("deny list after prune: gone %v kept %v", db.Denied("gone"), db.Denied("kept"))
 	}
 }
+
+// Ensure a login that read the user before a revocation cannot start a
+// session after it: CreateSessionAt refuses a moved token version and
+// stores nothing, and starts one at the current version.
+func TestCreateSessionAtVersion(t *testing.T) {
+	db := mustOpen(t, newClock())
+	before, err := db.CreateUser(User{Name: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := db.UpdateUser("alice", Change{RevokeTokens: true}) // passwd, revoke --all…
+	if err != nil || after.TokenVersion == before.TokenVersion {
+		t.Fatalf("UpdateUser = %+v, %v", after, err)
+	}
+	if _, _, err := db.CreateSessionAt("alice", before.TokenVersion, "", time.Hour); !errors.Is(err, ErrVersionChanged) {
+		t.Fatalf("CreateSessionAt(stale version) = %v, want ErrVersionChanged", err)
+	}
+	if ss, err := db.Sessions("alice"); err != nil || len(ss) != 0 {
+		t.Fatalf("sessions after a refused start = %+v, %v", ss, err)
+	}
+	if _, _, err := db.CreateSessionAt("alice", after.TokenVersion, "", time.Hour); err != nil {
+		t.Fatalf("CreateSessionAt(current version) = %v", err)
+	}
+}
+
+// Ensure UpdateUser with IfVersion changes nothing once the version moved
+// (a login's rehash racing a passwd) and applies while it has not.
+func TestUpdateUserIfVersion(t *testing.T) {
+	db := mustOpen(t, newClock())
+	old, _ := db.CreateUser(User{Name: "alice", Hash: "old"})
+	fresh := "new"
+	cur, err := db.UpdateUser("alice", Change{Hash: &fresh, RevokeTokens: true}) // passwd
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := "rehash-of-old"
+	if _, err := db.UpdateUser("alice", Change{Hash: &stale, IfVersion: &old.TokenVersion}); !errors.Is(err, ErrVersionChanged) {
+		t.Fatalf("UpdateUser(stale IfVersion) = %v, want ErrVersionChanged", err)
+	}
+	if u, _ := db.User("alice"); u.Hash != "new" {
+		t.Fatalf("hash = %q after a refused rehash, want the new one", u.Hash)
+	}
+	again := "rehash-of-new"
+	if u, err := db.UpdateUser("alice", Change{Hash: &again, IfVersion: &cur.TokenVersion}); err != nil || u.Hash != again {
+		t.Fatalf("UpdateUser(current IfVersion) = %+v, %v", u, err)
+	}
+}

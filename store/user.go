@@ -116,6 +116,10 @@ type Change struct {
 	// RevokeTokens gives the user a new token version, ending every token
 	// issued before.
 	RevokeTokens bool
+	// IfVersion, when set, applies the change only while the user's token
+	// version is still this one, else ErrVersionChanged: a login's rehash
+	// must not put back the hash of a password changed meanwhile.
+	IfVersion *uint64
 }
 
 // UpdateUser applies c to the user called name in one transaction and
@@ -126,6 +130,9 @@ func (db *DB) UpdateUser(name string, c Change) (User, error) {
 		return db.update(func(tx *bolt.Tx) error {
 			if err := getUser(tx, name, &u); err != nil {
 				return err
+			}
+			if c.IfVersion != nil && u.TokenVersion != *c.IfVersion {
+				return ErrVersionChanged
 			}
 			if c.Hash != nil {
 				u.Hash = *c.Hash
