@@ -2,14 +2,10 @@ package api
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/chatctl/chatctl/admin"
-	"github.com/chatctl/chatctl/configs"
-	"github.com/chatctl/chatctl/store"
 )
 
 // Who did an admin action, for the audit log: the /admin API records the
@@ -54,29 +50,4 @@ func (s *Server) httpActor(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(admin.WithActor(r.Context(), a)))
 	})
-}
-
-// startAuditPruning applies audit.retention and audit.max_entries every
-// pruneEvery, off the request path, like the other pruning. It returns a
-// function that stops it (and waits for a prune in progress).
-func startAuditPruning(db *store.DB, cfg *configs.Config, log *slog.Logger) func() {
-	done, exited := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(pruneEvery)
-		defer t.Stop()
-		for {
-			if n, err := db.PruneAudit(cfg.Audit.Retention, cfg.Audit.MaxEntries); err != nil {
-				log.Error("prune audit log", "err", err)
-			} else if n > 0 {
-				log.Info("pruned audit log", "entries", n)
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() { close(done); <-exited }
 }

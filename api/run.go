@@ -26,8 +26,8 @@ const (
 	readTimeout       = 30 * time.Second
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
-	// pruneEvery is how often expired sessions and, with history.max_age,
-	// old messages are deleted.
+	// pruneEvery is how often expired sessions, old messages (with
+	// history.max_age) and old audit entries are deleted.
 	pruneEvery = time.Minute
 )
 
@@ -176,10 +176,8 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		others = append(others, metricsSrv)
 	}
 
-	stopPrune := startPruning(svc.DB(), cfg.History.MaxAge, log)
+	stopPrune := startPruning(svc.DB(), cfg, log)
 	defer stopPrune()
-	stopAuditPrune := startAuditPruning(svc.DB(), cfg, log)
-	defer stopAuditPrune()
 
 	addr := ln.Addr().String()
 	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath(),
@@ -309,9 +307,12 @@ func listenSocket(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// startPruning deletes expired sessions, and messages older than maxAge
-// when that is set, every pruneEvery. It returns a function that stops it.
-func startPruning(db *store.DB, maxAge time.Duration, log *slog.Logger) func() {
+// startPruning deletes, every pruneEvery and off the request path, expired
+// sessions, messages older than history.max_age when that is set, and
+// audit entries beyond audit.retention and audit.max_entries. It returns a
+// function that stops it.
+func startPruning(db *store.DB, cfg *configs.Config, log *slog.Logger) func() {
+	maxAge := cfg.History.MaxAge
 	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -329,6 +330,11 @@ func startPruning(db *store.DB, maxAge time.Duration, log *slog.Logger) func() {
 				} else if n > 0 {
 					log.Info("pruned history", "messages", n)
 				}
+			}
+			if n, err := db.PruneAudit(cfg.Audit.Retention, cfg.Audit.MaxEntries); err != nil {
+				log.Error("prune audit log", "err", err)
+			} else if n > 0 {
+				log.Info("pruned audit log", "entries", n)
 			}
 			select {
 			case <-done:
