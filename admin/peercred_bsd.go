@@ -2,34 +2,14 @@
 
 package admin
 
-import (
-	"errors"
-	"net"
-	"syscall"
+import "golang.org/x/sys/unix"
 
-	"golang.org/x/sys/unix"
-)
-
-// PeerUID returns the uid of the process at the other end of the Unix
-// socket connection c, from LOCAL_PEERCRED.
-func PeerUID(c net.Conn) (uid uint32, known bool, err error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return 0, false, errors.New("not a socket connection")
-	}
-	rc, err := sc.SyscallConn()
+// peerCredUID reads LOCAL_PEERCRED: the credentials the peer had when it
+// connected or listened.
+func peerCredUID(fd int) (uint32, error) {
+	cred, err := unix.GetsockoptXucred(fd, unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
-	var cred *unix.Xucred
-	var gerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, gerr = unix.GetsockoptXucred(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
-	}); err != nil {
-		return 0, false, err
-	}
-	if gerr != nil {
-		return 0, false, gerr
-	}
-	return cred.Uid, true, nil
+	return cred.Uid, nil
 }

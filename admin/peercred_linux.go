@@ -1,34 +1,13 @@
 package admin
 
-import (
-	"errors"
-	"net"
-	"syscall"
+import "golang.org/x/sys/unix"
 
-	"golang.org/x/sys/unix"
-)
-
-// PeerUID returns the uid of the process at the other end of the Unix
-// socket connection c, from SO_PEERCRED (the credentials it had when it
-// connected or listened).
-func PeerUID(c net.Conn) (uid uint32, known bool, err error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return 0, false, errors.New("not a socket connection")
-	}
-	rc, err := sc.SyscallConn()
+// peerCredUID reads SO_PEERCRED: the credentials the peer had when it
+// connected or listened.
+func peerCredUID(fd int) (uint32, error) {
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
-	var cred *unix.Ucred
-	var gerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, gerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return 0, false, err
-	}
-	if gerr != nil {
-		return 0, false, gerr
-	}
-	return cred.Uid, true, nil
+	return cred.Uid, nil
 }
