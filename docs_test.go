@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -88,6 +89,12 @@ func checkLinks(root, file, doc string) []string {
 			bad(target, "absolute path; use a path relative to the document")
 			continue
 		}
+		if slices.Contains(strings.Split(u.Path, "/"), "..") {
+			// Even when it lands inside the tree, a ../ link reads as one
+			// leaving it, and breaks where docs/ is published alone.
+			bad(target, "climbs out of the document's folder (..)")
+			continue
+		}
 		dest, destDoc := file, doc
 		if u.Path != "" {
 			dest = path.Join(path.Dir(file), u.Path)
@@ -157,5 +164,14 @@ func TestCheckLinks(t *testing.T) {
 		if !found {
 			t.Errorf("checkLinks missed %s: %q", w, got)
 		}
+	}
+}
+
+// Ensure a link from docs/ that climbs back into the tree (../configs/…)
+// is refused too: it reads as leaving the folder.
+func TestCheckLinksClimb(t *testing.T) {
+	got := checkLinks(".", "docs/operations.md", "[cfg](../configs/chatctl.yaml) [ok](protocol.md)\n")
+	if len(got) != 1 || !strings.Contains(got[0], "link ../configs/chatctl.yaml: climbs out") {
+		t.Errorf("checkLinks = %q, want one climb-out problem", got)
 	}
 }
