@@ -24,7 +24,7 @@ var ErrExternalKey = errors.New("the signing secret is set by the operator")
 // operator-supplied secret. It caches keys in memory so verification does
 // not touch the store for them.
 type keyRing struct {
-	db  *store.DB
+	db  store.Store
 	now func() time.Time
 
 	external       []byte // operator secret; nil when keys come from the store
@@ -35,7 +35,7 @@ type keyRing struct {
 	keys []store.Key  // active first; loaded lazily
 }
 
-func newKeyRing(db *store.DB, secret []byte, source string, now func() time.Time) *keyRing {
+func newKeyRing(db store.Store, secret []byte, source string, now func() time.Time) *keyRing {
 	r := &keyRing{db: db, now: now, external: secret, externalSource: source}
 	if secret != nil {
 		// A kid derived from the secret lets several servers sharing the

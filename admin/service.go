@@ -19,7 +19,7 @@ var ErrUserDisabled = errors.New("user is disabled")
 // Service implements Admin on an open store. The server uses the same
 // Service for logins and token checks, so there is one copy of each rule.
 type Service struct {
-	db     *store.DB
+	db     store.Store
 	cfg    *configs.Config
 	keys   *keyRing
 	tokens *auth.Tokens
@@ -71,7 +71,7 @@ func OpenWith(cfg *configs.Config, access store.Access) (*Service, error) {
 
 // New returns a Service on db. now is the clock (nil for time.Now). The
 // Service owns db: Close closes it.
-func New(db *store.DB, cfg *configs.Config, now func() time.Time) (*Service, error) {
+func New(db store.Store, cfg *configs.Config, now func() time.Time) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -89,7 +89,7 @@ func (s *Service) Close() error { return s.db.Close() }
 
 // Backup implements Admin.
 func (s *Service) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	n, err := s.db.WriteTo(w, nil)
+	n, err := store.WriteBackup(s.db, w, nil)
 	if !s.db.ReadOnly() { // a read-only store cannot keep the entry
 		s.record(ctx, ActionStoreBackup, "", err, fmt.Sprintf("%d bytes", n))
 	}
@@ -97,7 +97,7 @@ func (s *Service) Backup(ctx context.Context, w io.Writer) (int64, error) {
 }
 
 // DB returns the store, for the server's own buckets.
-func (s *Service) DB() *store.DB { return s.db }
+func (s *Service) DB() store.Store { return s.db }
 
 // Tokens returns the token minter and verifier bound to this store.
 func (s *Service) Tokens() *auth.Tokens { return s.tokens }

@@ -17,12 +17,12 @@ const backupStall = 30 * time.Second
 // handleBackup streams a consistent copy of the store (bbolt's Tx.WriteTo
 // in one read transaction) with its length first, so the client can tell
 // a copy that broke off. It is served on the admin socket only.
-func handleBackup(db *store.DB, log *slog.Logger) http.Handler {
+func handleBackup(db store.Store, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		started := time.Now()
 		pw := &progressWriter{w: w, rc: rc}
-		n, err := db.WriteTo(pw, func(size int64) {
+		n, err := store.WriteBackup(db, pw, func(size int64) {
 			h := w.Header()
 			h.Set("Content-Type", "application/octet-stream")
 			h.Set("Content-Length", strconv.FormatInt(size, 10))

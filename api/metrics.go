@@ -41,7 +41,7 @@ type requestSeries struct {
 	latency prometheus.Observer
 }
 
-func newMetrics(db *store.DB) *metrics {
+func newMetrics(db store.Store) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -311,7 +311,7 @@ func listenSocket(path string) (net.Listener, error) {
 // sessions, messages older than history.max_age when that is set, and
 // audit entries beyond audit.retention and audit.max_entries. It returns a
 // function that stops it.
-func startPruning(db *store.DB, cfg *configs.Config, log *slog.Logger) func() {
+func startPruning(db store.Store, cfg *configs.Config, log *slog.Logger) func() {
 	maxAge := cfg.History.MaxAge
 	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {

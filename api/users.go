@@ -53,7 +53,7 @@ func (s *Server) handleReady() http.Handler {
 
 // storeProblem is why the store is unusable (it cannot be read, or its
 // last write failed), or "" when it is fine.
-func storeProblem(db *store.DB) string {
+func storeProblem(db store.Store) string {
 	if _, err := db.Schema(); err != nil {
 		return "store: " + err.Error()
 	}

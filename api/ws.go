@@ -210,7 +210,7 @@ var _ chat.Store = hubStore{}
 
 // hubStore adapts the bbolt store to chat.Store.
 type hubStore struct {
-	db *store.DB
+	db store.Store
 	m  *metrics
 }
 

@@ -40,6 +40,7 @@ const MinSecretLen = 32
 // Config is the effective configuration. Field comments live in chatctl.yaml.
 type Config struct {
 	DB             string
+	Store          string
 	Listen         string
 	Signup         bool
 	TrustedProxies []string
@@ -136,6 +137,7 @@ type field struct {
 func (c *Config) fields() []field {
 	return []field{
 		{"db", &c.DB},
+		{"store", &c.Store},
 		{"listen", &c.Listen},
 		{"signup", &c.Signup},
 		{"trusted_proxies", &c.TrustedProxies},
@@ -287,7 +289,11 @@ type Entry struct {
 func (c *Config) Entries() []Entry {
 	var out []Entry
 	for _, f := range c.fields() {
-		out = append(out, Entry{Key: f.key, Value: display(f.ptr), Source: c.Source(f.key)})
+		v := display(f.ptr)
+		if f.key == "store" {
+			v = RedactURL(c.Store)
+		}
+		out = append(out, Entry{Key: f.key, Value: v, Source: c.Source(f.key)})
 	}
 	if c.JWTSecret != "" {
 		out = append(out, Entry{Key: "jwt_secret", Value: "<redacted>", Source: SourceEnv + " " + SecretEnv})

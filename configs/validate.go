@@ -33,6 +33,9 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DB) == "" {
 		bad("db", "must not be empty")
 	}
+	if msg := checkStoreURL(c.Store); msg != "" {
+		bad("store", "%s", msg)
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "want host:port, got %q", c.Listen)
 	}
@@ -258,3 +261,44 @@ func (c *Config) Secret() (secret []byte, source string, err error) {
 // SocketPath is the admin Unix socket that a running server opens beside
 // its store.
 func (c *Config) SocketPath() string { return c.DB + ".sock" }
+
+// IsPostgres reports whether a store value names a PostgreSQL database.
+func IsPostgres(store string) bool {
+	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
+}
+
+// RedactURL returns a store URL with its password, if any, replaced by
+// "xxxxx", for messages and config show. Other values are returned as
+// they are.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		if err != nil && IsPostgres(s) {
+			return "postgres://…" // unparsable: show nothing that may be a secret
+		}
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// checkStoreURL validates the store key: empty, or a postgres:// URL with
+// a host.
+func checkStoreURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	if !IsPostgres(s) {
+		return fmt.Sprintf("want empty (the bbolt file at db) or a postgres:// URL, got %q", RedactURL(s))
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "not a valid URL (check the escaping of special characters in the password)"
+	}
+	if u.Host == "" && u.Query().Get("host") == "" {
+		return fmt.Sprintf("%s names no host", RedactURL(s))
+	}
+	return ""
+}

@@ -38,3 +38,8 @@ var (
 	// it: a login checked against the old state must not start a session.
 	ErrVersionChanged = errors.New("user's tokens were revoked meanwhile")
 )
+
+// ErrUnavailable wraps the errors of a store that cannot be reached (a
+// PostgreSQL server that is down or refuses the connection): the caller
+// may retry later, nothing was changed.
+var ErrUnavailable = errors.New("store unavailable")

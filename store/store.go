@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Store is everything chatctl keeps: users, signing keys, refresh
+// sessions, the deny list, rooms with their messages, and the audit log.
+// Two backends implement it with the same rules: *DB, the bbolt file (the
+// default), and store/pg, PostgreSQL (SPEC §7). The conformance suite in
+// store/storetest runs one table of cases against both.
+//
+// Errors are the ones *DB documents (ErrNotFound, ErrUserExists,
+// ErrKeyActive, ErrReadOnly, ErrVersionChanged, ErrRefreshInvalid,
+// ErrRefreshReused, …); a backend that cannot be reached returns an error
+// wrapping ErrUnavailable.
+type Store interface {
+	// Close flushes queued messages and audit entries and releases the store.
+	Close() error
+	// Created reports whether opening the store created it.
+	Created() bool
+	// ReadOnly reports whether the store was opened read-only.
+	ReadOnly() bool
+	// Path names the store in messages: the file, or the PostgreSQL URL
+	// without its password.
+	Path() string
+	// Schema returns the schema version the store records; it fails when
+	// the store cannot be read (so /health reports it).
+	Schema() (int, error)
+	// LastWriteErr is the error of the latest write when it failed to
+	// commit, nil once a later one commits.
+	LastWriteErr() error
+	// MessageCommits counts message transactions committed by this handle.
+	MessageCommits() uint64
+
+	CreateUser(u User) (User, error)
+	User(name string) (User, error)
+	Users() ([]User, error)
+	UpdateUser(name string, c Change) (User, error)
+	DeleteUser(name string) error
+
+	Keys() ([]Key, error)
+	ActiveKey() (Key, error)
+	RotateKey() (Key, error)
+	RetireKey(kid string) (Key, error)
+	NoteTTL(kid string, ttl time.Duration) error
+
+	CreateSession(user, clientAddr string, ttl time.Duration) (Session, string, error)
+	CreateSessionAt(user string, version uint64, clientAddr string, ttl time.Duration) (Session, string, error)
+	Refresh(old, clientAddr string, ttl time.Duration) (Session, string, error)
+	Sessions(user string) ([]Session, error)
+	RevokeSession(id string) (Session, error)
+	PruneSessions() (int, error)
+	DenyToken(jti string, exp time.Time) error
+	Denied(id string) bool
+
+	SetRetention(r Retention)
+	AppendMessage(ctx context.Context, room, from, text string, ts time.Time) (Message, error)
+	MessagesAfter(room string, after uint64, limit int) ([]Message, error)
+	MessagesBefore(room string, before uint64, limit int) ([]Message, error)
+	RoomEpoch(room string) (string, error)
+	Rooms() ([]Room, error)
+	DeleteRoom(name string) error
+	PruneMessages(maxAge time.Duration) (int, error)
+
+	AppendAudit(entries ...AuditEntry) error
+	RecordAudit(e AuditEntry)
+	FlushAudit()
+	AuditDropped() uint64
+	Audit(q AuditQuery) ([]AuditEntry, error)
+	PruneAudit(maxAge time.Duration, maxEntries int) (int, error)
+}
+
+var _ Store = (*DB)(nil)
+
+// FileStore is implemented by the bbolt store only: a consistent copy of
+// the file for `chatctl backup`.
+type FileStore interface {
+	WriteTo(w io.Writer, size func(int64)) (int64, error)
+}
+
+// ErrNoFileBackup is returned by WriteBackup for a store that is not a
+// file.
+var ErrNoFileBackup = errors.New("`chatctl backup` copies a bbolt file; back up a PostgreSQL store with pg_dump, or copy it into a file with `chatctl store copy --to FILE`")
+
+// WriteBackup writes a consistent copy of s to w when s is a file (see
+// DB.WriteTo), else fails with ErrNoFileBackup.
+func WriteBackup(s Store, w io.Writer, size func(int64)) (int64, error) {
+	f, ok := s.(FileStore)
+	if !ok {
+		return 0, ErrNoFileBackup
+	}
+	return f.WriteTo(w, size)
+}

@@ -1,0 +1,4 @@
+package storetest
+
+// sessionCases: refresh sessions and the deny list.
+var sessionCases = []Case{}
