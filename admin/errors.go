@@ -31,6 +31,8 @@ var errorKinds = []struct {
 	{"invalid_credentials", ErrInvalidCredentials, http.StatusUnauthorized},
 	{"refresh_reused", store.ErrRefreshReused, http.StatusBadRequest},
 	{"refresh_invalid", store.ErrRefreshInvalid, http.StatusBadRequest},
+	{"unavailable", store.ErrUnavailable, http.StatusServiceUnavailable},
+	{"no_file_backup", store.ErrNoFileBackup, http.StatusConflict},
 }
 
 // ErrorKind returns the wire code and HTTP status of err, or ("internal",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatctl/chatctl/store"
@@ -30,6 +31,8 @@ type keyRing struct {
 	external       []byte // operator secret; nil when keys come from the store
 	externalKid    string
 	externalSource string
+
+	lastMiss atomic.Int64 // unix ns of the last reload for an unknown kid (see missed)
 
 	mu   sync.RWMutex // guards keys
 	keys []store.Key  // active first; loaded lazily
@@ -117,7 +120,29 @@ func (r *keyRing) VerifyKey(kid string) ([]byte, bool) {
 			return k.Secret, true
 		}
 	}
+	if _, shared := r.db.(store.Watcher); shared && r.missed(kid) {
+		// Another process may have rotated a key the change feed has not
+		// brought yet: look once more (at most once a second).
+		if keys, err := r.reload(); err == nil {
+			for _, k := range keys {
+				if k.Kid == kid && k.Verifies(now) {
+					return k.Secret, true
+				}
+			}
+		}
+	}
 	return nil, false
+}
+
+// missed reports whether an unknown kid may reload the keys now: at most
+// once per second, so tokens with made-up kids cannot hammer the store.
+func (r *keyRing) missed(kid string) bool {
+	if len(kid) > maxKidLen {
+		return false
+	}
+	now := time.Now().UnixNano()
+	last := r.lastMiss.Load()
+	return now-last >= int64(time.Second) && r.lastMiss.CompareAndSwap(last, now)
 }
 
 // infos lists the keys for Keys.

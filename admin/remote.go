@@ -95,6 +95,10 @@ func Connect(cfg *configs.Config) (Admin, error) {
 // (see OpenWith): through the socket access makes no difference, as the
 // server holds a store that exists.
 func ConnectWith(cfg *configs.Config, access store.Access) (Admin, error) {
+	if cfg.Store != "" {
+		// PostgreSQL serves every process at once: no socket needed.
+		return OpenWith(cfg, access)
+	}
 	sock := cfg.SocketPath()
 	if _, err := os.Lstat(sock); err == nil {
 		r, err := Dial(sock, 500*time.Millisecond)

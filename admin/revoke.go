@@ -58,3 +58,31 @@ func (s *Service) RetireKey(ctx context.Context, kid string) (k KeyInfo, err err
 	s.revoked(Revocation{Kid: k.Kid})
 	return k, nil
 }
+
+// ApplyChange acts on one change another process made to a shared store
+// (store.Watcher: PostgreSQL), as the server's own admin calls do: it
+// reloads the keys when one changed and reports the revocations to the
+// OnRevoke function, so a `chatctl user disable` run against the
+// database closes the user's sockets on this node. The store has already
+// dropped what it cached of the change. Kinds it does not know are
+// ignored.
+func (s *Service) ApplyChange(kind, key string) {
+	switch kind {
+	case store.ChangeUserRevoke:
+		s.revoked(Revocation{User: key})
+	case store.ChangeJTI:
+		s.revoked(Revocation{JTI: key})
+	case store.ChangeSession:
+		s.revoked(Revocation{Session: key})
+	case store.ChangeKey, store.ChangeReset:
+		keys, err := s.keys.reload()
+		if err != nil {
+			return // the next change or an unknown kid reloads again
+		}
+		for _, k := range keys {
+			if k.Kid == key && !k.RevokedAt.IsZero() {
+				s.revoked(Revocation{Kid: key})
+			}
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/chatctl/chatctl/auth"
 	"github.com/chatctl/chatctl/configs"
 	"github.com/chatctl/chatctl/store"
+	"github.com/chatctl/chatctl/store/pg"
 )
 
 // ErrUserDisabled is returned when a token is requested for a disabled user.
@@ -34,7 +35,8 @@ type Service struct {
 
 var _ Admin = (*Service)(nil)
 
-// Open opens the store named by cfg.DB and returns a Service on it. It
+// Open opens the store named by cfg.Store (PostgreSQL) or else cfg.DB
+// (the bbolt file) and returns a Service on it. It
 // fails with store.ErrLocked (within the lock timeout) when another process
 // holds the store, and with configs.ErrLoosePermissions when the store, its
 // folder or the secret file is open to other users (see
@@ -50,6 +52,18 @@ func Open(cfg *configs.Config) (*Service, error) {
 func OpenWith(cfg *configs.Config, access store.Access) (*Service, error) {
 	if err := cfg.CheckPermissions(); err != nil {
 		return nil, err
+	}
+	if cfg.Store != "" {
+		db, err := pg.Open(context.Background(), cfg.Store, pg.Options{Access: access})
+		if err != nil {
+			return nil, err
+		}
+		s, err := New(db, cfg, nil)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		return s, nil
 	}
 	db, err := store.Open(cfg.DB, store.Options{Access: access})
 	if err != nil {

@@ -77,6 +77,18 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		return
 	}
 	code, status := admin.ErrorKind(err)
+	if status == http.StatusServiceUnavailable {
+		// The store is down (PostgreSQL): say when to retry; the cause,
+		// with its host, is for the log only.
+		log.Warn("store unavailable", "method", r.Method, "route", r.Pattern, "err", err)
+		w.Header().Set("Retry-After", storeRetryAfter)
+		if r.URL.Path == "/token" {
+			oauthError(w, status, "temporarily_unavailable", "The store is unavailable; try again later")
+			return
+		}
+		encode(w, status, detail{Detail: "The store is unavailable; try again later", Code: code})
+		return
+	}
 	if status == http.StatusInternalServerError {
 		log.Error("internal error", "method", r.Method, "route", r.Pattern, "err", err)
 		encode(w, status, detail{Detail: "Internal error", Code: code})
@@ -84,6 +96,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	encode(w, status, detail{Detail: clipDetail(err.Error()), Code: code})
 }
+
+// storeRetryAfter is the Retry-After of a 503 for a store that is down,
+// in seconds.
+const storeRetryAfter = "5"
 
 // maxDetail bounds an error's detail. Messages quote their inputs through
 // auth.Quote already; this is the net under any message that does not.

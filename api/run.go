@@ -17,6 +17,7 @@ import (
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/configs"
 	"github.com/chatctl/chatctl/store"
+	"github.com/chatctl/chatctl/store/pg"
 )
 
 // Server timeouts. Slow clients cannot hold a request open forever; the
@@ -29,7 +30,16 @@ const (
 	// pruneEvery is how often expired sessions, old messages (with
 	// history.max_age) and old audit entries are deleted.
 	pruneEvery = time.Minute
+	// changePoll is how often a node reads a shared store's change feed
+	// (PostgreSQL): the bound on how late a change made elsewhere (a user
+	// disabled by the CLI) takes effect here.
+	changePoll = 250 * time.Millisecond
 )
+
+// nodeLocker is a store that allows one serving node (store/pg).
+type nodeLocker interface {
+	LockNode(ctx context.Context) error
+}
 
 // ServeOptions are the optional parts of Serve.
 type ServeOptions struct {
@@ -86,8 +96,22 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	defer svc.Close()
 	if svc.DB().Created() {
-		abs, _ := filepath.Abs(cfg.DB)
-		fmt.Fprintf(opts.Stderr, "created new store %s\n", abs)
+		where := svc.DB().Path()
+		if cfg.Store == "" {
+			where, _ = filepath.Abs(cfg.DB)
+		}
+		fmt.Fprintf(opts.Stderr, "created new store %s\n", where)
+	}
+	if n, ok := svc.DB().(nodeLocker); ok {
+		// One node per PostgreSQL store: a second one would keep its own
+		// view of presence and rooms, and its members would miss
+		// messages sent on the first.
+		if err := n.LockNode(ctx); err != nil {
+			if errors.Is(err, pg.ErrNodeLocked) {
+				return fmt.Errorf("%w; run one chatctl serve per PostgreSQL store (several nodes need a broker, SPEC §7)", err)
+			}
+			return err
+		}
 	}
 
 	tcp, err := net.Listen("tcp", cfg.Listen)
@@ -110,8 +134,10 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		defer challengeLn.Close()
 	}
 	ln := newConnLimiter(tcp, maxConns(cfg.HTTP.MaxConns, log), cfg.HTTP.MaxConnsPerIP, parsePrefixes(cfg.TrustedProxies), log)
-	sock, err := listenSocket(cfg.SocketPath())
-	if err != nil {
+	var sock net.Listener
+	if cfg.Store != "" {
+		// PostgreSQL serves every process: the CLI works on it directly.
+	} else if sock, err = listenSocket(cfg.SocketPath()); err != nil {
 		// The server still works; only the CLI cannot reach it meanwhile.
 		log.Warn("admin socket unavailable; CLI commands will fail while this server runs", "err", err)
 		sock = nil
@@ -141,6 +167,25 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		defer close(hubDone)
 		srv.Hub().Run(hubCtx)
 	}()
+	if w, ok := svc.DB().(store.Watcher); ok {
+		// Changes made by the CLI or by other processes reach this node
+		// within changePoll: revoked tokens close their sockets, rotated
+		// keys verify, deleted rooms close.
+		watchDone := make(chan struct{})
+		defer func() { stopHub(); <-watchDone }()
+		go func() {
+			defer close(watchDone)
+			err := w.Watch(hubCtx, changePoll, func(kind, key string) {
+				svc.ApplyChange(kind, key)
+				if kind == store.ChangeRoomDelete {
+					srv.Hub().CloseRoom(key)
+				}
+			})
+			if err != nil {
+				log.Error("change feed stopped; changes by other processes are not seen", "err", err)
+			}
+		}()
+	}
 
 	public := newHTTPServer(srv, log)
 	public.ConnState = ln.connState
@@ -180,9 +225,13 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	defer stopPrune()
 
 	addr := ln.Addr().String()
-	log.Info("chatctl serving", "addr", addr, "db", cfg.DB, "socket", cfg.SocketPath(),
+	storeName, socketName := cfg.DB, cfg.SocketPath()
+	if cfg.Store != "" {
+		storeName, socketName = svc.DB().Path(), ""
+	}
+	log.Info("chatctl serving", "addr", addr, "store", storeName, "socket", socketName,
 		"max_conns", ln.max, "max_conns_per_ip", ln.perIP)
-	fmt.Fprintf(opts.Stdout, "chatctl listening on %s://%s (store %s)\n", scheme, addr, cfg.DB)
+	fmt.Fprintf(opts.Stdout, "chatctl listening on %s://%s (store %s)\n", scheme, addr, storeName)
 	if metricsLn != nil {
 		maddr := metricsLn.Addr().String()
 		log.Info("metrics serving", "addr", maddr)
@@ -192,7 +241,11 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		}
 	}
 	if users, err := svc.Users(ctx); err == nil && len(users) == 0 {
-		fmt.Fprintf(opts.Stdout, "no users yet: add one with\n  chatctl --db %s user add NAME --role admin\n", cfg.DB)
+		where := "--db " + cfg.DB
+		if cfg.Store != "" {
+			where = "--store '" + svc.DB().Path() + "'"
+		}
+		fmt.Fprintf(opts.Stdout, "no users yet: add one with\n  chatctl %s user add NAME --role admin\n", where)
 	}
 	if opts.Ready != nil {
 		opts.Ready(addr)

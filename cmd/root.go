@@ -29,6 +29,7 @@ type app struct {
 
 	configPath string
 	dbPath     string
+	storeURL   string
 	output     string
 
 	cfg *configs.Config // loaded on first use by config()
@@ -110,6 +111,7 @@ is running.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configPath, "config", "", "config file (YAML; default $CHATCTL_CONFIG, else none)")
 	pf.StringVar(&a.dbPath, "db", "", "store file (default from config: chatctl.db)")
+	pf.StringVar(&a.storeURL, "store", "", "PostgreSQL store, postgres://USER@HOST:PORT/DB (default from config: none, the file at --db)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if a.output != "text" && a.output != "json" {
@@ -219,7 +221,7 @@ func (a *app) loadConfig(flags map[string]string) (*configs.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := map[string]string{"db": a.dbPath}
+	all := map[string]string{"db": a.dbPath, "store": a.storeURL}
 	for key, v := range flags {
 		all[key] = v
 	}

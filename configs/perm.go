@@ -36,7 +36,7 @@ var ErrLoosePermissions = errors.New("unsafe permissions")
 // nothing is checked.
 func (c *Config) CheckPermissions() error {
 	var errs []error
-	if c.DB != "" {
+	if c.DB != "" && c.Store == "" {
 		errs = append(errs, checkStore(c.DB))
 	}
 	if c.Token.SecretFile != "" {

@@ -95,3 +95,27 @@ func WriteBackup(s Store, w io.Writer, size func(int64)) (int64, error) {
 	}
 	return f.WriteTo(w, size)
 }
+
+// Kinds of change in the change feed of a store shared by several
+// processes (see Watcher).
+const (
+	ChangeUser       = "user"        // a user changed (role, enabled, hash); key: name
+	ChangeUserRevoke = "user.revoke" // a user's tokens ended (passwd, disable, remove, revoke --all); key: name
+	ChangeJTI        = "jti"         // an access token was revoked; key: jti
+	ChangeSession    = "session"     // a session ended (revoke, refresh reuse); key: session id
+	ChangeKey        = "key"         // a signing key was created, rotated or retired; key: kid
+	ChangeRoomDelete = "room.delete" // a room was deleted; key: name
+	// ChangeReset says changes may have been missed (the feed was pruned
+	// past the watcher's position): drop every cache.
+	ChangeReset = "reset"
+)
+
+// Watcher is implemented by stores that other processes change too
+// (PostgreSQL). Watch follows the store's change feed until ctx ends:
+// every `every` it reads the changes committed since the last read, in
+// commit order, applies each to the store's own caches, then calls fn.
+// Changes made through this handle come back as well. Watch returns once
+// ctx ends; it fails at once only when the feed cannot be read at start.
+type Watcher interface {
+	Watch(ctx context.Context, every time.Duration, fn func(kind, key string)) error
+}

@@ -127,7 +127,7 @@ func (c *client) handleHistory(in *inbound) {
 	msgs, err := h.store.MessagesBefore(in.Room, in.Before, limit)
 	if err != nil {
 		h.log.Error("chat: history", "room", in.Room, "err", err)
-		c.replyError(CodeInternal, "store unavailable", in.Ref)
+		c.replyError(CodeUnavailable, "store unavailable", in.Ref)
 		return
 	}
 	c.reply(historyFrame{Type: TypeHistory, Ref: in.Ref, Room: in.Room, Epoch: epoch, Messages: toWireList(msgs)})

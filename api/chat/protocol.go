@@ -52,7 +52,7 @@ func ErrorCodes() []string { return slices.Sorted(slices.Values(errorCodes)) }
 
 // errorCodes lists the Code constants below.
 var errorCodes = []string{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound,
-	CodeTooLarge, CodeRateLimited, CodeTokenExpired, CodeInternal}
+	CodeTooLarge, CodeRateLimited, CodeTokenExpired, CodeUnavailable, CodeInternal}
 
 // Error codes carried in the "code" field of an error frame (SPEC §6).
 const (
@@ -63,8 +63,13 @@ const (
 	CodeTooLarge     = "too_large"     // text longer than Config.MaxText
 	CodeRateLimited  = "rate_limited"  // more sends than Config.SendRate/SendBurst allow
 	CodeTokenExpired = "token_expired" // the connection's token reached exp; send auth now
-	// CodeInternal reports a store failure. SPEC §6 lists no code for server
-	// faults; this is an addition, and the client may retry the request.
+	// CodeUnavailable reports a store that could not be used (PostgreSQL
+	// down, a failed commit): the request did not take effect, nothing was
+	// acked, and the client may retry (SPEC §7).
+	CodeUnavailable = "unavailable"
+	// CodeInternal reports a send during shutdown. SPEC §6 lists no code
+	// for it; this is an addition, and the client may retry after
+	// reconnecting.
 	CodeInternal = "internal"
 )
 

@@ -90,13 +90,13 @@ func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 		newest, err := h.store.MessagesBefore(r.name, 0, 1)
 		if err != nil {
 			h.log.Error("chat: load room", "room", r.name, "err", err)
-			c.replyError(CodeInternal, "store unavailable", in.Ref)
+			c.replyError(CodeUnavailable, "store unavailable", in.Ref)
 			return already
 		}
 		epoch, err := h.store.Epoch(r.name)
 		if err != nil {
 			h.log.Error("chat: load room", "room", r.name, "err", err)
-			c.replyError(CodeInternal, "store unavailable", in.Ref)
+			c.replyError(CodeUnavailable, "store unavailable", in.Ref)
 			return already
 		}
 		if len(newest) > 0 {
@@ -115,7 +115,7 @@ func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 	msgs, more, err := h.replay(r, since)
 	if err != nil {
 		h.log.Error("chat: replay", "room", r.name, "err", err)
-		c.replyError(CodeInternal, "store unavailable", in.Ref)
+		c.replyError(CodeUnavailable, "store unavailable", in.Ref)
 		return already
 	}
 	if !already {
@@ -233,7 +233,7 @@ func (h *Hub) send(r *room, c *client, text, ref string) {
 
 	if err != nil {
 		h.log.Error("chat: append", "room", r.name, "user", c.user, "err", err)
-		c.replyError(CodeInternal, "message not stored", ref)
+		c.replyError(CodeUnavailable, "message not stored", ref)
 		return
 	}
 	c.reply(ackFrame{Type: TypeAck, Ref: ref, Room: r.name, ID: m.ID})

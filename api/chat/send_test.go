@@ -57,7 +57,7 @@ func TestSend(t *testing.T) {
 			h.store.setFail(errStoreDown)
 			defer h.store.setFail(nil)
 			bob.send(map[string]any{"type": "send", "room": "general", "text": "lost", "ref": "s"})
-			bob.expectError(CodeInternal, "s")
+			bob.expectError(CodeUnavailable, "s")
 		})
 	})
 }
@@ -156,7 +156,7 @@ func TestSendAfterStoreError(t *testing.T) {
 	c, _ := h.join("alice", "general")
 	h.store.setFail(errStoreDown)
 	c.send(map[string]any{"type": "send", "room": "general", "text": "a", "ref": "1"})
-	c.expectError(CodeInternal, "1")
+	c.expectError(CodeUnavailable, "1")
 	h.store.setFail(nil)
 	c.send(map[string]any{"type": "send", "room": "general", "text": "b", "ref": "2"})
 	if m := c.expect("message"); m.ID != 1 || m.Text != "b" {

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,6 +75,13 @@ type DB struct {
 
 	lastWriteErr atomic.Pointer[error] // latest failed write, nil once one commits
 	commits      atomic.Uint64         // message transactions committed
+
+	// watching is true while Watch applies the change feed, so caches
+	// that the feed invalidates may be used (see applyChange).
+	watching atomic.Bool
+
+	nodeMu   sync.Mutex // guards nodeConn
+	nodeConn *pgx.Conn  // holds the node lock (LockNode); nil without
 
 	msgs   messages // the message committers (messages.go)
 	denied deny     // the deny list cache (sessions.go)
@@ -188,6 +196,7 @@ func (db *DB) wrote(err error) {
 // Close implements store.Store: it commits queued messages and audit
 // entries, then closes the pool.
 func (db *DB) Close() error {
+	db.unlockNode()
 	db.msgs.stop()
 	db.audit.stop()
 	db.pool.Close()

@@ -1,0 +1,224 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chatctl/chatctl/store"
+)
+
+// feedKeep is how long change-feed rows are kept; a watcher that falls
+// further behind (a node cut off from the database for longer) is told to
+// reset its caches.
+const feedKeep = time.Hour
+
+// feedBatch bounds the changes one poll reads.
+const feedBatch = 1000
+
+// Watch implements store.Watcher.
+func (db *DB) Watch(ctx context.Context, every time.Duration, fn func(kind, key string)) error {
+	cursor, err := db.feedHead(ctx)
+	if err != nil {
+		return err
+	}
+	db.watching.Store(true)
+	defer db.watching.Store(false)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastPrune := time.Time{}
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		next, err := db.poll(ctx, cursor, fn)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil:
+			if !failing {
+				slog.Warn("change feed: cannot read; retrying", "err", err)
+				failing = true
+			}
+			continue
+		case failing:
+			slog.Info("change feed: reading again")
+			failing = false
+		}
+		cursor = next
+		if time.Since(lastPrune) > time.Minute {
+			lastPrune = time.Now()
+			if err := db.pruneFeed(ctx); err != nil && ctx.Err() == nil {
+				slog.Warn("change feed: prune", "err", err)
+			}
+		}
+	}
+}
+
+// feedHead returns the newest committed change's number.
+func (db *DB) feedHead(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var seq int64
+	err := db.pool.QueryRow(ctx, `SELECT seq FROM change_seq`).Scan(&seq)
+	return uint64(seq), db.fail("read change feed", err)
+}
+
+// poll applies and reports the changes after cursor and returns the new
+// cursor.
+func (db *DB) poll(ctx context.Context, cursor uint64, fn func(kind, key string)) (uint64, error) {
+	for {
+		qctx, cancel := context.WithTimeout(ctx, opTimeout)
+		rows, err := db.pool.Query(qctx, `SELECT seq, kind, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(cursor), feedBatch)
+		if err != nil {
+			cancel()
+			return cursor, db.fail("read change feed", err)
+		}
+		type row struct {
+			seq       int64
+			kind, key string
+		}
+		var got []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.seq, &r.kind, &r.key); err != nil {
+				rows.Close()
+				cancel()
+				return cursor, db.fail("read change feed", err)
+			}
+			got = append(got, r)
+		}
+		err = rows.Err()
+		cancel()
+		if err != nil {
+			return cursor, db.fail("read change feed", err)
+		}
+		if len(got) == 0 {
+			return cursor, nil
+		}
+		if uint64(got[0].seq) != cursor+1 {
+			// Rows we never saw were pruned: caches may be stale.
+			db.applyChange(store.ChangeReset, "")
+			fn(store.ChangeReset, "")
+		}
+		for _, r := range got {
+			db.applyChange(r.kind, r.key)
+			fn(r.kind, r.key)
+			cursor = uint64(r.seq)
+		}
+		if len(got) < feedBatch {
+			return cursor, nil
+		}
+	}
+}
+
+// pruneFeed deletes change rows older than feedKeep.
+func (db *DB) pruneFeed(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	_, err := db.pool.Exec(ctx, `DELETE FROM changes WHERE at < now() - $1::interval`, fmt.Sprintf("%d seconds", int(feedKeep.Seconds())))
+	return db.fail("prune change feed", err)
+}
+
+// nodeLockID is the advisory lock a serving node holds ("chatnode").
+const nodeLockID = 0x63686174_6e6f6465
+
+// ErrNodeLocked is returned by LockNode when another process holds the
+// node lock.
+var ErrNodeLocked = errors.New("another chatctl serve is using this PostgreSQL store")
+
+// LockNode takes the node lock: a session advisory lock on a connection
+// of its own, held until Close. PostgreSQL releases it when that
+// connection ends, so a node killed with SIGKILL leaves no mark behind and
+// a restarted node starts at once. A second node on the same store gets
+// ErrNodeLocked.
+func (db *DB) LockNode(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return db.fail("store "+db.url+": node lock", err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(nodeLockID)).Scan(&ok); err != nil {
+		conn.Close(context.Background())
+		return db.fail("store "+db.url+": node lock", err)
+	}
+	if !ok {
+		conn.Close(context.Background())
+		return fmt.Errorf("store %s: %w", db.url, ErrNodeLocked)
+	}
+	db.nodeMu.Lock()
+	db.nodeConn = conn
+	db.nodeMu.Unlock()
+	go db.keepNode()
+	return nil
+}
+
+// keepNode takes the node lock again when its connection ended (the
+// database restarted), so a second node cannot start meanwhile unnoticed.
+// It ends when unlockNode clears the connection.
+func (db *DB) keepNode() {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	lost := false
+	for range t.C {
+		db.nodeMu.Lock()
+		conn := db.nodeConn
+		db.nodeMu.Unlock()
+		if conn == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		err := conn.Ping(ctx)
+		cancel()
+		if err == nil {
+			continue
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), connectTimeout)
+		next, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
+		ok := false
+		if err == nil {
+			err = next.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(nodeLockID)).Scan(&ok)
+		}
+		cancel()
+		if err != nil || !ok {
+			if next != nil {
+				next.Close(context.Background())
+			}
+			if !lost {
+				slog.Error("node lock lost and not taken again; is a second node running without a broker?", "store", db.url, "err", err)
+				lost = true
+			}
+			continue
+		}
+		lost = false
+		db.nodeMu.Lock()
+		if db.nodeConn == nil { // closed meanwhile
+			db.nodeMu.Unlock()
+			next.Close(context.Background())
+			return
+		}
+		db.nodeConn.Close(context.Background())
+		db.nodeConn = next
+		db.nodeMu.Unlock()
+		slog.Info("node lock taken again", "store", db.url)
+	}
+}
+
+// unlockNode releases the node lock, if held.
+func (db *DB) unlockNode() {
+	db.nodeMu.Lock()
+	defer db.nodeMu.Unlock()
+	if db.nodeConn != nil {
+		db.nodeConn.Close(context.Background())
+		db.nodeConn = nil
+	}
+}
