@@ -108,7 +108,7 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		// messages sent on the first.
 		if err := n.LockNode(ctx); err != nil {
 			if errors.Is(err, pg.ErrNodeLocked) {
-				return fmt.Errorf("%w; run one chatctl serve per PostgreSQL store (several nodes need a broker, SPEC §7)", err)
+				return fmt.Errorf("%w; run one chatctl serve per PostgreSQL store (several nodes need a message broker between them)", err)
 			}
 			return err
 		}
