@@ -25,7 +25,7 @@ type frame struct {
 	TS       time.Time `json:"ts"`
 }
 
-func dial(t *testing.T, s *server, token string) *websocket.Conn {
+func dial(t testing.TB, s *server, token string) *websocket.Conn {
 	t.Helper()
 	h := http.Header{"Authorization": {"Bearer " + token}}
 	c, resp, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/ws", h)
@@ -41,7 +41,7 @@ func dial(t *testing.T, s *server, token string) *websocket.Conn {
 }
 
 // next reads frames until one of type typ arrives.
-func next(t *testing.T, c *websocket.Conn, typ string) frame {
+func next(t testing.TB, c *websocket.Conn, typ string) frame {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
@@ -57,8 +57,11 @@ func next(t *testing.T, c *websocket.Conn, typ string) frame {
 
 // Ensure every acknowledged message survives a SIGKILL mid-traffic, with
 // ids 1..n in each room and no gaps.
-func TestKillKeepsAckedMessages(t *testing.T) {
-	dir := t.TempDir()
+func TestKillKeepsAckedMessages(t *testing.T) { testKillKeepsAcked(t, t.TempDir()) }
+
+// testKillKeepsAcked is TestKillKeepsAckedMessages on the store of the
+// processes run in dir (see useStore).
+func testKillKeepsAcked(t *testing.T, dir string) {
 	addUser(t, dir, "alice", "user")
 	srv := startServer(t, dir)
 	tok := login(t, srv, "alice", "password123")

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,11 +38,34 @@ func TestMain(m *testing.M) {
 func env(dir string, extra ...string) []string {
 	e := []string{"CHATCTL_E2E_MAIN=1", "HOME=" + dir, "PATH=" + os.Getenv("PATH"),
 		"CHATCTL_DB=" + filepath.Join(dir, "c.db"), "CHATCTL_PASSWORD_BCRYPT_COST=10"}
+	storesMu.Lock()
+	if u := stores[dir]; u != "" {
+		e = append(e, "CHATCTL_STORE="+u)
+	}
+	storesMu.Unlock()
 	return append(e, extra...)
 }
 
+var (
+	storesMu sync.Mutex            // guards stores
+	stores   = map[string]string{} // dir -> PostgreSQL URL of the processes run there
+)
+
+// useStore makes every chatctl process run in dir use the PostgreSQL
+// store at url.
+func useStore(t testing.TB, dir, url string) {
+	storesMu.Lock()
+	stores[dir] = url
+	storesMu.Unlock()
+	t.Cleanup(func() {
+		storesMu.Lock()
+		delete(stores, dir)
+		storesMu.Unlock()
+	})
+}
+
 // chatctl runs one CLI command to completion.
-func chatctl(t *testing.T, dir, stdin string, args ...string) (stdout, stderr string, err error) {
+func chatctl(t testing.TB, dir, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	c := exec.Command(os.Args[0], args...)
 	c.Env = env(dir)
@@ -63,7 +87,7 @@ var listening = regexp.MustCompile(`listening on http://(\S+)`)
 
 // startServer starts chatctl serve on a free port and waits until it says
 // where it listens.
-func startServer(t *testing.T, dir string, extra ...string) *server {
+func startServer(t testing.TB, dir string, extra ...string) *server {
 	t.Helper()
 	c := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0")
 	c.Env = env(dir, extra...)
@@ -110,7 +134,7 @@ func startServer(t *testing.T, dir string, extra ...string) *server {
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
 // login returns an access token for user.
-func login(t *testing.T, s *server, user, pw string) string {
+func login(t testing.TB, s *server, user, pw string) string {
 	t.Helper()
 	resp, err := http.PostForm(s.url("/token"), map[string][]string{"username": {user}, "password": {pw}})
 	if err != nil {
@@ -127,14 +151,14 @@ func login(t *testing.T, s *server, user, pw string) string {
 }
 
 // addUser creates a user with the CLI.
-func addUser(t *testing.T, dir, name, role string) {
+func addUser(t testing.TB, dir, name, role string) {
 	t.Helper()
 	if _, stderr, err := chatctl(t, dir, "password123\n", "user", "add", name, "--role", role, "--password-stdin"); err != nil {
 		t.Fatalf("user add %s: %v: %s", name, err, stderr)
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

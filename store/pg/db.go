@@ -122,7 +122,10 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		if pool != nil {
 			pool.Close()
 		}
-		return nil, fmt.Errorf("store PostgreSQL at %s: %w: %s", host, store.ErrUnavailable, describe(err))
+		if isUnavailable(err) {
+			return nil, fmt.Errorf("store PostgreSQL at %s: %w: %s", host, store.ErrUnavailable, describe(err))
+		}
+		return nil, fmt.Errorf("store PostgreSQL at %s: cannot connect: %s", host, describe(err))
 	}
 	db.pool = pool
 	if err := db.migrate(cctx); err != nil {
