@@ -296,3 +296,32 @@ func TestSet(t *testing.T) {
 		t.Errorf("Set list: %v %v", err, c.TrustedProxies)
 	}
 }
+
+// Ensure the store URL is checked and its password never shown.
+func TestStoreURL(t *testing.T) {
+	for _, tc := range []struct {
+		store, bad, shown string
+	}{
+		{"", "", ""},
+		{"postgres://chatctl@db1:5432/chatctl?sslmode=verify-full", "", "postgres://chatctl@db1:5432/chatctl?sslmode=verify-full"},
+		{"postgresql://u:pa55word@db1/chatctl", "", "postgresql://u:xxxxx@db1/chatctl"},
+		{"postgres:///chatctl?host=/run/postgresql", "", "postgres:///chatctl?host=/run/postgresql"},
+		{"postgres:///chatctl", "names no host", "postgres:///chatctl"},
+		{"mysql://u:pw@db1/x", "want empty", "mysql://u:xxxxx@db1/x"},
+		{"chatctl.db", "want empty", "chatctl.db"},
+		{"postgres://u:p%zz@db1/x", "not a valid URL", "postgres://…"},
+	} {
+		t.Run(tc.store, func(t *testing.T) {
+			if got := RedactURL(tc.store); got != tc.shown {
+				t.Errorf("RedactURL = %q, want %q", got, tc.shown)
+			}
+			msg := checkStoreURL(tc.store)
+			if (tc.bad == "") != (msg == "") || !strings.Contains(msg, tc.bad) {
+				t.Errorf("checkStoreURL = %q, want %q", msg, tc.bad)
+			}
+			if strings.Contains(msg, "pa55word") || strings.Contains(msg, "pw@") {
+				t.Errorf("checkStoreURL shows the password: %q", msg)
+			}
+		})
+	}
+}
