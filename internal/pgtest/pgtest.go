@@ -82,15 +82,16 @@ func URL(t testing.TB) string {
 		// Never print the value: it may hold a password.
 		t.Fatalf("pgtest: %s must be a postgres:// URL", EnvVar)
 	}
+	where := u.Redacted() // the server, for messages
 	name := "chatctl_test_" + randomHex()
 	ident := pgx.Identifier{name}.Sanitize()
 
 	if err := exec(server, "CREATE DATABASE "+ident); err != nil {
-		t.Fatalf("pgtest: create database %s on %s: %v", name, u.Redacted(), err)
+		t.Fatalf("pgtest: create database %s on %s: %v", name, where, err)
 	}
 	t.Cleanup(func() {
 		if err := exec(server, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-			t.Errorf("pgtest: drop database %s on %s: %v", name, u.Redacted(), err)
+			t.Errorf("pgtest: drop database %s on %s: %v", name, where, err)
 		}
 	})
 	u.Path = "/" + name
