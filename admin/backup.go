@@ -77,6 +77,9 @@ func BackupFile(ctx context.Context, adm Admin, path, storePath string, force bo
 // renames it over the store, so a failure at any point leaves the old
 // store as it was.
 func Restore(ctx context.Context, cfg *configs.Config, src string, stdin io.Reader, force bool) (BackupResult, error) {
+	if cfg.Store != "" {
+		return BackupResult{}, fmt.Errorf("restore writes the bbolt file at db, but the store is PostgreSQL (%s); load a bbolt backup into it with `chatctl store copy --from FILE --to URL`, or use pg_restore", configs.RedactURL(cfg.Store))
+	}
 	dst := absPath(cfg.DB)
 	res := BackupResult{Store: dst, From: src}
 	if src != "-" {
