@@ -75,6 +75,11 @@ type DB struct {
 	lastWriteErr atomic.Pointer[error] // latest failed write, nil once one commits
 	commits      atomic.Uint64         // message transactions committed
 
+	// watching is set while the change feed is watched (Watch): only
+	// then may users be served from memory (users.go).
+	watching atomic.Bool
+	users    userCache // users read while watching (users.go)
+
 	msgs   messages // the message committers (messages.go)
 	denied deny     // the deny list cache (sessions.go)
 	audit  auditQ   // RecordAudit's queue (audit.go)
