@@ -307,7 +307,7 @@ CREATE TABLE audit (
 	ts    timestamptz NOT NULL,
 	entry jsonb NOT NULL
 );
-CREATE INDEX audit_ts ON audit (ts);
+CREATE INDEX audit_ts ON audit (ts, seq);
 CREATE SEQUENCE audit_seq;
 -- The change feed (see the package comment).
 CREATE TABLE change_seq (seq bigint NOT NULL);

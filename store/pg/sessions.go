@@ -45,7 +45,7 @@ const denyFallback = 24 * time.Hour
 type deny struct {
 	ids    sync.Map // id -> expiry (time.Time)
 	loaded atomic.Bool
-	mu     sync.Mutex // serialises loads; guards tried
+	mu     sync.Mutex // held by the one load in progress; guards tried
 	tried  time.Time  // wall time of the latest failed load
 }
 
@@ -56,14 +56,19 @@ func (d *deny) add(id string, exp time.Time) {
 	}
 }
 
-// load reads the deny list once; after a failure it tries again at most
-// every denyRetry.
+// loadDenied reads the deny list into memory once; after a failure it
+// tries again at most every denyRetry. Until a load succeeds, Denied knows
+// only the ids this handle wrote or applyChange added.
 func (db *DB) loadDenied() {
 	d := &db.denied
 	if d.loaded.Load() {
 		return
 	}
-	d.mu.Lock()
+	// One load at a time, and nobody waits for it: a token check during
+	// a slow load goes on with what memory holds.
+	if !d.mu.TryLock() {
+		return
+	}
 	defer d.mu.Unlock()
 	if d.loaded.Load() || time.Since(d.tried) < denyRetry {
 		return

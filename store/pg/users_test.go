@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -378,5 +379,31 @@ func TestUnavailable(t *testing.T) {
 	}
 	if db.Denied("j") {
 		t.Error("a failed DenyToken was remembered")
+	}
+}
+
+// BenchmarkUser measures one user read, the store part of a token check:
+// from memory while the change feed is watched, else one query.
+func BenchmarkUser(b *testing.B) {
+	url := pgtest.URL(b)
+	db, err := Open(context.Background(), url, Options{Access: store.Create})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.CreateUser(store.User{Name: "bob", Hash: "$2b$12$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234", Role: "user"})
+	for _, watching := range []bool{true, false} {
+		b.Run(fmt.Sprintf("watching=%v", watching), func(b *testing.B) {
+			db.watching.Store(watching)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := db.User("bob"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
