@@ -21,6 +21,14 @@ import (
 // (new token version, disabled, removed), "user" for other changes, and
 // "key" when a key is created, rotated or retired.
 
+// setWatching records whether the change feed is watched (Watch calls it
+// when it starts and stops polling) and forgets every cached user: while
+// nobody watched, nothing kept them fresh.
+func (db *DB) setWatching(on bool) {
+	db.watching.Store(on)
+	db.users.clear()
+}
+
 // userCache keeps users in memory while the change feed is watched
 // (db.watching): token checks read their user on every request, and a
 // round trip to PostgreSQL per request would cost more than the rest of

@@ -407,3 +407,93 @@ func BenchmarkUser(b *testing.B) {
 		})
 	}
 }
+
+// Ensure the cache never serves a value older than the last write while
+// watching, with readers racing the writer.
+func TestUserCacheCoherent(t *testing.T) {
+	db := openURL(t, pgtest.URL(t), (&clock{t: start}).Now)
+	db.setWatching(true)
+	if _, err := db.CreateUser(store.User{Name: "alice", Role: "user"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					db.User("alice")
+				}
+			}
+		}()
+	}
+	defer func() { close(done); wg.Wait() }()
+	for i := range 50 {
+		role := []string{"admin", "user"}[i%2]
+		if _, err := db.UpdateUser("alice", store.Change{Role: &role}); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := db.User("alice"); u.Role != role {
+			t.Fatalf("after write %d read role %q, want %q", i, u.Role, role)
+		}
+	}
+	if db.users.n.Load() == 0 {
+		t.Fatal("nothing cached while watching")
+	}
+}
+
+// Ensure ActiveKey, meeting a first key another process is inserting,
+// waits for it and returns that key rather than making a second.
+func TestActiveKeyLoser(t *testing.T) {
+	c := &clock{t: start}
+	db := openURL(t, pgtest.URL(t), c.Now)
+	ctx := context.Background()
+	other, err := db.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	if _, err := other.Exec(ctx, `INSERT INTO keys (kid, secret, created_at) VALUES ('other', '\x00', now())`); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		k, err := db.ActiveKey()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- k.Kid
+	}()
+	// Wait until ActiveKey's insert waits on the uncommitted key.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var waiting int
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ActiveKey never waited for the other insert")
+		}
+		time.Sleep(5 * time.Millisecond) // polling, not waiting for an event
+	}
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if kid := <-got; kid != "other" {
+		t.Fatalf("ActiveKey = %s, want the other process's key", kid)
+	}
+	var n int
+	db.pool.QueryRow(ctx, `SELECT count(*) FROM keys`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d keys, want 1", n)
+	}
+}
