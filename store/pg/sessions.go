@@ -23,12 +23,13 @@ var errNotYet = errors.New("not yet implemented on PostgreSQL")
 // kept as SHA-256 hashes only.
 //
 // Locks: every transaction on a session locks its sessions row first
-// (SELECT … FOR UPDATE, or the DELETE), then its refresh_tokens rows, so
-// two refreshes of one family queue on the session row: of two concurrent
-// refreshes with one token exactly one wins, the other sees the token
-// spent (reuse, which ends the family) or gone (ErrRefreshInvalid). A
-// session is started under FOR SHARE on its user's row, so a revocation
-// (UpdateUser, which holds the row FOR UPDATE) is never outrun.
+// (SELECT … FOR UPDATE, or the DELETE), then its refresh_tokens rows, and
+// the change feed's counter row last (as every writer does). Refreshes of
+// one family queue on the session row: of two concurrent refreshes with
+// one token exactly one wins, the other sees the token spent (reuse,
+// which ends the family) or gone (ErrRefreshInvalid). A session is
+// started under FOR SHARE on its user's row, so a revocation (UpdateUser,
+// which holds the row FOR UPDATE) is never outrun.
 
 // denyRetry is how soon Denied tries again to load the deny list after a
 // failed load (the database down at start).
@@ -230,10 +231,10 @@ func (db *DB) Refresh(old, clientAddr string, ttl time.Duration) (store.Session,
 		now := stamp(db.now())
 		if spent {
 			reused = true
-			if deniedUntil, err = denySession(ctx, tx, s); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, id); err != nil { // and its tokens
 				return err
 			}
-			_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, id) // and its tokens
+			deniedUntil, err = denySession(ctx, tx, s)
 			return err
 		}
 		if !now.Before(exp) {
