@@ -96,7 +96,7 @@ func scanUser(row pgx.Row) (store.User, error) {
 	return u, err
 }
 
-// notFound is the refusal for a missing user.
+// userNotFound is the refusal for a missing user.
 func userNotFound(name string) error {
 	return refuse(fmt.Errorf("user %s: %w", name, store.ErrNotFound))
 }
