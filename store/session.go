@@ -108,7 +108,7 @@ func (db *DB) CreateSessionAt(user string, version uint64, clientAddr string, tt
 
 func (db *DB) createSession(user, clientAddr string, ttl time.Duration, version *uint64) (Session, string, error) {
 	now := db.now().UTC()
-	s := Session{ID: SessionPrefix + auth.RandomID(12), User: strings.ToLower(user), CreatedAt: now, LastUsed: now, ClientAddr: clientAddr, ExpiresAt: now.Add(ttl)}
+	s := Session{ID: NewSessionID(), User: strings.ToLower(user), CreatedAt: now, LastUsed: now, ClientAddr: clientAddr, ExpiresAt: now.Add(ttl)}
 	token := newRefreshToken(s.ID)
 	key, _ := refreshKey(token)
 	err := db.update(func(tx *bolt.Tx) error {

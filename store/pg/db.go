@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -76,9 +77,10 @@ type DB struct {
 	lastWriteErr atomic.Pointer[error] // latest failed write, nil once one commits
 	commits      atomic.Uint64         // message transactions committed
 
-	// watching is true while Watch applies the change feed, so caches
-	// that the feed invalidates may be used (see applyChange).
+	// watching is set while the change feed is watched (Watch): only
+	// then may users be served from memory (users.go).
 	watching atomic.Bool
+	users    userCache // users read while watching (users.go)
 
 	nodeMu   sync.Mutex // guards nodeConn
 	nodeConn *pgx.Conn  // holds the node lock (LockNode); nil without
@@ -175,6 +177,11 @@ func isUnavailable(err error) bool {
 		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "53")
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	// The connection cut while a statement was on it (the server went
+	// away mid-query): no net.Error, only EOF.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, pgconn.ErrConnClosed) {
 		return true
 	}
 	var ne net.Error
@@ -308,7 +315,7 @@ CREATE TABLE audit (
 	ts    timestamptz NOT NULL,
 	entry jsonb NOT NULL
 );
-CREATE INDEX audit_ts ON audit (ts);
+CREATE INDEX audit_ts ON audit (ts, seq);
 CREATE SEQUENCE audit_seq;
 -- The change feed (see the package comment).
 CREATE TABLE change_seq (seq bigint NOT NULL);

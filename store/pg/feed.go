@@ -26,8 +26,8 @@ func (db *DB) Watch(ctx context.Context, every time.Duration, fn func(kind, key 
 	if err != nil {
 		return err
 	}
-	db.watching.Store(true)
-	defer db.watching.Store(false)
+	db.setWatching(true)
+	defer db.setWatching(false)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	lastPrune := time.Time{}
