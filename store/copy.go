@@ -289,7 +289,7 @@ func Copy(ctx context.Context, src Exporter, dst Importer, opts CopyOptions) (re
 	if rep.Target, err = loader.Count(ctx); err != nil {
 		return rep, err
 	}
-	rep.Mismatches = compareCounts("source", rep.Source, "copied", streamed)
+	rep.Mismatches = compareCounts("source", rep.Source, "export", streamed)
 	rep.Mismatches = append(rep.Mismatches, compareCounts("source", rep.Source, "target", rep.Target)...)
 	n, rooms, err := compareRooms(ctx, src, loader)
 	if err != nil {
