@@ -199,8 +199,27 @@ var ErrNotEmpty = errors.New("is not empty")
 // source does.
 var ErrMismatch = errors.New("copy does not match the source")
 
-// copyBatch is how many records a Loader writes per transaction or COPY.
-const copyBatch = 10000
+// Loaders write at most CopyBatch records, or about CopyBatchBytes of
+// them, per transaction or COPY: few enough to bound memory whatever the
+// size of the messages, many enough that a batch's commit costs little.
+const (
+	CopyBatch      = 10000
+	CopyBatchBytes = 4 << 20
+)
+
+// RecordSize is about how many bytes r takes in a loader's batch.
+func RecordSize(r Record) int {
+	const overhead = 128
+	switch r := r.(type) {
+	case Message:
+		return overhead + len(r.Room) + len(r.From) + len(r.Text)
+	case AuditEntry:
+		return overhead + len(r.Action) + len(r.Actor) + len(r.From) + len(r.Target) + len(r.Detail)
+	case User:
+		return overhead + len(r.Name) + len(r.Hash)
+	}
+	return overhead
+}
 
 // progressStep is how often (in messages) Copy may report progress.
 const progressStep = 10000

@@ -229,6 +229,7 @@ func (db *DB) Load(ctx context.Context) (Loader, error) {
 type boltLoader struct {
 	db      *DB
 	pending []Record
+	bytes   int // about the size of pending (RecordSize)
 }
 
 func (l *boltLoader) Count(ctx context.Context) (Counts, error) { return l.db.Count(ctx) }
@@ -242,7 +243,8 @@ func (l *boltLoader) Put(ctx context.Context, r Record) error {
 		return nil
 	}
 	l.pending = append(l.pending, r)
-	if len(l.pending) >= copyBatch {
+	l.bytes += RecordSize(r)
+	if len(l.pending) >= CopyBatch || l.bytes >= CopyBatchBytes {
 		return l.Flush(ctx)
 	}
 	return nil
@@ -266,7 +268,7 @@ func (l *boltLoader) Flush(ctx context.Context) error {
 		return nil
 	})
 	clear(l.pending)
-	l.pending = l.pending[:0]
+	l.pending, l.bytes = l.pending[:0], 0
 	if err != nil {
 		return fmt.Errorf("store %s: %w", l.db.path, err)
 	}

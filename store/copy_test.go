@@ -24,35 +24,6 @@ func openFile(t testing.TB, path string) *store.DB {
 	return db
 }
 
-// CheckCopy checks that to serves what from served: the same records
-// (see storetest.Dump), the refresh tokens issued before the copy, and
-// every room going on at its last id + 1.
-func CheckCopy(t *testing.T, from store.Exporter, to *store.DB, f storetest.Filled, micro bool) {
-	t.Helper()
-	want, got := storetest.Dump(t, from, micro), storetest.Dump(t, to, micro)
-	if d := storetest.Diff(want, got); d != "" {
-		t.Fatalf("the copy differs (- source, + copy):\n%s", d)
-	}
-	if _, _, err := to.Refresh(f.Live, "192.0.2.9:1", time.Hour); err != nil {
-		t.Errorf("refresh of a live token on the copy: %v", err)
-	}
-	if _, _, err := to.Refresh(f.Next, "192.0.2.9:1", time.Hour); err != nil {
-		t.Errorf("refresh of a rotated token on the copy: %v", err)
-	}
-	if _, _, err := to.Refresh(f.Spent, "192.0.2.9:1", time.Hour); !errors.Is(err, store.ErrRefreshReused) {
-		t.Errorf("spent token on the copy: %v, want reuse", err)
-	}
-	for room, last := range f.Rooms {
-		m, err := to.AppendMessage(context.Background(), room, "bob", "after the copy", time.Now())
-		if err != nil || m.ID != last+1 {
-			t.Errorf("room %q: next message %d, %v; want id %d", room, m.ID, err, last+1)
-		}
-	}
-	if _, err := to.ActiveKey(); err != nil {
-		t.Error(err)
-	}
-}
-
 // Ensure a bbolt store copies into a new file with every record, hash,
 // id and sequence, and that the copy serves the same tokens and room ids.
 func TestCopyFileToFile(t *testing.T) {
@@ -74,7 +45,7 @@ func TestCopyFileToFile(t *testing.T) {
 	if got := strings.Join(progress, " "); got != "56/56" {
 		t.Errorf("progress %q, want the final count", got)
 	}
-	CheckCopy(t, src, dst, f, false)
+	storetest.CheckCopy(t, src, dst, f, false)
 }
 
 // Ensure a copy into a store that holds anything is refused and changes
@@ -84,8 +55,11 @@ func TestCopyRefusesNonEmpty(t *testing.T) {
 	src := openFile(t, filepath.Join(dir, "src.db"))
 	storetest.Fill(t, src)
 	for name, fill := range map[string]func(*store.DB) error{
-		"user": func(db *store.DB) error { _, err := db.CreateUser(store.User{Name: "x", Hash: storetest.Hash, Role: "user"}); return err },
-		"key":  func(db *store.DB) error { _, err := db.ActiveKey(); return err },
+		"user": func(db *store.DB) error {
+			_, err := db.CreateUser(store.User{Name: "x", Hash: storetest.Hash, Role: "user"})
+			return err
+		},
+		"key": func(db *store.DB) error { _, err := db.ActiveKey(); return err },
 		"room": func(db *store.DB) error {
 			_, err := db.AppendMessage(context.Background(), "r", "x", "hi", time.Now())
 			return err

@@ -116,7 +116,7 @@ func (db *DB) Export(ctx context.Context, put func(store.Record) error) error {
 		{"messages", `SELECT room, id, sender, body, ts FROM messages ORDER BY room, id`, scanMessage},
 		{"audit log", `SELECT seq, ts, entry FROM audit ORDER BY seq`, scanAudit},
 	} {
-		if err := e.cursor(step.sql, step.row); err != nil {
+		if err := e.cursor("export_"+strings.ReplaceAll(step.what, " ", "_"), step.sql, step.row); err != nil {
 			var se sinkError
 			if errors.As(err, &se) {
 				return se.error
@@ -146,14 +146,16 @@ type exporter struct {
 	put func(store.Record) error
 }
 
-// cursor declares a cursor for sql and fetches it fetchSize rows at a
-// time, handing each row, as a record, to put.
-func (e *exporter) cursor(sql string, scan func(pgx.Rows) (store.Record, error)) error {
-	if _, err := e.tx.Exec(e.ctx, `DECLARE export NO SCROLL CURSOR FOR `+sql); err != nil {
+// cursor declares the cursor name for sql and fetches it fetchSize rows
+// at a time, handing each row, as a record, to put. Each query gets a
+// cursor of its own name: pgx caches the shape of a statement's result
+// by its text.
+func (e *exporter) cursor(name, sql string, scan func(pgx.Rows) (store.Record, error)) error {
+	if _, err := e.tx.Exec(e.ctx, `DECLARE `+name+` NO SCROLL CURSOR FOR `+sql); err != nil {
 		return err
 	}
 	for {
-		rows, err := e.tx.Query(e.ctx, fmt.Sprintf(`FETCH %d FROM export`, fetchSize))
+		rows, err := e.tx.Query(e.ctx, fmt.Sprintf(`FETCH %d FROM %s`, fetchSize, name))
 		if err != nil {
 			return err
 		}
@@ -179,7 +181,7 @@ func (e *exporter) cursor(sql string, scan func(pgx.Rows) (store.Record, error))
 			break
 		}
 	}
-	_, err := e.tx.Exec(e.ctx, `CLOSE export`)
+	_, err := e.tx.Exec(e.ctx, `CLOSE `+name)
 	return err
 }
 
@@ -302,10 +304,8 @@ type loader struct {
 	table string   // the table of rows
 	cols  []string // its columns
 	rows  [][]any
+	bytes int // about the size of rows (store.RecordSize)
 }
-
-// copyBatch is how many rows one COPY writes.
-const copyBatch = 10000
 
 func (l *loader) Count(ctx context.Context) (store.Counts, error) {
 	c, err := count(ctx, l.tx)
@@ -371,7 +371,8 @@ func (l *loader) Put(ctx context.Context, r store.Record) error {
 		l.table, l.cols = table, cols
 	}
 	l.rows = append(l.rows, row)
-	if len(l.rows) >= copyBatch {
+	l.bytes += store.RecordSize(r)
+	if len(l.rows) >= store.CopyBatch || l.bytes >= store.CopyBatchBytes {
 		return l.Flush(ctx)
 	}
 	return nil
@@ -392,7 +393,7 @@ func (l *loader) Flush(ctx context.Context) error {
 	}
 	_, err := l.tx.CopyFrom(ctx, pgx.Identifier{l.table}, l.cols, pgx.CopyFromRows(l.rows))
 	clear(l.rows)
-	l.rows = l.rows[:0]
+	l.rows, l.bytes = l.rows[:0], 0
 	if err != nil {
 		return l.db.fail("copy into "+l.table, err)
 	}

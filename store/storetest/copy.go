@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatctl/chatctl/auth"
 	"github.com/chatctl/chatctl/store"
 )
 
@@ -29,6 +30,47 @@ type Filled struct {
 	Next string
 	// Rooms maps each room to its last id.
 	Rooms map[string]uint64
+	// Access is an access token of alice, valid; Denied one of bob whose
+	// jti is on the deny list; Dave one minted before dave's tokens were
+	// revoked; Retired one signed with the key retired early.
+	Access, Denied, Dave, Retired string
+}
+
+// tokenState adapts a store.Store to auth's Keys and Users, as the
+// server does.
+type tokenState struct{ s store.Store }
+
+func (k tokenState) SigningKey(ttl time.Duration) (string, []byte, error) {
+	key, err := k.s.ActiveKey()
+	return key.Kid, key.Secret, err
+}
+
+func (k tokenState) VerifyKey(kid string) ([]byte, bool) {
+	keys, err := k.s.Keys()
+	if err != nil {
+		return nil, false
+	}
+	for _, key := range keys {
+		if key.Kid == kid && key.Verifies(time.Now()) {
+			return key.Secret, true
+		}
+	}
+	return nil, false
+}
+
+func (k tokenState) TokenState(name string) (auth.UserState, error) {
+	u, err := k.s.User(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return auth.UserState{}, nil
+	}
+	return auth.UserState{Found: err == nil, Disabled: u.Disabled, Version: u.TokenVersion, Role: u.Role}, err
+}
+
+func (k tokenState) Denied(id string) bool { return k.s.Denied(id) }
+
+// Tokens returns the access tokens of s, as a server on s checks them.
+func Tokens(s store.Store) *auth.Tokens {
+	return auth.NewTokens(tokenState{s}, tokenState{s}, "chatctl", time.Minute, nil)
 }
 
 // Hash is a bcrypt hash ("password" at cost 10) for users made by Fill.
@@ -57,21 +99,44 @@ func Fill(t testing.TB, s store.Store) Filled {
 	yes := true
 	_, err := s.UpdateUser("carol", store.Change{Disabled: &yes})
 	must(err)
-	_, err = s.UpdateUser("dave", store.Change{RevokeTokens: true})
-	must(err)
 
+	var f Filled
+	tokens := Tokens(s)
+	mint := func(name string) (string, *auth.Claims) {
+		t.Helper()
+		u, err := s.User(name)
+		must(err)
+		tok, c, err := tokens.Mint(u.Name, u.Role, u.TokenVersion, time.Hour)
+		must(err)
+		return tok, c
+	}
 	k1, err := s.ActiveKey()
 	must(err)
 	must(s.NoteTTL(k1.Kid, time.Hour))
 	k2, err := s.RotateKey()
 	must(err)
-	must(s.NoteTTL(k2.Kid, 15*time.Minute))
+	f.Retired, _ = mint("alice")
+	must(s.NoteTTL(k2.Kid, time.Hour))
 	_, err = s.RotateKey()
 	must(err)
 	_, err = s.RetireKey(k2.Kid)
 	must(err)
+	f.Access, _ = mint("alice")
+	f.Dave, _ = mint("dave")
+	_, err = s.UpdateUser("dave", store.Change{RevokeTokens: true})
+	must(err)
+	var denied *auth.Claims
+	f.Denied, denied = mint("bob")
+	must(s.DenyToken(denied.ID, denied.ExpiresAt.Time))
+	for _, c := range []struct {
+		tok  string
+		want auth.Reason
+	}{{f.Access, ""}, {f.Denied, auth.ReasonRevoked}, {f.Dave, auth.ReasonRevoked}, {f.Retired, auth.ReasonUnknownKey}} {
+		if _, err := tokens.Verify(c.tok); auth.ReasonOf(err) != c.want {
+			t.Fatalf("token on the source: %v, want %q", err, c.want)
+		}
+	}
 
-	var f Filled
 	_, f.Live, err = s.CreateSession("alice", "192.0.2.1:1234", time.Hour)
 	must(err)
 	_, f.Spent, err = s.CreateSession("alice", "192.0.2.2:1234", time.Hour)
@@ -88,7 +153,6 @@ func Fill(t testing.TB, s store.Store) Filled {
 	_, _, err = s.CreateSession("dave", "198.51.100.7:9", 2*time.Hour)
 	must(err)
 	must(s.DenyToken("jti-revoked-1", time.Now().Add(time.Hour)))
-	must(s.DenyToken("jti-revoked-2", time.Now().Add(2*time.Hour)))
 
 	send := func(room string, n int) {
 		t.Helper()
@@ -212,4 +276,49 @@ func Diff(a, b []string) string {
 		}
 	}
 	return sb.String()
+}
+
+// CheckCopy checks that to serves what from served: the same records
+// (see Dump), the refresh tokens of f as before the copy (the live ones
+// refresh, the spent one is reuse), every room going on at its last id +
+// 1, and a signing key.
+func CheckCopy(t *testing.T, from store.Exporter, to interface {
+	store.Store
+	store.Exporter
+}, f Filled, micro bool) {
+	t.Helper()
+	want, got := Dump(t, from, micro), Dump(t, to, micro)
+	if d := Diff(want, got); d != "" {
+		t.Fatalf("the copy differs (- source, + copy):\n%s", d)
+	}
+	if _, _, err := to.Refresh(f.Live, "192.0.2.9:1", time.Hour); err != nil {
+		t.Errorf("refresh of a live token on the copy: %v", err)
+	}
+	if _, _, err := to.Refresh(f.Next, "192.0.2.9:1", time.Hour); err != nil {
+		t.Errorf("refresh of a rotated token on the copy: %v", err)
+	}
+	if _, _, err := to.Refresh(f.Spent, "192.0.2.9:1", time.Hour); !errors.Is(err, store.ErrRefreshReused) {
+		t.Errorf("spent token on the copy: %v, want reuse", err)
+	}
+	for room, last := range f.Rooms {
+		m, err := to.AppendMessage(context.Background(), room, "bob", "after the copy", time.Now())
+		if err != nil || m.ID != last+1 {
+			t.Errorf("room %q: next message %d, %v; want id %d", room, m.ID, err, last+1)
+		}
+	}
+	tokens := Tokens(to)
+	for _, c := range []struct {
+		name, tok string
+		want      auth.Reason
+	}{
+		{"alice's", f.Access, ""}, {"a denied", f.Denied, auth.ReasonRevoked},
+		{"dave's revoked", f.Dave, auth.ReasonRevoked}, {"a retired key's", f.Retired, auth.ReasonUnknownKey},
+	} {
+		if _, err := tokens.Verify(c.tok); auth.ReasonOf(err) != c.want || c.want == "" && err != nil {
+			t.Errorf("%s token on the copy: %v, want %q", c.name, err, c.want)
+		}
+	}
+	if _, _, err := tokens.Mint("alice", "admin", 1, time.Minute); err != nil {
+		t.Error(err)
+	}
 }
