@@ -248,4 +248,3 @@ func TestCopyStreams(t *testing.T) {
 		t.Errorf("last message of room-007 after the round trip: %+v, %v", last, err)
 	}
 }
-
