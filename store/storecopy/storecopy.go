@@ -118,7 +118,7 @@ func openSource(ctx context.Context, s side) (store.Exporter, func(), error) {
 	} else {
 		db, err = store.Open(s.path, store.Options{Access: store.Read})
 		if errors.Is(err, store.ErrLocked) {
-			err = fmt.Errorf("store %s: %w (stop chatctl serve first: a copy needs the file to itself)", s.name, store.ErrLocked)
+			err = fmt.Errorf("store %s: %w: stop chatctl serve first (a copy needs the file to itself)", s.name, store.ErrLocked)
 		}
 	}
 	if err != nil {
@@ -139,7 +139,7 @@ func openTarget(ctx context.Context, s side) (store.Importer, func(ok bool) erro
 	}
 	db, err := store.Open(s.path, store.Options{Access: store.Create})
 	if errors.Is(err, store.ErrLocked) {
-		err = fmt.Errorf("store %s: %w (stop chatctl serve first)", s.name, store.ErrLocked)
+		err = fmt.Errorf("store %s: %w: stop chatctl serve first", s.name, store.ErrLocked)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("--to: %w", err)
