@@ -56,6 +56,7 @@ func TestScripts(t *testing.T) {
 			"mode":     cmdMode,
 			"helptree": cmdHelpTree,
 			"pgdb":     cmdPGDB,
+			"messages": cmdMessages,
 		},
 	})
 }

@@ -243,7 +243,7 @@ type CopyReport struct {
 	// compared.
 	RoomsChecked int64 `json:"rooms_checked"`
 	// Mismatches names every difference found (at most a few rooms).
-	Mismatches []string `json:"mismatches,omitempty"`
+	Mismatches []string `json:"mismatches"`
 	Seconds    float64  `json:"seconds"`
 }
 

@@ -8,10 +8,31 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/chatctl/chatctl/store"
 )
+
+// cmdMessages: messages DB ROOM N appends N messages to ROOM in the bbolt
+// store DB (created when missing), as a server would for its clients.
+func cmdMessages(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: messages DB ROOM N")
+	}
+	n, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	db, err := store.Open(ts.MkAbs(args[0]), store.Options{})
+	ts.Check(err)
+	defer db.Close()
+	for i := range n {
+		_, err := db.AppendMessage(context.Background(), args[1], "alice", "message "+strconv.Itoa(i+1), time.Now())
+		ts.Check(err)
+	}
+}
 
 // scriptCondition is the scripts' own conditions: [pg] holds when
 // CHATCTL_TEST_POSTGRES names a PostgreSQL server; without one it is an
