@@ -213,3 +213,33 @@ func TestCopyProgressAndCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// lossy is an Exporter that loses the records drop selects after its
+// counts, as a faulty export would.
+type lossy struct {
+	store.Exporter
+	drop func(store.Record) bool
+}
+
+func (l lossy) Export(ctx context.Context, put func(store.Record) error) error {
+	return l.Exporter.Export(ctx, func(r store.Record) error {
+		if l.drop(r) {
+			return nil
+		}
+		return put(r)
+	})
+}
+
+// Ensure an export that does not deliver what its snapshot counted is a
+// mismatch too.
+func TestCopyExportMismatch(t *testing.T) {
+	dir := t.TempDir()
+	src := openFile(t, filepath.Join(dir, "src.db"))
+	storetest.Fill(t, src)
+	dst := openFile(t, filepath.Join(dir, "dst.db"))
+	drop := func(r store.Record) bool { _, ok := r.(store.Key); return ok }
+	_, err := store.Copy(context.Background(), lossy{src, drop}, dst, store.CopyOptions{})
+	if !errors.Is(err, store.ErrMismatch) || !strings.Contains(err.Error(), "keys: 3 in the source, 0 in the export; keys: 3 in the source, 0 in the target;") {
+		t.Fatalf("lossy export: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -392,12 +393,36 @@ func (l *loader) Flush(ctx context.Context) error {
 		return nil
 	}
 	_, err := l.tx.CopyFrom(ctx, pgx.Identifier{l.table}, l.cols, pgx.CopyFromRows(l.rows))
+	if err != nil {
+		if bad := l.unstorable(); bad != "" {
+			err = fmt.Errorf("%s, which PostgreSQL text cannot store: %s", bad, describe(err))
+		}
+	}
 	clear(l.rows)
 	l.rows, l.bytes = l.rows[:0], 0
 	if err != nil {
 		return l.db.fail("copy into "+l.table, err)
 	}
 	return nil
+}
+
+// unstorable names the first value of the batch that PostgreSQL's text
+// refuses (a NUL character, or bytes that are not UTF-8), or "".
+func (l *loader) unstorable() string {
+	for _, row := range l.rows {
+		for i, v := range row { // the value itself is not shown: it may be a hash
+			s, ok := v.(string)
+			if !ok || strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+				continue
+			}
+			key := fmt.Sprintf("%s %q", l.cols[0], row[0])
+			if l.table == "messages" {
+				key = fmt.Sprintf("message %d of room %q", row[1], row[0])
+			}
+			return fmt.Sprintf("%s: %s holds a NUL character or bytes that are not UTF-8", key, l.cols[i])
+		}
+	}
+	return ""
 }
 
 // Commit implements store.Loader.

@@ -101,6 +101,54 @@ func TestCopyIntoPostgresRefused(t *testing.T) {
 	}
 }
 
+// Ensure text PostgreSQL cannot store (a NUL character, which JSON
+// allows in a chat message) fails the copy with an error naming the
+// message, not its text, and the database stays empty.
+func TestCopyUnstorableText(t *testing.T) {
+	pgtest.ServerURL(t)
+	ctx := context.Background()
+	src := openFile(t, filepath.Join(t.TempDir(), "src.db"))
+	for _, text := range []string{"fine", "secret\x00text"} {
+		if _, err := src.AppendMessage(ctx, "general", "alice", text, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := open(t, pgtest.URL(t), nil)
+	_, err := store.Copy(ctx, src, dst, store.CopyOptions{})
+	if err == nil || !strings.Contains(err.Error(), `copy into messages: message 2 of room "general": body holds a NUL character`) || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("copy of a NUL: %v", err)
+	}
+	if c, err := dst.Count(ctx); err != nil || !c.Empty() {
+		t.Errorf("database after a failed copy: %v, %v; want empty", c, err)
+	}
+}
+
+// Ensure a copy does not wait long for a database that another process
+// is writing to (a server started on it), and names the cause.
+func TestCopyIntoBusyDatabase(t *testing.T) {
+	pgtest.ServerURL(t)
+	ctx := context.Background()
+	src := openFile(t, filepath.Join(t.TempDir(), "src.db"))
+	storetest.Fill(t, src)
+	dst := open(t, pgtest.URL(t), nil)
+	tx, err := dst.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO denied (id, expires_at) VALUES ('x', now())`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = store.Copy(ctx, src, dst, store.CopyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "another process is writing to it (stop chatctl serve on it first)") {
+		t.Fatalf("copy into a busy database: %v", err)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("gave up after %v", took)
+	}
+}
+
 // dropping is an Importer that loses the records drop selects.
 type dropping struct {
 	store.Importer
