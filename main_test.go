@@ -40,6 +40,7 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		Setup:               setupEnv,
+		Condition:           scriptCondition,
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -54,6 +55,8 @@ func TestScripts(t *testing.T) {
 			"subst":    cmdSubst,
 			"mode":     cmdMode,
 			"helptree": cmdHelpTree,
+			"pgdb":     cmdPGDB,
+			"messages": cmdMessages,
 		},
 	})
 }

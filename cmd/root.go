@@ -140,6 +140,7 @@ is running.`,
 		a.newBenchCommand(),
 		a.newBackupCommand(),
 		a.newRestoreCommand(),
+		a.newStoreCommand(),
 		a.newAuditCommand(),
 		a.newVersionCommand(),
 	)
