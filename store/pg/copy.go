@@ -108,9 +108,9 @@ func (db *DB) Export(ctx context.Context, put func(store.Record) error) error {
 		what, sql string
 		row       func(pgx.Rows) (store.Record, error)
 	}{
-		{"users", `SELECT name, hash, role, disabled, token_version, created_at, updated_at FROM users ORDER BY name`, scanUser},
-		{"keys", `SELECT kid, secret, created_at, retired_at, max_ttl, revoked_at FROM keys ORDER BY kid`, scanKey},
-		{"sessions", `SELECT id, username, created_at, last_used, client_addr, expires_at FROM sessions ORDER BY id`, scanSession},
+		{"users", `SELECT name, hash, role, disabled, token_version, created_at, updated_at FROM users ORDER BY name`, copyScanUser},
+		{"keys", `SELECT kid, secret, created_at, retired_at, max_ttl, revoked_at FROM keys ORDER BY kid`, copyScanKey},
+		{"sessions", `SELECT id, username, created_at, last_used, client_addr, expires_at FROM sessions ORDER BY id`, copyScanSession},
 		{"refresh tokens", `SELECT hash, session, username, expires_at, spent FROM refresh_tokens ORDER BY session, hash`, scanRefresh},
 		{"deny list", `SELECT id, expires_at FROM denied ORDER BY id`, scanDeny},
 		{"rooms", `SELECT name, epoch, last_id, count, created_at FROM rooms ORDER BY name`, scanRoom},
@@ -186,7 +186,7 @@ func (e *exporter) cursor(name, sql string, scan func(pgx.Rows) (store.Record, e
 	return err
 }
 
-func scanUser(rows pgx.Rows) (store.Record, error) {
+func copyScanUser(rows pgx.Rows) (store.Record, error) {
 	var u store.User
 	var version int64
 	err := rows.Scan(&u.Name, &u.Hash, &u.Role, &u.Disabled, &version, &u.CreatedAt, &u.UpdatedAt)
@@ -194,7 +194,7 @@ func scanUser(rows pgx.Rows) (store.Record, error) {
 	return u, err
 }
 
-func scanKey(rows pgx.Rows) (store.Record, error) {
+func copyScanKey(rows pgx.Rows) (store.Record, error) {
 	var k store.Key
 	var retired, revoked *time.Time
 	var ttl int64
@@ -209,7 +209,7 @@ func scanKey(rows pgx.Rows) (store.Record, error) {
 	return k, err
 }
 
-func scanSession(rows pgx.Rows) (store.Record, error) {
+func copyScanSession(rows pgx.Rows) (store.Record, error) {
 	var s store.Session
 	err := rows.Scan(&s.ID, &s.User, &s.CreatedAt, &s.LastUsed, &s.ClientAddr, &s.ExpiresAt)
 	s.CreatedAt, s.LastUsed, s.ExpiresAt = s.CreatedAt.UTC(), s.LastUsed.UTC(), s.ExpiresAt.UTC()
@@ -328,7 +328,7 @@ func (l *loader) Put(ctx context.Context, r store.Record) error {
 		row = []any{strings.ToLower(r.Name), r.Hash, r.Role, r.Disabled, int64(r.TokenVersion), r.CreatedAt, r.UpdatedAt}
 	case store.Key:
 		table, cols = "keys", []string{"kid", "secret", "created_at", "retired_at", "max_ttl", "revoked_at"}
-		row = []any{r.Kid, r.Secret, r.CreatedAt, nullTime(r.RetiredAt), int64(r.MaxTTL), nullTime(r.RevokedAt)}
+		row = []any{r.Kid, r.Secret, r.CreatedAt, copyNullTime(r.RetiredAt), int64(r.MaxTTL), copyNullTime(r.RevokedAt)}
 	case store.Session:
 		table, cols = "sessions", []string{"id", "username", "created_at", "last_used", "client_addr", "expires_at"}
 		row = []any{r.ID, strings.ToLower(r.User), r.CreatedAt, r.LastUsed, r.ClientAddr, r.ExpiresAt}
@@ -379,8 +379,8 @@ func (l *loader) Put(ctx context.Context, r store.Record) error {
 	return nil
 }
 
-// nullTime is t, or NULL for the zero time.
-func nullTime(t time.Time) any {
+// copyNullTime is t, or NULL for the zero time.
+func copyNullTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}

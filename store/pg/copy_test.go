@@ -70,6 +70,8 @@ func TestCopyRoundTrip(t *testing.T) {
 	if d := storetest.Diff(want, storetest.Dump(t, other, true)); d != "" {
 		t.Fatalf("the second database differs (- file, + PostgreSQL):\n%s", d)
 	}
+	// And a PostgreSQL copy serves it: tokens refresh, rooms go on.
+	storetest.CheckCopy(t, src, other, f, true)
 }
 
 // Ensure a copy into a database that holds anything is refused, and one
