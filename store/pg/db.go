@@ -61,6 +61,12 @@ type Options struct {
 	MaxConns int32
 	// Committers is the number of message committers; 0 means 4.
 	Committers int
+	// CommitFault, when set, is called before each message commit; an
+	// error makes that commit fail (its transaction runs and is rolled
+	// back), as a database failing the commit would: AppendMessage
+	// returns an error wrapping it and LastWriteErr reports it. Only for
+	// tests, like store.Options.WriteFault.
+	CommitFault func() error
 }
 
 // DB is an open PostgreSQL store.
@@ -275,15 +281,18 @@ CREATE TABLE denied (
 	id         text PRIMARY KEY,
 	expires_at timestamptz NOT NULL
 );
+-- Room names compare as bytes (COLLATE "C"), as in the bbolt store:
+-- listings sort alike, and every statement that locks several rooms
+-- locks them in the order the message committers use.
 CREATE TABLE rooms (
-	name       text PRIMARY KEY,
+	name       text COLLATE "C" PRIMARY KEY,
 	epoch      text NOT NULL,
 	last_id    bigint NOT NULL DEFAULT 0,
 	count      bigint NOT NULL DEFAULT 0,
 	created_at timestamptz NOT NULL
 );
 CREATE TABLE messages (
-	room   text NOT NULL REFERENCES rooms (name) ON DELETE CASCADE,
+	room   text COLLATE "C" NOT NULL REFERENCES rooms (name) ON DELETE CASCADE,
 	id     bigint NOT NULL,
 	sender text NOT NULL,
 	body   text NOT NULL,
