@@ -45,11 +45,13 @@ import (
 // everything back, so the ids it drew are drawn again by the next commit.
 // The ids are filled in and the senders answered only after that commit.
 
-// maxBatch bounds one group commit. Measured with BenchmarkAppendManyRooms
-// (256 senders, 1,000 rooms): 256 and 1,024 perform alike, since a commit
-// rarely finds more than a few hundred queued; smaller bounds cost
-// throughput (see BENCHMARKS.md).
-const maxBatch = 256
+// maxBatch bounds one group commit (a variable for benchmarks, read by
+// start). Measured with BenchmarkAppendTuning: see bench_test.go.
+var maxBatch = 1024
+
+// altCommit, when set (by benchmarks, before Open), replaces
+// commitUnnest.
+var altCommit func(m *messages) func(ctx context.Context, batch []*appendReq) error
 
 // queueLen is the capacity of each committer's queue.
 const queueLen = 1024
@@ -68,9 +70,10 @@ type messages struct {
 	queues []chan *appendReq // one per committer; closed by stop
 	done   sync.WaitGroup    // the committers
 
-	// commit writes one batch; commitUnnest unless a benchmark swaps it
-	// (set by start, then read only).
+	// commit writes one batch: commitUnnest unless altCommit (set by
+	// start, then read only).
 	commit func(ctx context.Context, batch []*appendReq) error
+	batch  int // maxBatch when start ran
 }
 
 // appendReq is one queued append; the committer fills msg.ID and
@@ -83,8 +86,10 @@ type appendReq struct {
 func (m *messages) start(db *DB) {
 	m.db = db
 	m.seed = maphash.MakeSeed()
-	if m.commit == nil {
-		m.commit = m.commitUnnest
+	m.batch = maxBatch
+	m.commit = m.commitUnnest
+	if altCommit != nil {
+		m.commit = altCommit(m)
 	}
 	m.queues = make([]chan *appendReq, db.opts.Committers)
 	for i := range m.queues {
@@ -191,12 +196,12 @@ func validUTF8(s string) string {
 // loop commits what q holds, a batch at a time, until stop closes q.
 func (m *messages) loop(q chan *appendReq) {
 	defer m.done.Done()
-	batch := make([]*appendReq, 0, maxBatch)
+	batch := make([]*appendReq, 0, m.batch)
 	for first := range q {
 		batch = append(batch[:0], first)
 		runtime.Gosched() // let the senders already runnable queue theirs
 	fill:
-		for len(batch) < maxBatch {
+		for len(batch) < m.batch {
 			select {
 			case r, ok := <-q:
 				if !ok {
@@ -321,7 +326,7 @@ WITH x AS (
 )
 UPDATE rooms r SET count = r.count - c.n
 FROM (SELECT room, count(*) AS n FROM d GROUP BY room) c
-WHERE r.name = c.room`
+WHERE r.name = c.room AND r.name = ANY($1::text[])`
 
 // failCommit is a statement that fails, aborting the batch's transaction
 // (Options.CommitFault).
@@ -507,25 +512,29 @@ CROSS JOIN LATERAL (SELECT ts FROM messages m WHERE m.room = r.name ORDER BY id 
 WHERE r.name > $1 AND o.ts < $2
 ORDER BY r.name LIMIT $3`
 
-// pruneOld deletes, in each room of $1 (locked in name order), up to $3
-// of its oldest messages before the first one not older than $2, as the
-// bbolt store does: what goes is always the oldest part of a room. It
+// pruneOld deletes, in each room of $1 (locked in name order), the
+// messages older than $2 among its $3 oldest, up to the first one that is
+// not, as the bbolt store does: what goes is always the oldest part of a
+// room, and one statement reads at most $3 messages of a room. It
 // returns, per room, how many went.
 const pruneOld = `
 WITH r AS (
 	SELECT name FROM rooms WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE
 ), z AS (
-	SELECT r.name, o.id FROM r CROSS JOIN LATERAL (
-		SELECT id FROM messages
-		WHERE room = r.name AND id < coalesce(
-			(SELECT min(id) FROM messages WHERE room = r.name AND ts >= $2), 9223372036854775807)
-		ORDER BY id LIMIT $3) o
+	SELECT r.name, max(o.id) AS upto
+	FROM r CROSS JOIN LATERAL (
+		SELECT id, bool_and(ts < $2) OVER (ORDER BY id) AS old
+		FROM (SELECT id, ts FROM messages WHERE room = r.name ORDER BY id LIMIT $3) f
+	) o
+	WHERE o.old
+	GROUP BY r.name
 ), d AS (
-	DELETE FROM messages m USING z WHERE m.room = z.name AND m.id = z.id RETURNING m.room
+	DELETE FROM messages m USING z WHERE m.room = z.name AND m.id <= z.upto RETURNING m.room
 ), c AS (
 	SELECT room, count(*) AS n FROM d GROUP BY room
 )
-UPDATE rooms SET count = rooms.count - c.n FROM c WHERE rooms.name = c.room
+UPDATE rooms SET count = rooms.count - c.n
+FROM c WHERE rooms.name = c.room AND rooms.name = ANY($1::text[])
 RETURNING rooms.name, c.n`
 
 // PruneMessages implements store.Store: it deletes the messages older

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -50,6 +51,60 @@ var messageCases = []Case{
 		}
 		if total != 2*senders*each {
 			e.Fatalf("stored %d messages, want %d", total, 2*senders*each)
+		}
+	}},
+
+	{"AppendGaplessManyRooms", func(e *Env) {
+		// 2 handles × 16 senders, each message to a random one of 40
+		// rooms: batches hold many rooms, which two processes lock in
+		// one order, so none deadlocks; each room's ids are exactly 1..n,
+		// and the acks name them.
+		const senders, each, rooms = 16, 15, 40
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex // guards acked
+			acked = map[string][]uint64{}
+		)
+		for h := 0; h < 2; h++ {
+			s := e.Handle()
+			for i := 0; i < senders; i++ {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(uint64(h), uint64(i)))
+					for j := 0; j < each; j++ {
+						room := fmt.Sprint("room", rng.IntN(rooms))
+						m, err := s.AppendMessage(context.Background(), room, "alice", fmt.Sprint(h, i, j), e.Clock.Now())
+						if err != nil {
+							e.Error(err)
+							return
+						}
+						if m.Room != room {
+							e.Errorf("appended to %s, got back room %q", room, m.Room)
+						}
+						mu.Lock()
+						acked[room] = append(acked[room], m.ID)
+						mu.Unlock()
+					}
+				})
+			}
+		}
+		wg.Wait()
+		total := 0
+		for room, ids := range acked {
+			slices.Sort(ids)
+			for i, id := range ids {
+				if id != uint64(i+1) {
+					e.Fatalf("room %s: acked ids %v, want 1..n each once", room, ids)
+				}
+			}
+			ms, err := e.S.MessagesAfter(room, 0, 1000)
+			e.must(err)
+			if len(ms) != len(ids) || ms[len(ms)-1].ID != uint64(len(ids)) {
+				e.Fatalf("room %s: stored %d messages (last id %v), acked %d", room, len(ms), ms[len(ms)-1].ID, len(ids))
+			}
+			total += len(ids)
+		}
+		if total != 2*senders*each {
+			e.Fatalf("acked %d messages, want %d", total, 2*senders*each)
 		}
 	}},
 

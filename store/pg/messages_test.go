@@ -1,0 +1,190 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatctl/chatctl/internal/pgtest"
+	"github.com/chatctl/chatctl/store"
+)
+
+// proxy forwards TCP connections to a server until stopped; started again
+// it listens on the same address, as a database coming back would.
+type proxy struct {
+	t      *testing.T
+	addr   string // where it listens; set by newProxy, then read only
+	target string
+
+	mu    sync.Mutex // guards ln and conns
+	ln    net.Listener
+	conns []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	p := &proxy{t: t, target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+// stop closes the listener and every connection: the server is gone.
+func (p *proxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// start listens again on the same address.
+func (p *proxy) start() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+// openVia opens a store on a fresh database through a proxy.
+func openVia(t *testing.T, opts Options) (*DB, *proxy) {
+	t.Helper()
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host)
+	u.Host = p.addr
+	opts.Access = store.Create
+	db, err := Open(context.Background(), u.String(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, p
+}
+
+// Ensure that while the database is unreachable, appends and reads fail
+// with ErrUnavailable (never an id), LastWriteErr says so, and once it is
+// back the store recovers by itself with the next id.
+func TestMessagesUnavailable(t *testing.T) {
+	db, p := openVia(t, Options{})
+	ctx := context.Background()
+	for i := 1; i <= 2; i++ {
+		if m, err := db.AppendMessage(ctx, "r", "u", "x", time.Now()); err != nil || m.ID != uint64(i) {
+			t.Fatalf("append %d: %+v, %v", i, m, err)
+		}
+	}
+	p.stop()
+	for range 3 {
+		m, err := db.AppendMessage(ctx, "r", "u", "lost", time.Now())
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("append while down: %+v, %v; want ErrUnavailable", m, err)
+		}
+	}
+	if err := db.LastWriteErr(); err == nil {
+		t.Error("LastWriteErr is nil while the database is down")
+	}
+	if _, err := db.MessagesAfter("r", 0, 10); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("read while down: %v, want ErrUnavailable", err)
+	}
+	if _, err := db.Rooms(); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("rooms while down: %v, want ErrUnavailable", err)
+	}
+	p.start()
+	deadline := time.Now().Add(10 * time.Second)
+	var m store.Message
+	for {
+		var err error
+		if m, err = db.AppendMessage(ctx, "r", "u", "back", time.Now()); err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("append after the database came back: %v", err)
+		}
+	}
+	if m.ID != 3 {
+		t.Fatalf("first id after the outage: %d, want 3", m.ID)
+	}
+	if err := db.LastWriteErr(); err != nil {
+		t.Errorf("LastWriteErr after a commit: %v", err)
+	}
+}
+
+// Ensure pruning works in bounded batches (pruneRooms rooms, pruneBatch
+// messages each per transaction) and still takes everything old.
+func TestPruneBatches(t *testing.T) {
+	defer func(r int, b int64) { pruneRooms, pruneBatch = r, b }(pruneRooms, pruneBatch)
+	pruneRooms, pruneBatch = 2, 4
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex // guards now
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	db, _ := openVia(t, Options{Now: clock})
+	ctx := context.Background()
+	const rooms, old, fresh = 5, 11, 2
+	for r := range rooms {
+		for i := range old + fresh {
+			ts := now.Add(-time.Hour)
+			if i >= old {
+				ts = now
+			}
+			if _, err := db.AppendMessage(ctx, fmt.Sprint("room", r), "u", "x", ts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n, err := db.PruneMessages(time.Minute)
+	if err != nil || n != rooms*old {
+		t.Fatalf("pruned %d, %v; want %d", n, err, rooms*old)
+	}
+	all, err := db.Rooms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		ms, err := db.MessagesAfter(r.Name, 0, 100)
+		if err != nil || len(ms) != fresh || ms[0].ID != old+1 || r.Messages != fresh || r.LastID != old+fresh {
+			t.Fatalf("room %+v after prune holds %+v, %v", r, ms, err)
+		}
+	}
+}
