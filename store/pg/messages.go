@@ -146,6 +146,11 @@ func (db *DB) AppendMessage(ctx context.Context, room, from, text string, ts tim
 		return store.Message{}, err
 	}
 	ts = ts.UTC().Truncate(time.Microsecond)
+	if y := ts.Year(); y < 0 || y > 9999 {
+		// As the bbolt store, whose JSON cannot hold other years; and a
+		// value PostgreSQL refused would fail the whole batch.
+		return store.Message{}, fmt.Errorf("append message: time %v is outside years 0 to 9999", ts)
+	}
 	req := &appendReq{
 		msg:  store.Message{Room: room, From: from, Text: text, TS: ts},
 		done: make(chan error, 1),

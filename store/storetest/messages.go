@@ -272,6 +272,15 @@ var messageCases = []Case{
 				e.Fatalf("message %d holds %q, want %q", m.ID, m.Text, want)
 			}
 		}
+
+		// A time no backend can store is refused and uses no id.
+		last := ms[len(ms)-1].ID
+		if m, err := e.S.AppendMessage(context.Background(), "burst", "alice", "far", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)); err == nil {
+			e.Fatalf("append in year 10000: %+v, want an error", m)
+		}
+		if m := e.append(e.S, "burst", "alice", "next"); m.ID != last+1 {
+			e.Fatalf("id after a refused time: %d, want %d", m.ID, last+1)
+		}
 	}},
 
 	{"MessagesRetention", func(e *Env) {
