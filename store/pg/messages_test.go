@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/chatctl/chatctl/internal/pgtest"
 	"github.com/chatctl/chatctl/store"
 )
@@ -186,5 +188,32 @@ func TestPruneBatches(t *testing.T) {
 		if err != nil || len(ms) != fresh || ms[0].ID != old+1 || r.Messages != fresh || r.LastID != old+fresh {
 			t.Fatalf("room %+v after prune holds %+v, %v", r, ms, err)
 		}
+	}
+}
+
+// Ensure DeleteRoom tells the change feed, in its transaction, and a
+// missing room adds nothing to it.
+func TestDeleteRoomChange(t *testing.T) {
+	db, _ := openVia(t, Options{})
+	ctx := context.Background()
+	if _, err := db.AppendMessage(ctx, "gone", "u", "x", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteRoom("gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteRoom("gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT kind || ' ' || key FROM changes ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[room.delete gone]" {
+		t.Fatalf("change feed %q, want one room.delete gone", got)
 	}
 }
