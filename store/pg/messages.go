@@ -52,14 +52,17 @@ import (
 //     SELECT … FOR UPDATE would, so locking, numbering and inserting take
 //     one statement and the commit one round trip. Inserting the messages
 //     with COPY instead needs an explicit transaction and four round
-//     trips: slower (many rooms 19–23k vs 21–28k msgs/s, one hot room
-//     33–37k vs 34–46k) and more server CPU per message.
+//     trips: slower over many rooms (median 16k vs 24k msgs/s), alike
+//     for one hot room's big batches (60–63k vs 50–67k).
 //   - maxBatch 1024: with 512 senders in one room, a bound of 256 gave
 //     34–46k msgs/s, 1024 gave 58–71k with a lower p99; over many rooms
 //     batches stay far below either bound.
 //   - Options.Committers 2: over 1,000 rooms, 2 committers commit ~78
-//     messages at a time for ~18 µs of server CPU each, 4 commit ~42 for
-//     ~25 µs, 8 commit ~23 for ~28 µs.
+//     messages at a time for ~18–22 µs of server CPU each, 4 commit ~42
+//     for ~25 µs, 8 commit ~23 for ~28–34 µs. One committer (~147 at a
+//     time, ~16 µs) did as well or better here, but then a room whose row
+//     another process holds stalls every room of this process; with 2,
+//     half of them.
 
 // maxBatch bounds one group commit (a variable for benchmarks, read by
 // start).
