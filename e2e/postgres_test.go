@@ -197,13 +197,9 @@ func waitStatus(t *testing.T, s *server, tok string, want int, what string) {
 // checked token keeps working; when the database is back the node
 // recovers by itself and the next id follows the last without a gap.
 func TestPostgresDown(t *testing.T) {
-	dbURL := pgtest.URL(t)
-	u, err := url.Parse(dbURL)
-	must(t, err)
-	proxy := newProxy(t, u.Host)
-	u.Host = proxy.addr
+	via, proxy := pgtest.Via(t, pgtest.URL(t))
 	dir := t.TempDir()
-	useStore(t, dir, u.String())
+	useStore(t, dir, via)
 	addUser(t, dir, "alice", "user")
 	srv := startServer(t, dir)
 	tok := login(t, srv, "alice", "password123")
@@ -220,7 +216,7 @@ func TestPostgresDown(t *testing.T) {
 		}
 	}
 
-	proxy.Cut()
+	proxy.Stop()
 	must(t, c.WriteJSON(map[string]any{"type": "send", "room": "r", "text": "lost", "ref": "down"}))
 	c.SetReadDeadline(time.Now().Add(15 * time.Second))
 	for {
@@ -252,7 +248,7 @@ func TestPostgresDown(t *testing.T) {
 		t.Errorf("/health with the database away: %d, want 503", resp.StatusCode)
 	}
 
-	proxy.Resume()
+	proxy.Start()
 	deadline := time.Now().Add(20 * time.Second)
 	var acked uint64
 	for n := 0; acked == 0; n++ {

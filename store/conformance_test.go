@@ -11,15 +11,19 @@ import (
 
 // TestConformance runs the store conformance suite on the bbolt file.
 func TestConformance(t *testing.T) {
+	var faults storetest.Faults
 	storetest.Run(t, storetest.Backend{
 		Name: "bbolt",
 		New: func(t *testing.T, now func() time.Time) (store.Store, func() store.Store) {
-			db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{Now: now, NoSync: true})
+			sw := faults.Switch()
+			db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{Now: now, NoSync: true, WriteFault: sw.Err})
 			if err != nil {
 				t.Fatal(err)
 			}
+			faults.Add(db, sw)
 			t.Cleanup(func() { db.Close() })
 			return db, nil
 		},
+		Fault: faults.Set,
 	})
 }

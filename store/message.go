@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sort"
@@ -279,6 +280,9 @@ func decodeMessages(room string, k, v []byte, limit int, next func() ([]byte, []
 // MessagesAfter returns up to limit messages of room with id > after,
 // oldest first. An unknown room has no messages.
 func (db *DB) MessagesAfter(room string, after uint64, limit int) ([]Message, error) {
+	if after == math.MaxUint64 {
+		return nil, nil // no id is larger (and after+1 would wrap to 0)
+	}
 	return db.readRoom(room, limit, func(c *bolt.Cursor) ([]Message, error) {
 		k, v := c.Seek(idKey(after + 1))
 		return decodeMessages(room, k, v, limit, c.Next)

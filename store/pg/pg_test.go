@@ -14,7 +14,13 @@ import (
 // open opens a handle on url with the clock now, closed at cleanup.
 func open(t *testing.T, url string, now func() time.Time) *pg.DB {
 	t.Helper()
-	db, err := pg.Open(context.Background(), url, pg.Options{Now: now})
+	return openOpts(t, url, pg.Options{Now: now})
+}
+
+// openOpts opens a handle on url with opts, closed at cleanup.
+func openOpts(t *testing.T, url string, opts pg.Options) *pg.DB {
+	t.Helper()
+	db, err := pg.Open(context.Background(), url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,11 +31,19 @@ func open(t *testing.T, url string, now func() time.Time) *pg.DB {
 // TestConformance runs the store conformance suite on PostgreSQL.
 func TestConformance(t *testing.T) {
 	pgtest.ServerURL(t)
+	var faults storetest.Faults
 	storetest.Run(t, storetest.Backend{
 		Name: "postgres",
 		New: func(t *testing.T, now func() time.Time) (store.Store, func() store.Store) {
 			url := pgtest.URL(t)
-			return open(t, url, now), func() store.Store { return open(t, url, now) }
+			handle := func() store.Store {
+				sw := faults.Switch()
+				db := openOpts(t, url, pg.Options{Now: now, CommitFault: sw.Err})
+				faults.Add(db, sw)
+				return db
+			}
+			return handle(), handle
 		},
+		Fault: faults.Set,
 	})
 }

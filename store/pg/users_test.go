@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -298,51 +296,6 @@ func TestKeyRows(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to target until stop, which also cuts
-// the open ones: a PostgreSQL server that went away.
-type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex // guards conns
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proxy) stop() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-}
-
 // Ensure a database that went away gives errors wrapping
 // store.ErrUnavailable that name the host and never the password, and
 // LastWriteErr reports the failed write.
@@ -351,13 +304,13 @@ func TestUnavailable(t *testing.T) {
 	target := strings.SplitN(strings.TrimPrefix(u, "postgres://"), "/", 2)
 	host := target[0][strings.LastIndex(target[0], "@")+1:]
 	openURL(t, u, time.Now) // creates the schema
-	p := newProxy(t, host)
-	via := "postgres://postgres:sekrit-pw@" + p.ln.Addr().String() + "/" + target[1]
+	p := pgtest.NewProxy(t, host)
+	via := "postgres://postgres:sekrit-pw@" + p.Addr + "/" + target[1]
 	db := openURL(t, via, time.Now)
 	if _, err := db.CreateUser(store.User{Name: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	p.stop()
+	p.Stop()
 	checks := map[string]error{}
 	_, checks["User"] = db.User("alice")
 	_, checks["CreateUser"] = db.CreateUser(store.User{Name: "bob"})
@@ -370,8 +323,8 @@ func TestUnavailable(t *testing.T) {
 	checks["AppendAudit"] = db.AppendAudit(store.AuditEntry{Action: "x"})
 	_, checks["Audit"] = db.Audit(store.AuditQuery{})
 	for name, err := range checks {
-		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), p.ln.Addr().String()) || strings.Contains(err.Error(), "sekrit") {
-			t.Errorf("%s: %v; want ErrUnavailable naming %s, without the password", name, err, p.ln.Addr())
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), p.Addr) || strings.Contains(err.Error(), "sekrit") {
+			t.Errorf("%s: %v; want ErrUnavailable naming %s, without the password", name, err, p.Addr)
 		}
 	}
 	if err := db.LastWriteErr(); err == nil {

@@ -8,6 +8,7 @@ package storetest
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,12 @@ type Backend struct {
 	// only one process can open at a time (bbolt), and cases then use the
 	// first handle for every "process".
 	New func(t *testing.T, now func() time.Time) (s store.Store, more func() store.Store)
+	// Fault makes the message commits of s (a store or handle New
+	// returned) fail with err from now on, as a database or disk failing
+	// the commit would; a nil err lets them commit again. The bbolt
+	// backend wires it to store.Options.WriteFault, PostgreSQL to
+	// pg.Options.CommitFault.
+	Fault func(s store.Store, err error)
 }
 
 // Env is what a case works with.
@@ -37,6 +44,7 @@ type Env struct {
 	// Backend is the backend's name.
 	Backend string
 	more    func() store.Store
+	fault   func(s store.Store, err error)
 }
 
 // Handle returns another handle on the store, as another process sees
@@ -46,6 +54,16 @@ func (e *Env) Handle() store.Store {
 		return e.S
 	}
 	return e.more()
+}
+
+// Fault makes the message commits of s fail with err (nil: commit
+// again); see Backend.Fault.
+func (e *Env) Fault(s store.Store, err error) {
+	e.Helper()
+	if e.fault == nil {
+		e.Fatalf("backend %s has no Fault", e.Backend)
+	}
+	e.fault(s, err)
 }
 
 // Shared reports whether Handle opens separate handles.
@@ -71,7 +89,7 @@ func Run(t *testing.T, b Backend) {
 		t.Run(c.Name, func(t *testing.T) {
 			clock := &Clock{t: Start}
 			s, more := b.New(t, clock.Now)
-			c.Run(&Env{T: t, Clock: clock, S: s, Backend: b.Name, more: more})
+			c.Run(&Env{T: t, Clock: clock, S: s, Backend: b.Name, more: more, fault: b.Fault})
 		})
 	}
 }
@@ -102,4 +120,45 @@ func (e *Env) must(err error) {
 	if err != nil {
 		e.Fatal(err)
 	}
+}
+
+// FaultSwitch is an error a test sets and clears; its Err method is the
+// hook a backend calls before a commit (store.Options.WriteFault,
+// pg.Options.CommitFault).
+type FaultSwitch struct {
+	err atomic.Pointer[error]
+}
+
+// Err returns the error set, or nil.
+func (f *FaultSwitch) Err() error {
+	if p := f.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Faults maps the stores a backend opened to their switches; its Set is
+// a Backend.Fault.
+type Faults struct {
+	m sync.Map // store.Store → *FaultSwitch
+}
+
+// Switch returns a new switch for a store about to be opened; Add then
+// ties it to the store.
+func (f *Faults) Switch() *FaultSwitch { return new(FaultSwitch) }
+
+// Add ties sw to s.
+func (f *Faults) Add(s store.Store, sw *FaultSwitch) { f.m.Store(s, sw) }
+
+// Set sets the error of s's switch (nil clears it).
+func (f *Faults) Set(s store.Store, err error) {
+	sw, ok := f.m.Load(s)
+	if !ok {
+		panic("storetest: Fault on a store the backend did not open")
+	}
+	if err == nil {
+		sw.(*FaultSwitch).err.Store(nil)
+		return
+	}
+	sw.(*FaultSwitch).err.Store(&err)
 }
