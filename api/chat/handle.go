@@ -85,6 +85,11 @@ func (c *client) handleSend(in *inbound) {
 	case len(in.Text) > c.hub.cfg.MaxText:
 		c.replyError(CodeTooLarge, "text is too long", in.Ref)
 		return
+	case strings.IndexByte(in.Text, 0) >= 0:
+		// A NUL (JSON's \u0000) is no text a person writes, and
+		// PostgreSQL cannot store it: refused on every store alike.
+		c.replyError(CodeBadRequest, "text must not contain NUL (\\u0000)", in.Ref)
+		return
 	}
 	r := c.joined(in.Room)
 	if r == nil {

@@ -42,6 +42,7 @@ func TestSend(t *testing.T) {
 		}{
 			{"ErrEmptyText", "general", "", CodeBadRequest},
 			{"ErrTextTooLarge", "general", "12345678901", CodeTooLarge},
+			{"ErrNUL", "general", "a\x00b", CodeBadRequest},
 			{"ErrNotJoined", "other", "hi", CodeForbidden},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
