@@ -246,3 +246,49 @@ func handleAudit(a admin.Admin, log *slog.Logger) http.Handler {
 		return a.Audit(r.Context(), q)
 	})
 }
+
+func handleAccessRules(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) ([]admin.AccessRule, error) {
+		out, err := a.AccessRules(r.Context())
+		if out == nil {
+			out = []admin.AccessRule{}
+		}
+		return out, err
+	})
+}
+
+func handleSetAccess(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.AccessRule) (admin.AccessRule, error) {
+		return a.SetAccess(r.Context(), in)
+	})
+}
+
+func handleResetAccess(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.ResetAccessRequest) (admin.ResetAccessResult, error) {
+		return a.ResetAccess(r.Context(), in)
+	})
+}
+
+func handleCreateRoom(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusCreated, func(r *http.Request, in admin.CreateRoomRequest) (admin.RoomMembers, error) {
+		return a.CreateRoom(r.Context(), in)
+	})
+}
+
+func handleRoomMembers(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.RoomMembers, error) {
+		return a.RoomMembers(r.Context(), r.PathValue("name"))
+	})
+}
+
+func handleAddMember(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.RoomMembers, error) {
+		return a.AddMember(r.Context(), r.PathValue("name"), r.PathValue("user"))
+	})
+}
+
+func handleKickMember(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.RoomMembers, error) {
+		return a.KickMember(r.Context(), r.PathValue("name"), r.PathValue("user"))
+	})
+}

@@ -17,6 +17,7 @@ import (
 //	access   "USER\x00PATTERN" -> permission ("read-write", "read-only", "deny")
 //	private  room name -> JSON list of member names (sorted, lower-case)
 //	reads    user -> nested bucket: room name -> 8-byte big-endian id
+//	declared kind -> JSON list: what the config file declared when last applied
 //
 // The store only keeps these; the rules that give them meaning (pattern
 // matching, precedence, who is an admin) live in package access, which
@@ -24,7 +25,8 @@ import (
 var (
 	bucketAccess  = []byte("access")
 	bucketPrivate = []byte("private")
-	bucketReads   = []byte("reads")
+	bucketReads    = []byte("reads")
+	bucketDeclared = []byte("declared") // kind -> JSON list of names the config file declared last
 )
 
 // ErrRoomExists is returned by CreatePrivateRoom when the room is private
@@ -229,4 +231,32 @@ func (db *DB) ReadMarkers(user string) (map[string]uint64, error) {
 		})
 	})
 	return out, err
+}
+
+// Declared returns the names last recorded for kind by SetDeclared
+// (sorted; empty when none). The config file's declarative users and
+// rules are authoritative for what they name: comparing with what it
+// declared last tells what was removed from it since.
+func (db *DB) Declared(kind string) ([]string, error) {
+	out := []string{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketDeclared).Get([]byte(kind)); v != nil {
+			return json.Unmarshal(v, &out)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SetDeclared records names (sorted, de-duplicated) for kind.
+func (db *DB) SetDeclared(kind string, names []string) error {
+	ns := slices.Clone(names)
+	slices.Sort(ns)
+	ns = slices.Compact(ns)
+	if ns == nil {
+		ns = []string{}
+	}
+	return db.update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketDeclared), []byte(kind), ns)
+	})
 }

@@ -45,7 +45,7 @@ var migrations = []func(tx *bolt.Tx) error{
 		return nil
 	},
 	1: func(tx *bolt.Tx) error { // access rules, private rooms, read markers (store/access.go)
-		for _, b := range [][]byte{bucketAccess, bucketPrivate, bucketReads} {
+		for _, b := range [][]byte{bucketAccess, bucketPrivate, bucketReads, bucketDeclared} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

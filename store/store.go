@@ -76,6 +76,8 @@ type Store interface {
 	SetMember(room, user string, in bool) error
 	SetReadMarker(user, room string, id uint64) (ReadMark, error)
 	ReadMarkers(user string) (map[string]uint64, error)
+	Declared(kind string) ([]string, error)
+	SetDeclared(kind string, names []string) error
 
 	AppendAudit(entries ...AuditEntry) error
 	RecordAudit(e AuditEntry)

@@ -338,6 +338,11 @@ CREATE TABLE room_members (
 	username text NOT NULL,
 	PRIMARY KEY (room, username)
 );
+-- What the config file declared when last applied (auth.users, auth.access).
+CREATE TABLE declared (
+	kind  text PRIMARY KEY,
+	names text[] NOT NULL
+);
 CREATE TABLE read_markers (
 	username text NOT NULL,
 	room     text NOT NULL,

@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -207,3 +208,30 @@ func (db *DB) ReadMarkers(user string) (map[string]uint64, error) {
 	return out, nil
 }
 
+
+// Declared implements store.Store.
+func (db *DB) Declared(kind string) ([]string, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	out := []string{}
+	err := db.pool.QueryRow(ctx, `SELECT names FROM declared WHERE kind = $1`, kind).Scan(&out)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return []string{}, nil
+	}
+	return out, db.fail("declared "+kind, err)
+}
+
+// SetDeclared implements store.Store.
+func (db *DB) SetDeclared(kind string, names []string) error {
+	ns := slices.Clone(names)
+	slices.Sort(ns)
+	ns = slices.Compact(ns)
+	if ns == nil {
+		ns = []string{}
+	}
+	return db.inTx("set declared "+kind, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO declared (kind, names) VALUES ($1, $2)
+			ON CONFLICT (kind) DO UPDATE SET names = EXCLUDED.names`, kind, ns)
+		return err
+	})
+}

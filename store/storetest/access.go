@@ -103,3 +103,26 @@ var accessCases = []Case{
 		}
 	}},
 }
+
+func init() {
+	accessCases = append(accessCases, Case{"DeclaredNames", func(e *Env) {
+		s := e.S
+		if got, err := s.Declared("users"); err != nil || got == nil || len(got) != 0 {
+			e.Fatalf("nothing declared: %v, %v; want an empty list", got, err)
+		}
+		e.must(s.SetDeclared("users", []string{"bob", "alice", "bob"}))
+		e.must(s.SetDeclared("access", []string{"x"}))
+		got, err := e.Handle().Declared("users")
+		e.must(err)
+		if !reflect.DeepEqual(got, []string{"alice", "bob"}) {
+			e.Fatalf("declared users %v", got)
+		}
+		e.must(s.SetDeclared("users", nil))
+		if got, _ := s.Declared("users"); len(got) != 0 {
+			e.Fatalf("after clearing: %v", got)
+		}
+		if got, _ := s.Declared("access"); !reflect.DeepEqual(got, []string{"x"}) {
+			e.Fatalf("declared access %v", got)
+		}
+	}})
+}
