@@ -174,7 +174,9 @@ func (s *Service) ResetAccess(ctx context.Context, req ResetAccessRequest) (res 
 // user). Public rooms need no creating: the first join creates them. An
 // existing private room is store.ErrRoomExists.
 func (s *Service) CreateRoom(ctx context.Context, req CreateRoomRequest) (out RoomMembers, err error) {
-	defer func() { s.record(ctx, ActionRoomCreate, auditText(req.Name, 64), err, auditText(strings.Join(req.Members, " "), 200)) }()
+	defer func() {
+		s.record(ctx, ActionRoomCreate, auditText(req.Name, 64), err, auditText(strings.Join(req.Members, " "), 200))
+	}()
 	if !access.ValidRoom(req.Name) {
 		return out, fmt.Errorf("%w: room name must be 1..64 of [a-z0-9._-], not . or ..", ErrBadRequest)
 	}
@@ -247,4 +249,3 @@ func (s *Service) setMember(ctx context.Context, action, room, user string, in b
 	s.accessChanged()
 	return s.RoomMembers(ctx, room)
 }
-

@@ -23,8 +23,8 @@ import (
 // matching, precedence, who is an admin) live in package access, which
 // the server loads once and keeps in memory.
 var (
-	bucketAccess  = []byte("access")
-	bucketPrivate = []byte("private")
+	bucketAccess   = []byte("access")
+	bucketPrivate  = []byte("private")
 	bucketReads    = []byte("reads")
 	bucketDeclared = []byte("declared") // kind -> JSON list of names the config file declared last
 )

@@ -208,7 +208,6 @@ func (db *DB) ReadMarkers(user string) (map[string]uint64, error) {
 	return out, nil
 }
 
-
 // Declared implements store.Store.
 func (db *DB) Declared(kind string) ([]string, error) {
 	ctx, cancel := db.ctx()
