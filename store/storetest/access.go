@@ -1,8 +1,13 @@
 package storetest
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/chatctl/chatctl/store"
 )
@@ -124,5 +129,64 @@ func init() {
 		if got, _ := s.Declared("access"); !reflect.DeepEqual(got, []string{"x"}) {
 			e.Fatalf("declared access %v", got)
 		}
+	}})
+}
+
+func init() {
+	accessCases = append(accessCases, Case{"AccessChangesInFeed", func(e *Env) {
+		// Another process's server must learn of rule and membership
+		// changes (it keeps them in memory): kinds access and members.
+		w, ok := e.Handle().(store.Watcher)
+		if !e.Shared() || !ok {
+			e.Skip("one process per store: changes need no feed")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var mu sync.Mutex
+		seen := map[string][]string{}
+		go func() {
+			_ = w.Watch(ctx, 10*time.Millisecond, func(kind, key string) {
+				mu.Lock()
+				seen[kind] = append(seen[kind], key)
+				mu.Unlock()
+			})
+		}()
+		// Watch starts at the feed's head once it runs: repeat each
+		// change (a new one each time) until it shows.
+		waitFor := func(kind, key string, change func(i int)) {
+			e.Helper()
+			deadline := time.Now().Add(10 * time.Second)
+			for i := 0; ; i++ {
+				change(i)
+				for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+					mu.Lock()
+					got := slices.Contains(seen[kind], key)
+					mu.Unlock()
+					if got {
+						return
+					}
+				}
+				if time.Now().After(deadline) {
+					e.Fatalf("no %s change for %s in the feed: %v", kind, key, seen)
+				}
+			}
+		}
+		waitFor(store.ChangeAccess, "bob", func(i int) {
+			e.must(e.S.SetAccessRule(store.AccessRule{User: "Bob", Pattern: fmt.Sprintf("r%d", i), Perm: "deny"}))
+		})
+		waitFor(store.ChangeMembers, "board", func(i int) {
+			if i == 0 {
+				e.must(e.S.CreatePrivateRoom("board", nil))
+			}
+			e.must(e.S.SetMember("board", fmt.Sprintf("u%d", i), true))
+		})
+		mu.Lock()
+		seen = map[string][]string{}
+		mu.Unlock()
+		waitFor(store.ChangeAccess, "*", func(int) {
+			e.must(e.S.SetAccessRule(store.AccessRule{User: "*", Pattern: "x", Perm: "deny"}))
+			_, err := e.S.ResetAccess("*", "x")
+			e.must(err)
+		})
 	}})
 }
