@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/api/chat"
+	"github.com/chatctl/chatctl/auth"
 )
 
 // liveAdmin is the server's Admin: the Service, plus the hub's view of
@@ -47,6 +48,17 @@ func (a *liveAdmin) DeleteRoom(ctx context.Context, name string) error {
 	}
 	a.hub.CloseRoom(name)
 	return nil
+}
+
+// SetRole implements admin.Admin and tells the hub, so that access rules
+// apply at once to a user who is no longer an admin (and stop applying to
+// a new one).
+func (a *liveAdmin) SetRole(ctx context.Context, name, role string) (admin.UserInfo, error) {
+	u, err := a.Service.SetRole(ctx, name, role)
+	if err == nil {
+		a.hub.SetAdmin(u.Username, u.Role == auth.RoleAdmin)
+	}
+	return u, err
 }
 
 // UnlockUser implements admin.Admin: it clears the server's failed-login

@@ -148,3 +148,23 @@ func TestReloadRoomsAccess(t *testing.T) {
 		t.Fatalf("declared rules %v", rules)
 	}
 }
+
+// Ensure a demoted admin is held to the rules at once.
+func TestDemotedAdminLosesAccess(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addUser("root", "admin")
+	e.addUser("boss", "admin")
+	if _, err := e.svc.SetAccess(context.Background(), admin.AccessRule{User: "*", Pattern: "ops", Permission: "deny"}); err != nil {
+		t.Fatal(err)
+	}
+	conn, jf := e.dialJoin(t, "boss", "ops")
+	if jf["type"] != "joined" {
+		t.Fatalf("an admin's join: %v", jf)
+	}
+	if r := e.call(http.MethodPut, "/admin/users/boss/role", e.issue("root"), map[string]any{"role": "user"}); r.status != http.StatusOK {
+		t.Fatalf("role: %d %s", r.status, r.body)
+	}
+	if f := wsNext(t, conn, ofType("left")); f["room"] != "ops" {
+		t.Fatalf("left %v", f)
+	}
+}

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/chatctl/chatctl/access"
@@ -134,4 +135,26 @@ func dmPeer(user, name string) string {
 		return b
 	}
 	return a
+}
+
+// SetAdmin records that user now has (admin true) or no longer has the
+// admin role, on every live connection of the user, and re-checks access:
+// rules apply to a demoted admin at once. Call it after a role change
+// (the server does for `user role`; on a shared store, on the change
+// feed's user kind). A later auth frame sets the role from its token.
+func (h *Hub) SetAdmin(user string, admin bool) {
+	h.mu.Lock()
+	cs := slices.Clone(h.users[strings.ToLower(user)])
+	h.mu.Unlock()
+	changed := false
+	for _, c := range cs {
+		if c.admin.Swap(admin) != admin {
+			changed = true
+		}
+	}
+	if changed {
+		h.loaderMu.Lock()
+		defer h.loaderMu.Unlock()
+		h.enforceAccess()
+	}
 }
