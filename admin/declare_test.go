@@ -138,3 +138,25 @@ func TestAccessAndRooms(t *testing.T) {
 		t.Errorf("kick: %+v, %v", m, err)
 	}
 }
+
+// Ensure removing a user drops its rules and memberships: a new user of
+// the same name starts with none.
+func TestRemoveUserForgetsAccess(t *testing.T) {
+	s, _ := newService(t, nil)
+	mustAdd(t, s, "alice", "user")
+	if _, err := s.SetAccess(ctx, AccessRule{User: "alice", Pattern: "x", Permission: "read-write"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRoom(ctx, CreateRoomRequest{Name: "board", Private: true, Members: []string{"alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if rules, _ := s.AccessRules(ctx); len(rules) != 0 {
+		t.Errorf("rules left: %v", rules)
+	}
+	if m, _ := s.RoomMembers(ctx, "board"); len(m.Members) != 0 {
+		t.Errorf("members left: %v", m.Members)
+	}
+}

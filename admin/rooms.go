@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/chatctl/chatctl/access"
@@ -248,4 +250,29 @@ func (s *Service) setMember(ctx context.Context, action, room, user string, in b
 	}
 	s.accessChanged()
 	return s.RoomMembers(ctx, room)
+}
+
+// forgetAccess removes a removed user's access rules and private-room
+// memberships, so that a new user of the same name starts with none.
+func (s *Service) forgetAccess(user string) error {
+	n, err := s.db.ResetAccess(user, "")
+	if err != nil {
+		return fmt.Errorf("user %s removed; its access rules: %w", user, err)
+	}
+	ps, err := s.db.PrivateRooms()
+	if err != nil {
+		return fmt.Errorf("user %s removed; its private rooms: %w", user, err)
+	}
+	for _, p := range ps {
+		if slices.Contains(p.Members, user) {
+			if err := s.db.SetMember(p.Name, user, false); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("user %s removed; leaving private room %s: %w", user, p.Name, err)
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		s.accessChanged()
+	}
+	return nil
 }

@@ -275,7 +275,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string) (err error) {
 		return err
 	}
 	s.revoked(Revocation{User: n})
-	return nil
+	return s.forgetAccess(n)
 }
 
 // IssueToken implements Admin. The log gets the token's jti and expiry,
