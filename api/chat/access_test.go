@@ -195,3 +195,25 @@ func TestDirectMessages(t *testing.T) {
 		t.Fatalf("bob's directory %+v", f.Rooms)
 	}
 }
+
+// Ensure a failed reload keeps the table in force and reports the error.
+func TestRecheckAccessLoaderError(t *testing.T) {
+	h := newHarness(t, Config{})
+	deny := access.New(access.ReadWrite, []access.Rule{{User: "bob", Pattern: "ops", Perm: access.Deny}}, nil)
+	fail := false
+	if err := h.hub.SetAccessLoader(func() (*access.Table, error) {
+		if fail {
+			return nil, errStoreDown
+		}
+		return deny, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fail = true
+	if err := h.hub.RecheckAccess(); err != errStoreDown {
+		t.Fatalf("RecheckAccess = %v, want the loader's error", err)
+	}
+	bob := h.dial("bob", time.Time{})
+	bob.send(map[string]any{"type": "join", "room": "ops", "ref": "j"})
+	bob.expectError(CodeForbidden, "j")
+}
