@@ -320,6 +320,8 @@ func TestAsyncAPIFramesConform(t *testing.T) {
 	// Rooms (SPEC §8): read markers on another tab, typing, the
 	// directory, and access taken away.
 	alice2 := dial("alice")
+	send(alice2, map[string]any{"type": "ping"}) // registered in the hub once it answers
+	until(alice2, "pong")
 	send(alice, map[string]any{"type": "read", "room": "general", "id": 1, "ref": "r1"})
 	until(alice, "ack")
 	until(alice2, "read")
