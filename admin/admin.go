@@ -51,6 +51,22 @@ type Admin interface {
 	Rooms(ctx context.Context) ([]RoomInfo, error)
 	// DeleteRoom removes a room and its history.
 	DeleteRoom(ctx context.Context, name string) error
+	// AccessRules lists the access rules (SPEC §8), by user then pattern.
+	AccessRules(ctx context.Context) ([]AccessRule, error)
+	// SetAccess adds or replaces a rule; a rule for an unknown user is
+	// store.ErrNotFound, a bad pattern or permission ErrBadRequest.
+	SetAccess(ctx context.Context, r AccessRule) (AccessRule, error)
+	// ResetAccess removes a user's rules, or its rule for one pattern.
+	ResetAccess(ctx context.Context, req ResetAccessRequest) (ResetAccessResult, error)
+	// CreateRoom creates a private room with its first members.
+	CreateRoom(ctx context.Context, req CreateRoomRequest) (RoomMembers, error)
+	// RoomMembers lists who may read a private room or a DM.
+	RoomMembers(ctx context.Context, name string) (RoomMembers, error)
+	// AddMember adds a user to a private room.
+	AddMember(ctx context.Context, room, user string) (RoomMembers, error)
+	// KickMember removes a user from a private room, closing it for
+	// their live connections.
+	KickMember(ctx context.Context, room, user string) (RoomMembers, error)
 	// Keys lists the signing keys that still verify.
 	Keys(ctx context.Context) ([]KeyInfo, error)
 	// RotateKey retires the active key and creates a new one.

@@ -18,6 +18,7 @@ var errorKinds = []struct {
 }{
 	{"not_found", store.ErrNotFound, http.StatusNotFound},
 	{"exists", store.ErrUserExists, http.StatusConflict},
+	{"room_exists", store.ErrRoomExists, http.StatusConflict},
 	{"bad_username", auth.ErrBadUsername, http.StatusUnprocessableEntity},
 	{"bad_role", auth.ErrBadRole, http.StatusUnprocessableEntity},
 	{"password_too_short", auth.ErrPasswordTooShort, http.StatusUnprocessableEntity},

@@ -420,3 +420,38 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// AccessRules implements Admin.
+func (r *Remote) AccessRules(ctx context.Context) (out []AccessRule, err error) {
+	return out, r.call(ctx, http.MethodGet, "/admin/access", nil, &out)
+}
+
+// SetAccess implements Admin.
+func (r *Remote) SetAccess(ctx context.Context, rule AccessRule) (out AccessRule, err error) {
+	return out, r.call(ctx, http.MethodPut, "/admin/access", rule, &out)
+}
+
+// ResetAccess implements Admin.
+func (r *Remote) ResetAccess(ctx context.Context, req ResetAccessRequest) (out ResetAccessResult, err error) {
+	return out, r.call(ctx, http.MethodPost, "/admin/access/reset", req, &out)
+}
+
+// CreateRoom implements Admin.
+func (r *Remote) CreateRoom(ctx context.Context, req CreateRoomRequest) (out RoomMembers, err error) {
+	return out, r.call(ctx, http.MethodPost, "/admin/rooms", req, &out)
+}
+
+// RoomMembers implements Admin.
+func (r *Remote) RoomMembers(ctx context.Context, name string) (out RoomMembers, err error) {
+	return out, r.call(ctx, http.MethodGet, "/admin/rooms/"+escapeSegment(name)+"/members", nil, &out)
+}
+
+// AddMember implements Admin.
+func (r *Remote) AddMember(ctx context.Context, room, user string) (out RoomMembers, err error) {
+	return out, r.call(ctx, http.MethodPut, "/admin/rooms/"+escapeSegment(room)+"/members/"+escapeSegment(user), nil, &out)
+}
+
+// KickMember implements Admin.
+func (r *Remote) KickMember(ctx context.Context, room, user string) (out RoomMembers, err error) {
+	return out, r.call(ctx, http.MethodDelete, "/admin/rooms/"+escapeSegment(room)+"/members/"+escapeSegment(user), nil, &out)
+}

@@ -33,7 +33,8 @@ func hooked(t *testing.T, mutate func(*configs.Config)) (*Service, *[]Revocation
 var (
 	revokingMethods = []string{"SetPassword", "SetDisabled", "RemoveUser", "Revoke", "RetireKey", "Refresh"}
 	quietMethods    = []string{"AddUser", "Users", "User", "SetRole", "IssueToken", "InspectToken", "Sessions",
-		"Rooms", "DeleteRoom", "Keys", "RotateKey", "Close", "Login", "UnlockUser", "Backup", "Audit"}
+		"Rooms", "DeleteRoom", "AccessRules", "SetAccess", "ResetAccess", "CreateRoom", "RoomMembers",
+		"AddMember", "KickMember", "Keys", "RotateKey", "Close", "Login", "UnlockUser", "Backup", "Audit"}
 )
 
 // Ensure every method of Admin is classified as revoking or not.

@@ -27,6 +27,8 @@ type Service struct {
 	now    func() time.Time
 	// onRevoke is set once by OnRevoke, read by every revoking call.
 	onRevoke atomic.Pointer[func(Revocation)]
+	// onAccess is set once by OnAccessChange, read by every access change.
+	onAccess atomic.Pointer[func()]
 	// afterAuth, set only by tests before use, runs in Login between the
 	// password check and the session's start: the window a revocation
 	// can hit.
@@ -273,7 +275,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string) (err error) {
 		return err
 	}
 	s.revoked(Revocation{User: n})
-	return nil
+	return s.forgetAccess(n)
 }
 
 // IssueToken implements Admin. The log gets the token's jti and expiry,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/api/chat"
+	"github.com/chatctl/chatctl/auth"
 )
 
 // liveAdmin is the server's Admin: the Service, plus the hub's view of
@@ -47,6 +48,17 @@ func (a *liveAdmin) DeleteRoom(ctx context.Context, name string) error {
 	}
 	a.hub.CloseRoom(name)
 	return nil
+}
+
+// SetRole implements admin.Admin and tells the hub, so that access rules
+// apply at once to a user who is no longer an admin (and stop applying to
+// a new one).
+func (a *liveAdmin) SetRole(ctx context.Context, name, role string) (admin.UserInfo, error) {
+	u, err := a.Service.SetRole(ctx, name, role)
+	if err == nil {
+		a.hub.SetAdmin(u.Username, u.Role == auth.RoleAdmin)
+	}
+	return u, err
 }
 
 // UnlockUser implements admin.Admin: it clears the server's failed-login
@@ -244,5 +256,51 @@ func handleAudit(a admin.Admin, log *slog.Logger) http.Handler {
 			return nil, err
 		}
 		return a.Audit(r.Context(), q)
+	})
+}
+
+func handleAccessRules(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) ([]admin.AccessRule, error) {
+		out, err := a.AccessRules(r.Context())
+		if out == nil {
+			out = []admin.AccessRule{}
+		}
+		return out, err
+	})
+}
+
+func handleSetAccess(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.AccessRule) (admin.AccessRule, error) {
+		return a.SetAccess(r.Context(), in)
+	})
+}
+
+func handleResetAccess(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, in admin.ResetAccessRequest) (admin.ResetAccessResult, error) {
+		return a.ResetAccess(r.Context(), in)
+	})
+}
+
+func handleCreateRoom(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusCreated, func(r *http.Request, in admin.CreateRoomRequest) (admin.RoomMembers, error) {
+		return a.CreateRoom(r.Context(), in)
+	})
+}
+
+func handleRoomMembers(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.RoomMembers, error) {
+		return a.RoomMembers(r.Context(), r.PathValue("name"))
+	})
+}
+
+func handleAddMember(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.RoomMembers, error) {
+		return a.AddMember(r.Context(), r.PathValue("name"), r.PathValue("user"))
+	})
+}
+
+func handleKickMember(a admin.Admin, log *slog.Logger) http.Handler {
+	return adminCall(log, http.StatusOK, func(r *http.Request, _ none) (admin.RoomMembers, error) {
+		return a.KickMember(r.Context(), r.PathValue("name"), r.PathValue("user"))
 	})
 }

@@ -317,6 +317,26 @@ func TestAsyncAPIFramesConform(t *testing.T) {
 	until(bob, "pong")
 	until(alice, "presence") // bob left
 
+	// Rooms (SPEC §8): read markers on another tab, typing, the
+	// directory, and access taken away.
+	alice2 := dial("alice")
+	send(alice2, map[string]any{"type": "ping"}) // registered in the hub once it answers
+	until(alice2, "pong")
+	send(alice, map[string]any{"type": "read", "room": "general", "id": 1, "ref": "r1"})
+	until(alice, "ack")
+	until(alice2, "read")
+	send(bob, map[string]any{"type": "join", "room": "general"})
+	until(bob, "joined")
+	send(bob, map[string]any{"type": "typing", "room": "general"})
+	until(alice, "typing")
+	send(alice, map[string]any{"type": "rooms", "ref": "d1"})
+	until(alice, "rooms")
+	e.addUser("root", "admin")
+	if r := e.call(http.MethodPut, "/admin/access", e.issue("root"), map[string]any{"user": "bob", "pattern": "general", "permission": "deny"}); r.status != http.StatusOK {
+		t.Fatalf("PUT /admin/access: %d %s", r.status, r.body)
+	}
+	until(bob, "left")
+
 	for _, typ := range chat.ServerFrameTypes() {
 		if !seen[typ] {
 			t.Errorf("the session drew no %q frame to check", typ)

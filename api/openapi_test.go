@@ -124,7 +124,7 @@ func TestOpenAPISecurity(t *testing.T) {
 			if !slices.Contains(httpMethods, m) {
 				continue
 			}
-			want := strings.HasPrefix(path, "/admin/") || path == "/users/me" || path == "/ws"
+			want := strings.HasPrefix(path, "/admin/") || path == "/users/me" || path == "/ws" || path == "/rooms"
 			if got := secured(path, m); got != want && !(path == "/users" && m == "post") {
 				t.Errorf("%s %s: secured = %v, want %v", strings.ToUpper(m), path, got, want)
 			}

@@ -71,6 +71,18 @@ func (s *Server) registerReloads() {
 		s.signups.setRate(c.Login.SignupBurst, c.Login.SignupPerMinute)
 		return nil
 	})
+	s.OnReload([]string{"rooms.default_access", "auth.users", "auth.access"}, func(c *configs.Config) error {
+		def := c.Rooms.DefaultAccess
+		s.roomsDefault.Store(&def)
+		res, err := s.svc.ApplyDeclared(context.Background(), c)
+		if err != nil {
+			return err
+		}
+		if !res.Empty() {
+			s.log.Info("applied declared users and access rules", "result", res.String())
+		}
+		return s.hub.RecheckAccess()
+	})
 	s.OnReload([]string{"ws.send_rate", "ws.send_burst"}, func(c *configs.Config) error {
 		s.hub.SetSendRate(c.WS.SendRate, c.WS.SendBurst)
 		return nil

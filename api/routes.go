@@ -30,6 +30,7 @@ func (s *Server) publicRoutes() []route {
 		// Bearer token required.
 		{"GET /users/me", s.requireAuth(handleMe(s.svc))},
 		{"GET /ws", s.handleWS()},
+		{"GET /rooms", s.requireAuth(s.handleRooms())},
 	}
 }
 
@@ -66,6 +67,13 @@ func (s *Server) adminRouteTable() []route {
 		{"POST /admin/tokens/inspect", handleInspect(a, l)},
 		{"GET /admin/rooms", handleRooms(a, l)},
 		{"DELETE /admin/rooms/{name}", handleDeleteRoom(a, l)},
+		{"POST /admin/rooms", handleCreateRoom(a, l)},
+		{"GET /admin/rooms/{name}/members", handleRoomMembers(a, l)},
+		{"PUT /admin/rooms/{name}/members/{user}", handleAddMember(a, l)},
+		{"DELETE /admin/rooms/{name}/members/{user}", handleKickMember(a, l)},
+		{"GET /admin/access", handleAccessRules(a, l)},
+		{"PUT /admin/access", handleSetAccess(a, l)},
+		{"POST /admin/access/reset", handleResetAccess(a, l)},
 		{"GET /admin/keys", handleKeys(a, l)},
 		{"POST /admin/keys/rotate", handleRotateKey(a, l)},
 		{"POST /admin/keys/{kid}/retire", handleRetireKey(a, l)},

@@ -145,6 +145,14 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		sock = &peerListener{Listener: sock, peerUID: admin.PeerUID, log: log}
 	}
 
+	// Declared users and rules (auth.users, auth.access) before anyone
+	// can sign in: a user taken out of the file must not get one more
+	// login. A reload applies them again (see registerReloads).
+	if res, err := svc.ApplyDeclared(ctx, cfg); err != nil {
+		return fmt.Errorf("apply auth.users and auth.access: %w", err)
+	} else if !res.Empty() {
+		log.Info("applied declared users and access rules", "result", res.String())
+	}
 	// The operator's GOMAXPROCS is left alone.
 	srv := NewServer(log, cfg, svc, Options{AdaptiveProcs: os.Getenv("GOMAXPROCS") == ""})
 	if opts.Logging != nil {
@@ -175,12 +183,7 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 		defer func() { stopHub(); <-watchDone }()
 		go func() {
 			defer close(watchDone)
-			err := w.Watch(hubCtx, changePoll, func(kind, key string) {
-				svc.ApplyChange(kind, key)
-				if kind == store.ChangeRoomDelete {
-					srv.Hub().CloseRoom(key)
-				}
-			})
+			err := w.Watch(hubCtx, changePoll, srv.applyChange)
 			if err != nil {
 				log.Error("change feed stopped; changes by other processes are not seen", "err", err)
 			}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chatctl/chatctl/access"
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/api/chat"
 	"github.com/chatctl/chatctl/auth"
@@ -45,6 +46,8 @@ type Server struct {
 	// draining is set once a graceful shutdown starts (drain): /ready
 	// answers 503 from then on. Atomic: drain writes, handlers read.
 	draining atomic.Bool
+	// roomsDefault is rooms.default_access as last reloaded; nil: cfg's.
+	roomsDefault atomic.Pointer[string]
 
 	// beforeServe, set only by tests, runs between a /ws token check and
 	// the hub taking the connection: the window a revocation can hit.
@@ -83,6 +86,13 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	svc.OnRevoke(func(r admin.Revocation) {
 		s.hub.Revoke(chat.Revoked{User: r.User, JTI: r.JTI, Session: r.Session, Kid: r.Kid})
 	})
+	// Access rules live in the hub's memory: loaded now, reloaded after
+	// every change the Service makes (CLI over the socket, /admin, config).
+	if err := s.hub.SetAccessLoader(s.loadAccess); err != nil {
+		log.Error("load access rules; every room is closed until they load", "err", err)
+		s.hub.SetAccess(access.New(access.Deny, nil, nil))
+	}
+	svc.OnAccessChange(func() { _ = s.hub.RecheckAccess() })
 	s.registerReloads()
 	s.admin = &liveAdmin{Service: svc, hub: s.hub, logins: s.loginRate}
 	s.handler = s.secure(s.observe(s.cors(s.routes())))

@@ -203,7 +203,8 @@ func (a hubAuth) Authenticate(_ context.Context, token string) (chat.Identity, e
 
 // identity is what the hub keeps of a verified token.
 func identity(c *auth.Claims) chat.Identity {
-	return chat.Identity{User: c.Subject, Expires: c.ExpiresAt.Time, JTI: c.ID, Session: c.Sid, Kid: c.Kid}
+	return chat.Identity{User: c.Subject, Expires: c.ExpiresAt.Time, JTI: c.ID, Session: c.Sid, Kid: c.Kid,
+		Admin: c.Role == auth.RoleAdmin}
 }
 
 var _ chat.Store = hubStore{}

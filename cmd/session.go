@@ -99,9 +99,10 @@ Chat connections opened with a revoked token are closed (4003).`,
 func (a *app) newRoomCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:     "room",
-		Short:   "List and delete chat rooms",
-		Example: "  chatctl room list\n  chatctl room delete general",
+		Short:   "List, delete and manage private chat rooms",
+		Example: "  chatctl room list\n  chatctl room delete general\n  chatctl room create board --private --member alice",
 	}
+	c.AddCommand(a.newRoomAccessCommands()...)
 	c.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List rooms with their history and who is online",

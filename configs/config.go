@@ -92,6 +92,13 @@ type Config struct {
 		PongTimeout     time.Duration
 		MaxConnsPerUser int
 	}
+	Rooms struct {
+		DefaultAccess string
+	}
+	Auth struct {
+		Users  []string
+		Access []string
+	}
 	History struct {
 		OnJoin     int
 		MaxPerRoom int
@@ -172,6 +179,9 @@ func (c *Config) fields() []field {
 		{"ws.ping_interval", &c.WS.PingInterval},
 		{"ws.pong_timeout", &c.WS.PongTimeout},
 		{"ws.max_conns_per_user", &c.WS.MaxConnsPerUser},
+		{"rooms.default_access", &c.Rooms.DefaultAccess},
+		{"auth.users", &c.Auth.Users},
+		{"auth.access", &c.Auth.Access},
 		{"history.on_join", &c.History.OnJoin},
 		{"history.max_per_room", &c.History.MaxPerRoom},
 		{"history.max_age", &c.History.MaxAge},
@@ -290,8 +300,11 @@ func (c *Config) Entries() []Entry {
 	var out []Entry
 	for _, f := range c.fields() {
 		v := display(f.ptr)
-		if f.key == "store" {
+		switch f.key {
+		case "store":
 			v = RedactURL(c.Store)
+		case "auth.users":
+			v = redactUsers(c.Auth.Users)
 		}
 		out = append(out, Entry{Key: f.key, Value: v, Source: c.Source(f.key)})
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/chatctl/chatctl/access"
 )
 
 // Bounds of password.bcrypt_cost. Below 10 is too cheap for 2026 hardware;
@@ -52,6 +54,15 @@ func (c *Config) Validate() error {
 				bad("trusted_proxies", "%q is not a CIDR such as 10.0.0.0/8", p)
 			}
 		}
+	}
+	if _, err := access.ParsePerm(c.Rooms.DefaultAccess); err != nil {
+		bad("rooms.default_access", "%v", err)
+	}
+	if _, err := c.DeclaredUsers(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.DeclaredRules(); err != nil {
+		errs = append(errs, err)
 	}
 	positive := func(key string, d time.Duration) {
 		if d <= 0 {

@@ -133,6 +133,19 @@ func TestPostgresCLIReachesServer(t *testing.T) {
 		t.Fatalf("token issue: %v %s", err, stderr)
 	}
 	waitStatus(t, srv, strings.TrimSpace(tok), http.StatusOK, "a token signed with the rotated-in key verifies")
+
+	// An access rule set by the CLI closes the room for a live member.
+	cb := dial(t, srv, login(t, srv, "bob", "password123"))
+	must(t, cb.WriteJSON(map[string]any{"type": "join", "room": "ops"}))
+	next(t, cb, "joined")
+	start := time.Now()
+	if _, stderr, err := chatctl(t, dir, "", "access", "bob", "ops", "deny"); err != nil {
+		t.Fatalf("access: %v %s", err, stderr)
+	}
+	if f := next(t, cb, "left"); f.Room != "ops" {
+		t.Fatalf("left frame %+v, want room ops", f)
+	}
+	t.Logf("access deny to left: %v", time.Since(start))
 }
 
 // disableAndWait runs `chatctl user disable name` and returns how long

@@ -20,7 +20,7 @@ import (
 
 // SchemaVersion is the layout this binary writes. Open upgrades older files
 // with the migrations below and refuses newer ones.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // DefaultTimeout is how long Open waits for the file lock. It stays well
 // under the 2 seconds within which a CLI command must fail (SPEC §4).
@@ -38,6 +38,14 @@ var (
 var migrations = []func(tx *bolt.Tx) error{
 	0: func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketUsers, bucketKeys, bucketSessions, bucketRefresh, bucketDenied, bucketRooms} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	},
+	1: func(tx *bolt.Tx) error { // access rules, private rooms, read markers (store/access.go)
+		for _, b := range [][]byte{bucketAccess, bucketPrivate, bucketReads, bucketDeclared} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

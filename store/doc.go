@@ -14,6 +14,8 @@
 //	keys     kid -> Key (the HS256 signing keys)
 //	sessions, refresh, denied: refresh-token families (see session.go)
 //	rooms    one nested bucket per chat room (see message.go)
+//	access, private, reads, declared: access rules, private rooms, read
+//	         markers and what the config declared (schema 2; see access.go)
 //
 // Usernames are keys in lower case; callers normalise them first (see
 // package auth), and the store lower-cases again so that lookups are

@@ -66,6 +66,19 @@ type Store interface {
 	DeleteRoom(name string) error
 	PruneMessages(maxAge time.Duration) (int, error)
 
+	// Access rules, private rooms and read markers (SPEC §8; see
+	// store/access.go for what each does and returns).
+	AccessRules() ([]AccessRule, error)
+	SetAccessRule(r AccessRule) error
+	ResetAccess(user, pattern string) (int, error)
+	CreatePrivateRoom(room string, members []string) error
+	PrivateRooms() ([]PrivateRoom, error)
+	SetMember(room, user string, in bool) error
+	SetReadMarker(user, room string, id uint64) (ReadMark, error)
+	ReadMarkers(user string) (map[string]uint64, error)
+	Declared(kind string) ([]string, error)
+	SetDeclared(kind string, names []string) error
+
 	AppendAudit(entries ...AuditEntry) error
 	RecordAudit(e AuditEntry)
 	FlushAudit()
@@ -105,6 +118,12 @@ const (
 	ChangeSession    = "session"     // a session ended (revoke, refresh reuse); key: session id
 	ChangeKey        = "key"         // a signing key was created, rotated or retired; key: kid
 	ChangeRoomDelete = "room.delete" // a room was deleted; key: name
+	// ChangeAccess: an access rule was set or reset; key: the rule's user
+	// ("*" for everyone). A server reloads its rules (chat.Hub.RecheckAccess).
+	ChangeAccess = "access"
+	// ChangeMembers: a room became private or its members changed; key:
+	// the room. A server reloads its rules (chat.Hub.RecheckAccess).
+	ChangeMembers = "members"
 	// ChangeReset says changes may have been missed (the feed was pruned
 	// past the watcher's position): drop every cache.
 	ChangeReset = "reset"

@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -43,6 +44,7 @@ type client struct {
 	limOf *sendLimit    // the Hub.sendLimit lim was last set from; reader goroutine only
 
 	readerDone chan struct{} // closed when readPump has unregistered and returned
+	admin      atomic.Bool   // the user is an admin (Identity.Admin of the current token)
 
 	mu        sync.Mutex // guards the fields below; taken after Hub.mu and room.mu
 	out       []frame    // frames for the writer, oldest first
@@ -74,6 +76,7 @@ func newClient(h *Hub, conn *websocket.Conn, id Identity) *client {
 		token:      tokenID{id.JTI, id.Session, id.Kid},
 		lastPing:   time.Now(),
 	}
+	c.admin.Store(id.Admin)
 	if _, ok := h.writer.(*pool); ok && conn != nil { // unit tests make clients without a socket
 		c.raw = poolConn(conn.NetConn())
 	}
@@ -233,6 +236,9 @@ func (c *client) refresh(id Identity) {
 	c.expires, c.warned = id.Expires, false
 	c.token = tokenID{id.JTI, id.Session, id.Kid}
 	c.mu.Unlock()
+	if c.admin.Swap(id.Admin) != id.Admin {
+		c.hub.enforceAccess() // a role change can take private rooms away… or rules back
+	}
 }
 
 // tokenID returns the ids of the connection's current token.

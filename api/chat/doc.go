@@ -44,6 +44,18 @@
 //     taken at its word.
 //   - Room names "." and ".." are refused (bad_request): they would be
 //     path segments in every URL naming the room.
+//   - Access (SPEC §8, access.go): the hub keeps an access.Table in memory
+//     behind an atomic pointer and checks it on join, send, typing and
+//     read: a few map lookups, never a store read per message. It is
+//     replaced whole by SetAccess / RecheckAccess, which then re-check
+//     every live member; one who lost read access gets a left frame
+//     (reason forbidden) queued under the room's lock, so nothing of the
+//     room follows it. Joins check the table under the room's lock too.
+//   - Direct messages are rooms named @a+b (sorted); handle rewrites @b and
+//     @b+a to that name before any handler runs, so every frame carries
+//     it. read needs read access but no join; typing needs a join and write
+//     access; unread counts come from a bounded store scan (at most
+//     maxUnread messages) on join and on rooms, never per message.
 //   - A text frame that is not valid UTF-8 closes the connection with 1007
 //     (RFC 6455 §8.1). Once a close is requested, inbound frames are read
 //     (for the peer's close reply) but no longer acted on.

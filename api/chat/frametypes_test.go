@@ -141,7 +141,7 @@ func TestErrorCodesListed(t *testing.T) {
 // Ensure the dispatch table answers exactly the types it lists: each
 // listed type is handled (not "unknown type"), and nothing else is.
 func TestClientFrameTypes(t *testing.T) {
-	want := []string{TypeAuth, TypeHistory, TypeJoin, TypeLeave, TypePing, TypeSend}
+	want := []string{TypeAuth, TypeHistory, TypeJoin, TypeLeave, TypePing, TypeRead, TypeRooms, TypeSend, TypeTyping}
 	if got := ClientFrameTypes(); !slices.Equal(got, want) {
 		t.Errorf("ClientFrameTypes() = %v, want %v", got, want)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+
+	"github.com/chatctl/chatctl/access"
 )
 
 // handle decodes and acts on one inbound text frame. It runs on the reader
@@ -30,6 +32,14 @@ func (c *client) handle(data []byte) {
 		c.replyError(CodeBadRequest, "unknown type", in.Ref)
 		return
 	}
+	// A DM is named @bob or @alice+bob; every handler sees the canonical
+	// @alice+bob, which every frame about it carries.
+	room, ok := c.resolveRoom(in.Room)
+	if !ok {
+		c.replyError(CodeBadRequest, "a direct message is @USER or @USER1+USER2, two different users", in.Ref)
+		return
+	}
+	in.Room = room
 	h(c, &in)
 }
 
@@ -42,13 +52,31 @@ var handlers = map[string]func(*client, *inbound){
 	TypeHistory: (*client).handleHistory,
 	TypeAuth:    (*client).handleAuth,
 	TypePing:    (*client).handlePing,
+	TypeRooms:   (*client).handleRooms,
+	TypeRead:    (*client).handleRead,
+	TypeTyping:  (*client).handleTyping,
 }
 
 // handleJoin checks the room name and hands the join to the hub.
 func (c *client) handleJoin(in *inbound) {
-	if !validRoom(in.Room) {
+	if !validRoom(in.Room) && !access.IsDM(in.Room) {
 		c.replyError(CodeBadRequest, "room must be 1..64 of [a-z0-9._-], not . or ..", in.Ref)
 		return
+	}
+	if access.IsDM(in.Room) {
+		if rs := c.hub.roomStore(); rs != nil {
+			peer := dmPeer(c.user, in.Room)
+			ok, err := rs.UserExists(peer)
+			if err != nil {
+				c.hub.log.Error("chat: join", "room", in.Room, "err", err)
+				c.replyError(CodeUnavailable, "store unavailable", in.Ref)
+				return
+			}
+			if !ok {
+				c.replyError(CodeNotFound, "no such user: "+peer, in.Ref)
+				return
+			}
+		}
 	}
 	c.hub.join(c, in)
 }
@@ -94,6 +122,10 @@ func (c *client) handleSend(in *inbound) {
 	r := c.joined(in.Room)
 	if r == nil {
 		c.replyError(CodeForbidden, "join the room before sending", in.Ref)
+		return
+	}
+	if !c.hub.perm(c, r.name).CanWrite() {
+		c.replyError(CodeForbidden, "no write access to this room", in.Ref)
 		return
 	}
 	if c.expired() {

@@ -76,7 +76,7 @@ func newHarness(t testing.TB, cfg Config, opts ...harnessOpt) *harness {
 	h.hub = NewHub(h.store, h.auth, cfg, nil)
 	// The test server trusts ?user= and ?exp=; the real one verifies a JWT.
 	h.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := Identity{User: r.URL.Query().Get("user")}
+		id := Identity{User: r.URL.Query().Get("user"), Admin: r.URL.Query().Get("admin") == "1"}
 		if s := r.URL.Query().Get("exp"); s != "" {
 			id.Expires, _ = time.Parse(time.RFC3339Nano, s)
 		}
@@ -133,6 +133,10 @@ type srvFrame struct {
 	Event    string        `json:"event"`
 	Code     string        `json:"code"`
 	Detail   string        `json:"detail"`
+	Reason   string        `json:"reason"`
+	Read     *uint64       `json:"read"`
+	Unread   int           `json:"unread"`
+	Rooms    []RoomEntry   `json:"rooms"`
 }
 
 // dial connects as user; exp, when not zero, is the token expiry.

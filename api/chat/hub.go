@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatctl/chatctl/access"
 	"github.com/chatctl/chatctl/configs"
 )
 
@@ -122,6 +123,7 @@ type Identity struct {
 	JTI     string    // the token's id: revoking it closes the connection
 	Session string    // the session the token was minted for (sid), if any
 	Kid     string    // the key that signed the token
+	Admin   bool      // the user has role admin: access rules do not apply (SPEC §8)
 }
 
 // Revoked names tokens that stopped verifying: every token of User, the
@@ -210,6 +212,11 @@ type Hub struct {
 	// before a send, so a change reaches live connections too.
 	sendLimit atomic.Pointer[sendLimit]
 
+	// acc is the access table in force (see access.go); never nil.
+	acc      atomic.Pointer[access.Table]
+	loaderMu sync.Mutex   // guards loader and serialises table reloads
+	loader   AccessLoader // RecheckAccess reloads the table with it; nil: keep acc
+
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once every pump has exited after Shutdown
 }
@@ -232,6 +239,7 @@ func NewHub(store Store, auth Authenticator, cfg Config, log *slog.Logger) *Hub 
 		done:  make(chan struct{}),
 	}
 	h.sendLimit.Store(&sendLimit{rate: cfg.SendRate, burst: cfg.SendBurst})
+	h.acc.Store(access.New(access.ReadWrite, nil, nil))
 	h.writer = pumpWriter{}
 	if !cfg.NoWritePool {
 		h.writer = &pool{h: h}

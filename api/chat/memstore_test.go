@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -22,6 +23,70 @@ type memStore struct {
 	fail   error                // guarded by mu; returned by AppendMessage when set
 	jitter time.Duration        // max simulated commit latency after the id is assigned
 	gate   chan struct{}        // when non-nil, AppendMessage waits for a value on it
+	reads  map[string]uint64    // guarded by mu; "user\x00room" -> read marker
+	users  map[string]bool      // guarded by mu; users that exist (DM peers); nil: everyone
+}
+
+var _ RoomStore = (*memStore)(nil)
+
+// SetReadMarker implements RoomStore.
+func (s *memStore) SetReadMarker(user, room string, id uint64) (uint64, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reads == nil {
+		s.reads = map[string]uint64{}
+	}
+	k := user + "\x00" + room
+	if id <= s.reads[k] {
+		return s.reads[k], false, nil
+	}
+	s.reads[k] = id
+	return id, true, nil
+}
+
+// ReadMarkers implements RoomStore.
+func (s *memStore) ReadMarkers(user string) (map[string]uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]uint64{}
+	for k, v := range s.reads {
+		if u, room, _ := strings.Cut(k, "\x00"); u == user {
+			out[room] = v
+		}
+	}
+	return out, nil
+}
+
+// MessagesAfter implements RoomStore.
+func (s *memStore) MessagesAfter(room string, after uint64, limit int) ([]Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := s.rooms[room]
+	if after >= uint64(len(ms)) {
+		return nil, nil
+	}
+	ms = ms[after:]
+	return slices.Clone(ms[:min(limit, len(ms))]), nil
+}
+
+// RoomList implements RoomStore.
+func (s *memStore) RoomList() ([]RoomSummary, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []RoomSummary
+	for name, ms := range s.rooms {
+		if len(ms) > 0 {
+			out = append(out, RoomSummary{Name: name, LastID: ms[len(ms)-1].ID, LastTS: ms[len(ms)-1].TS})
+		}
+	}
+	return out, nil
+}
+
+// UserExists implements RoomStore.
+func (s *memStore) UserExists(name string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users == nil || s.users[name], nil
 }
 
 var _ Store = (*memStore)(nil)

@@ -20,6 +20,9 @@ const (
 	TypeHistory = "history" // also the server's reply
 	TypeAuth    = "auth"
 	TypePing    = "ping"
+	TypeRooms   = "rooms"  // the directory; also the server's reply
+	TypeRead    = "read"   // move the read marker; also relayed to the user's other connections
+	TypeTyping  = "typing" // typing indicator; also relayed to the room's other users
 
 	// Server to client.
 	TypeJoined   = "joined"
@@ -28,10 +31,12 @@ const (
 	TypePresence = "presence"
 	TypeError    = "error"
 	TypePong     = "pong"
+	TypeLeft     = "left" // access to a joined room was taken away
 )
 
 // serverTypes lists the type of every frame the hub sends.
-var serverTypes = []string{TypeJoined, TypeMessage, TypeAck, TypePresence, TypeHistory, TypeError, TypePong}
+var serverTypes = []string{TypeJoined, TypeMessage, TypeAck, TypePresence, TypeHistory, TypeError, TypePong,
+	TypeLeft, TypeRooms, TypeRead, TypeTyping}
 
 // ClientFrameTypes returns the frame types the hub accepts, sorted: the
 // keys of its dispatch table.
@@ -58,7 +63,7 @@ var errorCodes = []string{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeN
 const (
 	CodeBadRequest   = "bad_request"   // undecodable frame, unknown type, invalid field
 	CodeUnauthorized = "unauthorized"  // an auth frame whose token is invalid or names another user
-	CodeForbidden    = "forbidden"     // acting on a room the connection has not joined
+	CodeForbidden    = "forbidden"     // acting on a room the connection has not joined, or without access (SPEC §8)
 	CodeNotFound     = "not_found"     // leaving a room not joined; the room was deleted
 	CodeTooLarge     = "too_large"     // text longer than Config.MaxText
 	CodeRateLimited  = "rate_limited"  // more sends than Config.SendRate/SendBurst allow
@@ -116,6 +121,7 @@ type inbound struct {
 	Before uint64  `json:"before"`
 	Limit  int     `json:"limit"`
 	Token  string  `json:"token"`
+	ID     *uint64 `json:"id"` // read: the id read up to
 }
 
 // wireMessage is one chat message as it appears inside joined and history
@@ -150,6 +156,41 @@ type joinedFrame struct {
 	// More is true when the replay was capped at Config.MaxReplay: the
 	// client pages older messages with history before=messages[0].id.
 	More bool `json:"more,omitempty"`
+	// Read is the user's read marker in the room; Unread counts the
+	// messages of others after it (at most maxUnread). Joining reads
+	// nothing by itself.
+	Read   uint64 `json:"read"`
+	Unread int    `json:"unread"`
+}
+
+// leftFrame tells a member it is no longer in a room it did not leave:
+// Reason "forbidden" when access was taken away (SPEC §8).
+type leftFrame struct {
+	Type   string `json:"type"` // TypeLeft
+	Room   string `json:"room"`
+	Reason string `json:"reason"`
+}
+
+// roomsFrame is the directory (SPEC §8).
+type roomsFrame struct {
+	Type  string      `json:"type"` // TypeRooms
+	Ref   string      `json:"ref,omitempty"`
+	Rooms []RoomEntry `json:"rooms"`
+}
+
+// readFrame tells the user's other connections that its read marker
+// moved.
+type readFrame struct {
+	Type string `json:"type"` // TypeRead
+	Room string `json:"room"`
+	ID   uint64 `json:"id"`
+}
+
+// typingFrame relays a typing indicator.
+type typingFrame struct {
+	Type string `json:"type"` // TypeTyping
+	Room string `json:"room"`
+	User string `json:"user"`
 }
 
 type historyFrame struct {

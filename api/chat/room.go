@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // room is one chat room while it has members or sends in flight.
@@ -25,7 +26,8 @@ type room struct {
 	inflight int              // AppendMessage calls in progress for this room
 	pending  map[uint64]frame // committed, waiting for a lower id
 	members  map[*client]struct{}
-	users    map[string]int // connections per user among members: presence and stats
+	users    map[string]int       // connections per user among members: presence and stats
+	typing   map[string]time.Time // when each user's last typing frame was relayed (typingInterval)
 }
 
 // room returns the live room called name, creating it if needed.
@@ -82,6 +84,11 @@ func (h *Hub) join(c *client, in *inbound) {
 // a member afterwards.
 func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 	_, already := r.members[c]
+	// Checked under r.mu: see enforceAccess.
+	if !h.perm(c, r.name).CanRead() {
+		c.replyError(CodeForbidden, "no read access to this room", in.Ref)
+		return already
+	}
 	if !already && c.roomCount() >= h.cfg.MaxRooms {
 		c.replyError(CodeForbidden, "too many rooms joined", in.Ref)
 		return false
@@ -135,8 +142,9 @@ func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 		members = append(members, u)
 	}
 	slices.Sort(members)
+	read, unread := h.readState(r, c)
 	c.reply(joinedFrame{Type: TypeJoined, Ref: in.Ref, Room: r.name, Epoch: r.epoch, Reset: reset,
-		Members: members, Messages: toWireList(msgs), More: more})
+		Members: members, Messages: toWireList(msgs), More: more, Read: read, Unread: unread})
 	return true
 }
 
@@ -173,6 +181,7 @@ func (h *Hub) leave(r *room, c *client) {
 		delete(r.members, c)
 		if r.users[c.user]--; r.users[c.user] == 0 {
 			delete(r.users, c.user)
+			delete(r.typing, c.user)
 			r.broadcast(presence(r.name, c.user, "leave"), nil)
 		}
 	}
@@ -302,4 +311,23 @@ func (r *room) broadcast(f frame, skip *client) {
 // presence encodes a presence frame for broadcast.
 func presence(room, user, event string) frame {
 	return encodeFrame(presenceFrame{Type: TypePresence, Room: room, User: user, Event: event})
+}
+
+// readState returns c's user's read marker in r and its unread count for
+// the joined frame. A store failure here costs the join nothing: it is
+// logged and the frame carries zeros. r.mu must be held.
+func (h *Hub) readState(r *room, c *client) (read uint64, unread int) {
+	rs := h.roomStore()
+	if rs == nil {
+		return 0, 0
+	}
+	markers, err := rs.ReadMarkers(c.user)
+	if err == nil {
+		read = markers[r.name]
+		unread, err = h.unread(rs, r.name, c.user, read, r.last)
+	}
+	if err != nil {
+		h.log.Error("chat: read state", "room", r.name, "user", c.user, "err", err)
+	}
+	return read, unread
 }

@@ -341,6 +341,36 @@ CREATE TABLE changes (
 	at   timestamptz NOT NULL DEFAULT now()
 );
 `,
+	// Access rules, private rooms and read markers (rooms_access.go). A
+	// private room is its own row, so rooms (whose rows come and go with
+	// history) keeps its shape.
+	1: `
+CREATE TABLE access_rules (
+	username text NOT NULL,
+	pattern  text NOT NULL,
+	perm     text NOT NULL,
+	PRIMARY KEY (username, pattern)
+);
+CREATE TABLE private_rooms (
+	name text PRIMARY KEY
+);
+CREATE TABLE room_members (
+	room     text NOT NULL REFERENCES private_rooms (name) ON DELETE CASCADE,
+	username text NOT NULL,
+	PRIMARY KEY (room, username)
+);
+-- What the config file declared when last applied (auth.users, auth.access).
+CREATE TABLE declared (
+	kind  text PRIMARY KEY,
+	names text[] NOT NULL
+);
+CREATE TABLE read_markers (
+	username text NOT NULL,
+	room     text NOT NULL,
+	id       bigint NOT NULL,
+	PRIMARY KEY (username, room)
+);
+`,
 }
 
 // migrate creates or upgrades the schema under an advisory lock held for
