@@ -99,26 +99,27 @@ type NATS struct {
 	log  *slog.Logger
 	seed maphash.Seed // spreads rooms over shards
 
-	nc       *nats.Conn      // set by Start
-	h        Handler         // set by Start, before any goroutine that reads it
-	inbox    string          // replies to our roster requests
+	nc       *nats.Conn       // set by Start
+	h        Handler          // set by Start, before any goroutine that reads it
+	inbox    string           // replies to our roster requests
 	shards   []chan *nats.Msg // room messages, one delivery goroutine each
-	rosterCh chan *nats.Msg  // rosters, requests and replies, for the loop
-	connCh   chan bool       // loop: (re)connected; true for a reconnect
-	wake     chan struct{}   // loop: dirty presence entries to publish
-	done     chan struct{}   // closed by Close
-	wg       sync.WaitGroup  // the loop and the delivery goroutines
+	rosterCh chan *nats.Msg   // rosters, requests and replies, for the loop
+	connCh   chan bool        // loop: (re)connected; true for a reconnect
+	wake     chan struct{}    // loop: dirty presence entries to publish
+	done     chan struct{}    // closed by Close
+	wg       sync.WaitGroup   // the loop and the delivery goroutines
 
-	mu     sync.Mutex           // guards rooms, dirty, closed, started
-	rooms  map[string]*roomSub  // subscribed rooms
-	dirty  map[Key]struct{}     // local entries changed since the last delta
-	closed bool                 // Close began
-	synced bool                 // Start gathered rosters over a live connection
+	mu     sync.Mutex          // guards rooms, dirty, closed, started
+	rooms  map[string]*roomSub // subscribed rooms
+	dirty  map[Key]struct{}    // local entries changed since the last delta
+	closed bool                // Close began
+	synced bool                // Start gathered rosters over a live connection
 
 	seq       uint64 // roster publication counter; loop goroutine only (and Start before it runs)
 	warnedDup bool   // logged a duplicate node id; loop goroutine only
 
 	published, received, dropped, reconnects, rosters atomic.Uint64
+	frozenTicks                                       atomic.Uint64 // expiry checks skipped while disconnected (tests watch it)
 }
 
 // roomSub is one room's subscription, counted.
@@ -516,10 +517,12 @@ func (b *NATS) loop() {
 			}
 		case <-exp.C:
 			// While disconnected silence proves nothing: rosters freeze.
-			if b.nc.IsConnected() {
-				if cs := b.view.Expire(time.Now()); len(cs) > 0 {
-					b.h.Presence(cs)
-				}
+			if !b.nc.IsConnected() {
+				b.frozenTicks.Add(1)
+				continue
+			}
+			if cs := b.view.Expire(time.Now()); len(cs) > 0 {
+				b.h.Presence(cs)
 			}
 		case reconnect := <-b.connCh:
 			b.mu.Lock()
