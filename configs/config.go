@@ -41,10 +41,17 @@ const MinSecretLen = 32
 type Config struct {
 	DB             string
 	Store          string
+	Broker         string
 	Listen         string
 	Signup         bool
 	TrustedProxies []string
 
+	Cluster struct {
+		Name        string
+		NodeID      string
+		Heartbeat   time.Duration
+		PresenceTTL time.Duration
+	}
 	Token struct {
 		TTL        time.Duration
 		RefreshTTL time.Duration
@@ -138,6 +145,11 @@ func (c *Config) fields() []field {
 	return []field{
 		{"db", &c.DB},
 		{"store", &c.Store},
+		{"broker", &c.Broker},
+		{"cluster.name", &c.Cluster.Name},
+		{"cluster.node_id", &c.Cluster.NodeID},
+		{"cluster.heartbeat", &c.Cluster.Heartbeat},
+		{"cluster.presence_ttl", &c.Cluster.PresenceTTL},
 		{"listen", &c.Listen},
 		{"signup", &c.Signup},
 		{"trusted_proxies", &c.TrustedProxies},
@@ -290,8 +302,11 @@ func (c *Config) Entries() []Entry {
 	var out []Entry
 	for _, f := range c.fields() {
 		v := display(f.ptr)
-		if f.key == "store" {
+		switch f.key {
+		case "store":
 			v = RedactURL(c.Store)
+		case "broker":
+			v = RedactURLs(c.Broker)
 		}
 		out = append(out, Entry{Key: f.key, Value: v, Source: c.Source(f.key)})
 	}
