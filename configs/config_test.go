@@ -275,7 +275,7 @@ func TestValidate(t *testing.T) {
 		{"NodeIDOK", func(c *Config) { c.Cluster.NodeID = "eu-1_a" }, ""},
 		{"Heartbeat", func(c *Config) { c.Cluster.Heartbeat = 0 }, "cluster.heartbeat: must be positive"},
 		{"PresenceTTL", func(c *Config) { c.Cluster.PresenceTTL = 9 * time.Second }, "cluster.presence_ttl: must be at least twice cluster.heartbeat (5s)"},
-		{"PresenceTTLOK", func(c *Config) { c.Cluster.Heartbeat, c.Cluster.PresenceTTL = time.Second, 2 * time.Second }, ""},
+		{"PresenceTTLOK", func(c *Config) { c.Cluster.Heartbeat, c.Cluster.PresenceTTL = time.Second, 2*time.Second }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
