@@ -99,17 +99,18 @@ type NATS struct {
 	log  *slog.Logger
 	seed maphash.Seed // spreads rooms over shards
 
-	nc       *nats.Conn       // set by Start
-	h        Handler          // set by Start, before any goroutine that reads it
-	inbox    string           // replies to our roster requests
-	shards   []chan *nats.Msg // room messages, one delivery goroutine each
-	rosterCh chan *nats.Msg   // rosters, requests and replies, for the loop
-	connCh   chan bool        // loop: (re)connected; true for a reconnect
-	wake     chan struct{}    // loop: dirty presence entries to publish
-	done     chan struct{}    // closed by Close
-	wg       sync.WaitGroup   // the loop and the delivery goroutines
+	nc       *nats.Conn           // set by Start
+	h        Handler              // set by Start, before any goroutine that reads it
+	inbox    string               // replies to our roster requests
+	rsubs    []*nats.Subscription // the roster subjects and the inbox; set by Start
+	shards   []chan *nats.Msg     // room messages, one delivery goroutine each
+	rosterCh chan *nats.Msg       // rosters, requests and replies, for the loop
+	connCh   chan bool            // loop: (re)connected; true for a reconnect
+	wake     chan struct{}        // loop: dirty presence entries to publish
+	done     chan struct{}        // closed by Close
+	wg       sync.WaitGroup       // the loop and the delivery goroutines
 
-	mu     sync.Mutex          // guards rooms, dirty, closed, started
+	mu     sync.Mutex          // guards rooms, dirty, closed, synced
 	rooms  map[string]*roomSub // subscribed rooms
 	dirty  map[Key]struct{}    // local entries changed since the last delta
 	closed bool                // Close began
@@ -118,8 +119,12 @@ type NATS struct {
 	seq       uint64 // roster publication counter; loop goroutine only (and Start before it runs)
 	warnedDup bool   // logged a duplicate node id; loop goroutine only
 
+	// Counters for Stats.
 	published, received, dropped, reconnects, rosters atomic.Uint64
-	frozenTicks                                       atomic.Uint64 // expiry checks skipped while disconnected (tests watch it)
+
+	droppedGone atomic.Uint64 // messages NATS dropped on subscriptions since unsubscribed
+	slowWarned  atomic.Bool   // logged that a delivery queue overflowed
+	frozenTicks atomic.Uint64 // expiry checks skipped while disconnected (tests watch it)
 }
 
 // roomSub is one room's subscription, counted.
@@ -170,6 +175,9 @@ func NewNATS(opts Options) (*NATS, error) {
 // follows the first connection), subscribes to the cluster subjects and,
 // when connected, gathers the live nodes' rosters for Options.RosterWait.
 func (b *NATS) Start(h Handler) error {
+	if b.isClosed() {
+		return ErrClosed
+	}
 	b.h = h
 	nc, err := nats.Connect(b.opts.URL,
 		nats.Name("chatctl "+b.opts.Node),
@@ -179,8 +187,10 @@ func (b *NATS) Start(h Handler) error {
 		nats.ReconnectWait(b.opts.ReconnectWait),
 		nats.ReconnectJitter(b.opts.ReconnectWait/10, b.opts.ReconnectWait/10),
 		nats.ReconnectBufSize(-1),
-		nats.PingInterval(b.opts.Heartbeat),
-		nats.MaxPingsOutstanding(2),
+		// A silent server is found dead after a few heartbeats (not
+		// faster than every 2s: a busy server is not a dead one).
+		nats.PingInterval(max(b.opts.Heartbeat, 2*time.Second)),
+		nats.MaxPingsOutstanding(3),
 		nats.ConnectHandler(func(*nats.Conn) { b.connEvent(false) }),
 		nats.ReconnectHandler(func(*nats.Conn) { b.connEvent(true) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -188,7 +198,9 @@ func (b *NATS) Start(h Handler) error {
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrSlowConsumer) {
-				b.dropped.Add(1)
+				if !b.slowWarned.Swap(true) {
+					b.log.Warn("cluster: delivery queue full, NATS drops messages (the store fills the holes)", "subject", sub.Subject)
+				}
 				return
 			}
 			b.log.Warn("cluster: NATS error", "err", err)
@@ -197,16 +209,20 @@ func (b *NATS) Start(h Handler) error {
 	if err != nil {
 		return fmt.Errorf("cluster: connect to NATS: %w", err)
 	}
+	b.mu.Lock()
 	b.nc = nc
+	b.mu.Unlock()
 	b.inbox = nc.NewInbox()
 	fail := func(err error) error {
 		nc.Close()
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	for _, s := range []string{b.subj.roster, b.subj.rosterReq, b.inbox} {
-		if _, err := nc.ChanSubscribe(s, b.rosterCh); err != nil {
+		sub, err := nc.ChanSubscribe(s, b.rosterCh)
+		if err != nil {
 			return fail(err)
 		}
+		b.rsubs = append(b.rsubs, sub)
 	}
 	if _, err := nc.Subscribe(b.subj.kick, b.onKick); err != nil {
 		return fail(err)
@@ -267,12 +283,27 @@ func (b *NATS) Up() bool {
 	return !closed && b.nc != nil && b.nc.IsConnected()
 }
 
-// Stats implements Broker.
+// Stats implements Broker. Dropped counts failed publications and the
+// messages NATS dropped because a delivery queue was full.
 func (b *NATS) Stats() Stats {
+	dropped := b.dropped.Load() + b.droppedGone.Load()
+	count := func(sub *nats.Subscription) {
+		if n, err := sub.Dropped(); err == nil {
+			dropped += uint64(n)
+		}
+	}
+	b.mu.Lock()
+	for _, rs := range b.rooms {
+		count(rs.sub)
+	}
+	b.mu.Unlock()
+	for _, sub := range b.rsubs {
+		count(sub)
+	}
 	return Stats{
 		Published:     b.published.Load(),
 		Received:      b.received.Load(),
-		Dropped:       b.dropped.Load(),
+		Dropped:       dropped,
 		Reconnects:    b.reconnects.Load(),
 		RosterUpdates: b.rosters.Load(),
 		Nodes:         len(b.view.Nodes()),
@@ -287,7 +318,7 @@ func (b *NATS) publish(subject string, data []byte) error {
 			return ErrClosed
 		}
 		if !b.nc.IsConnected() {
-			return ErrDown
+			return fmt.Errorf("%w: %v", ErrDown, err)
 		}
 		return err
 	}
@@ -381,6 +412,9 @@ func (b *NATS) Unsubscribe(room string) error {
 		return nil
 	}
 	delete(b.rooms, room)
+	if n, err := rs.sub.Dropped(); err == nil {
+		b.droppedGone.Add(uint64(n))
+	}
 	if err := rs.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("cluster: unsubscribe %s: %w", room, err)
 	}
@@ -534,6 +568,12 @@ func (b *NATS) loop() {
 			}
 			b.reconnects.Add(1)
 			b.log.Info("cluster: NATS connected; resyncing")
+			// nats.go has resent the subscriptions; one round trip makes
+			// sure the server has them before the node resyncs, so that
+			// nothing published after the resync's reads can miss us.
+			if err := b.nc.FlushTimeout(b.opts.FlushTimeout); err != nil {
+				b.log.Warn("cluster: NATS flush after reconnecting", "err", err)
+			}
 			b.view.Thaw(time.Now())
 			b.publishFull(b.subj.roster)
 			b.requestRosters()

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -351,4 +352,93 @@ func TestNATSOptions(t *testing.T) {
 	if got := redactURLs("nats://u:secret@h1:4222,nats://h2:4222"); got != "nats://xxxxx@h1:4222,nats://h2:4222" {
 		t.Errorf("redactURLs = %q", got)
 	}
+}
+
+// Ensure a roster too big for one NATS message travels in parts, deltas
+// and heartbeats alike, and that a heartbeat repairs what lost deltas left
+// wrong.
+func TestNATSLargeRoster(t *testing.T) {
+	s := startServer(t, 0)
+	opts := testOptions(serverURL(s), "a")
+	opts.Heartbeat, opts.PresenceTTL = 300*time.Millisecond, time.Minute // big heartbeats are work
+	a, _ := startBroker(t, opts)
+	opts.Node = "b"
+	b, rb := startBroker(t, opts)
+	const n = 8000 // about 700 kB of entries: several parts
+	user := func(i int) string { return "user-with-a-longish-name-" + strconv.Itoa(i) }
+	room := func(i int) string { return "room-" + strconv.Itoa(i%7) + ".with.a.long.name" }
+	for i := 0; i < n; i++ {
+		a.SetPresence(room(i), user(i), 1)
+	}
+	if parts := splitEntries(a.View().Local()); len(parts) < 3 {
+		t.Fatalf("%d parts: the test needs a roster of several", len(parts))
+	}
+	total := func() int {
+		sum := 0
+		for r := 0; r < 7; r++ {
+			sum += len(b.View().Members(room(r)))
+		}
+		return sum
+	}
+	rb.wait(t, "every entry at b", func() bool { return total() == n })
+	// Drop every other entry at a without publishing deltas, as if they
+	// were lost: the next heartbeat's parts repair b.
+	for i := 0; i < n; i += 2 {
+		a.View().SetLocal(room(i), user(i), 0, 0)
+	}
+	rb.wait(t, "half the entries at b", func() bool { return total() == n/2 })
+	if b.View().Present(room(0), user(0)) || !b.View().Present(room(1), user(1)) {
+		t.Fatal("the wrong half left")
+	}
+}
+
+// blockingHandler holds every delivery until release is closed.
+type blockingHandler struct {
+	*recorder
+	release chan struct{}
+}
+
+func (h *blockingHandler) Messages(room, epoch string, msgs []Message) {
+	<-h.release
+	h.recorder.Messages(room, epoch, msgs)
+}
+
+// Ensure a receiver that cannot keep up loses messages (counted), never
+// blocks NATS or the publisher, and gets the newer ones afterwards.
+func TestNATSSlowReceiver(t *testing.T) {
+	s := startServer(t, 0)
+	a, _ := startBroker(t, testOptions(serverURL(s), "a"))
+	opts := testOptions(serverURL(s), "b")
+	b, err := NewNATS(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &blockingHandler{recorder: newRecorder(), release: make(chan struct{})}
+	if err := b.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	var once sync.Once
+	release := func() { once.Do(func() { close(h.release) }) }
+	t.Cleanup(release) // runs before Close, which waits for the handler
+	if err := b.Subscribe("r"); err != nil {
+		t.Fatal(err)
+	}
+	batch := msgs(1, 1, "x")
+	for i := 0; i < 3*shardQueue; i++ {
+		batch[0].ID = uint64(i + 1)
+		if err := a.PublishMessages("r", "e", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.wait(t, "drops counted", func() bool { return b.Stats().Dropped > 0 })
+	release()
+	h.wait(t, "the queue drained", func() bool { return len(b.shard("r")) == 0 })
+	if err := a.PublishMessages("r", "e", msgs(1000000, 1, "late")); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(t, "the late message", func() bool {
+		list := h.msgs["r"]
+		return len(list) > 0 && list[len(list)-1].ID == 1000000
+	})
 }
