@@ -120,3 +120,15 @@ func BenchmarkCodec(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "bytes/msg")
 }
+
+// BenchmarkLocalPublish is what a lone node pays per commit for the broker:
+// nothing to speak of.
+func BenchmarkLocalPublish(b *testing.B) {
+	l := NewLocal("n")
+	l.Start(newCounter())
+	batch := []Message{{ID: 1, From: "alice", Text: "hi", TS: time.Now()}}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		l.PublishMessages("general", "e1", batch)
+	}
+}
