@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -130,5 +131,28 @@ func BenchmarkLocalPublish(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		l.PublishMessages("general", "e1", batch)
+	}
+}
+
+// BenchmarkNATSSubscribe is the cost of a room's first join on a node: a
+// subscription confirmed by a round trip to the server (then its
+// Unsubscribe).
+func BenchmarkNATSSubscribe(b *testing.B) {
+	s := startServer(b, 0)
+	n, _ := startBroker(b, testOptions(serverURL(s), "n"))
+	rooms := make([]string, 1024)
+	for i := range rooms {
+		rooms[i] = "room-" + strconv.Itoa(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := rooms[i%len(rooms)]
+		if err := n.Subscribe(r); err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Unsubscribe(r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
