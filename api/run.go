@@ -78,6 +78,11 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	if opts.Stderr == nil {
 		opts.Stderr = io.Discard
 	}
+	if cfg.Broker != "" {
+		// The cluster package is built and tested, but the hub does not
+		// use it yet: refuse rather than run as if joined.
+		return errors.New("broker: nodes do not join over NATS in this version yet; run one chatctl serve per store, without broker")
+	}
 	// TLS first: a bad certificate pair stops the start with an error
 	// naming tls.cert or tls.key, before the store is opened or created.
 	stls, err := newServerTLS(cfg, log, opts.ACMEClient)

@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) newServeCommand() *cobra.Command {
-	var listen string
+	var listen, broker string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the chat server in the foreground",
@@ -30,14 +30,20 @@ live: log.level, log.format, login.* rate limits, ws.send_rate,
 ws.send_burst, cors.origins and ws.allowed_origins. It logs each change
 (key: old → new) and names changed keys that need a restart (listen, db,
 …). A file that does not validate changes nothing: the error is logged and
-the running configuration stays.`,
+the running configuration stays.
+
+With a PostgreSQL store (--store), several servers can run as one service
+behind a load balancer: --broker nats://HOST:PORT (config key broker, env
+CHATCTL_BROKER) joins them through NATS. A broker with the bbolt file is
+refused.`,
 		Example: `  chatctl serve
   chatctl serve --listen 0.0.0.0:8080 --db /var/lib/chatctl/chatctl.db
   CHATCTL_LOG_FORMAT=json chatctl serve
+  chatctl serve --store postgres://chatctl@db1/chatctl --broker nats://n1:4222
   kill -HUP "$(pidof chatctl)"             # reload chatctl.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			flags := map[string]string{"listen": listen}
+			flags := map[string]string{"listen": listen, "broker": broker}
 			cfg, err := a.configWith(flags)
 			if err != nil {
 				return err
@@ -64,6 +70,7 @@ the running configuration stays.`,
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default from config: 127.0.0.1:8000)")
+	c.Flags().StringVar(&broker, "broker", "", "NATS URLs joining this node to the others on the same PostgreSQL store, nats://HOST:PORT[,…] (default from config: none, one node)")
 	return c
 }
 

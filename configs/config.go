@@ -41,10 +41,17 @@ const MinSecretLen = 32
 type Config struct {
 	DB             string
 	Store          string
+	Broker         string
 	Listen         string
 	Signup         bool
 	TrustedProxies []string
 
+	Cluster struct {
+		Name        string
+		NodeID      string
+		Heartbeat   time.Duration
+		PresenceTTL time.Duration
+	}
 	Token struct {
 		TTL        time.Duration
 		RefreshTTL time.Duration
@@ -145,6 +152,11 @@ func (c *Config) fields() []field {
 	return []field{
 		{"db", &c.DB},
 		{"store", &c.Store},
+		{"broker", &c.Broker},
+		{"cluster.name", &c.Cluster.Name},
+		{"cluster.node_id", &c.Cluster.NodeID},
+		{"cluster.heartbeat", &c.Cluster.Heartbeat},
+		{"cluster.presence_ttl", &c.Cluster.PresenceTTL},
 		{"listen", &c.Listen},
 		{"signup", &c.Signup},
 		{"trusted_proxies", &c.TrustedProxies},
@@ -305,6 +317,8 @@ func (c *Config) Entries() []Entry {
 			v = RedactURL(c.Store)
 		case "auth.users":
 			v = redactUsers(c.Auth.Users)
+		case "broker":
+			v = RedactURLs(c.Broker)
 		}
 		out = append(out, Entry{Key: f.key, Value: v, Source: c.Source(f.key)})
 	}

@@ -63,6 +63,11 @@ func TestDefaultsMatchSpec(t *testing.T) {
 		{"tls.acme.email", c.TLS.ACME.Email, ""},
 		{"tls.acme.directory", c.TLS.ACME.Directory, "https://acme-v02.api.letsencrypt.org/directory"},
 		{"tls.acme.http_listen", c.TLS.ACME.HTTPListen, ":80"},
+		{"broker", c.Broker, ""},
+		{"cluster.name", c.Cluster.Name, "chatctl"},
+		{"cluster.node_id", c.Cluster.NodeID, ""},
+		{"cluster.heartbeat", c.Cluster.Heartbeat, 5 * time.Second},
+		{"cluster.presence_ttl", c.Cluster.PresenceTTL, 15 * time.Second},
 	}
 	if c.TLSEnabled() {
 		t.Error("TLS is on by default")
@@ -204,6 +209,9 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// pgURL is a valid store URL for the tests that need a PostgreSQL store.
+const pgURL = "postgres://chatctl@db1:5432/chatctl"
+
 // Ensure Validate rejects every out-of-range value by name.
 func TestValidate(t *testing.T) {
 	short := filepath.Join(t.TempDir(), "short")
@@ -258,6 +266,19 @@ func TestValidate(t *testing.T) {
 		{"ACMEEmail", func(c *Config) { c.TLS.ACME.Email = "ops" }, "tls.acme.email"},
 		{"ACMEDirectoryHTTP", func(c *Config) { c.TLS.ACME.Directory = "http://ca.example/dir" }, "tls.acme.directory: want an https://"},
 		{"ACMEHTTPListen", func(c *Config) { c.TLS.ACME.HTTPListen = "80" }, "tls.acme.http_listen"},
+		{"BrokerOK", func(c *Config) { c.Store, c.Broker = pgURL, "nats://n1:4222, nats://u:p@n2:4222,tls://n3:4443" }, ""},
+		{"BrokerWithBbolt", func(c *Config) { c.Broker = "nats://n1:4222" }, "broker: needs a PostgreSQL store (store: postgres://…): nodes cannot share a bbolt file"},
+		{"BrokerScheme", func(c *Config) { c.Store, c.Broker = pgURL, "http://n1:4222" }, "broker: want empty (one node) or nats://HOST:PORT"},
+		{"BrokerNoPort", func(c *Config) { c.Store, c.Broker = pgURL, "nats://n1" }, "broker: want empty"},
+		{"BrokerOneBad", func(c *Config) { c.Store, c.Broker = pgURL, "nats://n1:4222,n2:4222" }, "broker: want empty"},
+		{"BrokerEmptyItem", func(c *Config) { c.Store, c.Broker = pgURL, "nats://n1:4222," }, "broker: want empty"},
+		{"ClusterName", func(c *Config) { c.Cluster.Name = "a.b" }, "cluster.name"},
+		{"ClusterNameEmpty", func(c *Config) { c.Cluster.Name = "" }, "cluster.name"},
+		{"NodeID", func(c *Config) { c.Cluster.NodeID = "node 1" }, "cluster.node_id"},
+		{"NodeIDOK", func(c *Config) { c.Cluster.NodeID = "eu-1_a" }, ""},
+		{"Heartbeat", func(c *Config) { c.Cluster.Heartbeat = 0 }, "cluster.heartbeat: must be positive"},
+		{"PresenceTTL", func(c *Config) { c.Cluster.PresenceTTL = 9 * time.Second }, "cluster.presence_ttl: must be at least twice cluster.heartbeat (5s)"},
+		{"PresenceTTLOK", func(c *Config) { c.Cluster.Heartbeat, c.Cluster.PresenceTTL = time.Second, 2*time.Second }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,7 +300,7 @@ func TestValidate(t *testing.T) {
 
 // Ensure environment names follow SPEC §2.
 func TestEnvName(t *testing.T) {
-	for key, want := range map[string]string{"listen": "CHATCTL_LISTEN", "token.ttl": "CHATCTL_TOKEN_TTL", "ws.max_conns_per_user": "CHATCTL_WS_MAX_CONNS_PER_USER"} {
+	for key, want := range map[string]string{"broker": "CHATCTL_BROKER", "cluster.presence_ttl": "CHATCTL_CLUSTER_PRESENCE_TTL", "listen": "CHATCTL_LISTEN", "token.ttl": "CHATCTL_TOKEN_TTL", "ws.max_conns_per_user": "CHATCTL_WS_MAX_CONNS_PER_USER"} {
 		if got := EnvName(key); got != want {
 			t.Errorf("EnvName(%s) = %s, want %s", key, got, want)
 		}
@@ -326,5 +347,55 @@ func TestStoreURL(t *testing.T) {
 				t.Errorf("checkStoreURL shows the password: %q", msg)
 			}
 		})
+	}
+}
+
+// Ensure the broker and cluster keys follow SPEC §2 (env and file), that
+// broker without PostgreSQL is one line naming the key, and that a
+// broker URL's password is never shown.
+func TestBrokerKeys(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(file, []byte("store: "+pgURL+"\ncluster:\n  name: prod\n  heartbeat: 2s\n"), 0o600)
+	c, err := Load(file, env(map[string]string{
+		"CHATCTL_BROKER":               "nats://chat:s3cret@n1:4222,nats://n2:4222",
+		"CHATCTL_CLUSTER_NODE_ID":      "node-1",
+		"CHATCTL_CLUSTER_PRESENCE_TTL": "6s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key, source string
+		got, want   any
+	}{
+		{"broker", SourceEnv, c.Broker, "nats://chat:s3cret@n1:4222,nats://n2:4222"},
+		{"cluster.name", SourceFile, c.Cluster.Name, "prod"},
+		{"cluster.node_id", SourceEnv, c.Cluster.NodeID, "node-1"},
+		{"cluster.heartbeat", SourceFile, c.Cluster.Heartbeat, 2 * time.Second},
+		{"cluster.presence_ttl", SourceEnv, c.Cluster.PresenceTTL, 6 * time.Second},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) || c.Source(tc.key) != tc.source {
+			t.Errorf("%s = %v from %s, want %v from %s", tc.key, tc.got, c.Source(tc.key), tc.want, tc.source)
+		}
+	}
+	for _, e := range c.Entries() {
+		if e.Key == "broker" && e.Value != "nats://chat:xxxxx@n1:4222,nats://n2:4222" {
+			t.Errorf("broker shown as %v", e.Value)
+		}
+	}
+	c.Store = ""
+	err = c.Validate()
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), "broker: ") {
+		t.Fatalf("broker with bbolt: %v; want one line naming broker", err)
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error shows the password: %v", err)
+	}
+	c.Store, c.Broker = pgURL, "nats://chat:s3cret@n1"
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bad broker URL: %v (must fail without the password)", err)
 	}
 }

@@ -38,6 +38,22 @@ func (c *Config) Validate() error {
 	if msg := checkStoreURL(c.Store); msg != "" {
 		bad("store", "%s", msg)
 	}
+	if msg := checkBrokerURLs(c.Broker); msg != "" {
+		bad("broker", "%s", msg)
+	} else if c.Broker != "" && !IsPostgres(c.Store) {
+		bad("broker", "needs a PostgreSQL store (store: postgres://…): nodes cannot share a bbolt file")
+	}
+	if !validToken(c.Cluster.Name) {
+		bad("cluster.name", "want 1..64 of letters, digits, _ and -, got %q", c.Cluster.Name)
+	}
+	if c.Cluster.NodeID != "" && !validToken(c.Cluster.NodeID) {
+		bad("cluster.node_id", "want empty (random) or 1..64 of letters, digits, _ and -, got %q", c.Cluster.NodeID)
+	}
+	if c.Cluster.Heartbeat <= 0 {
+		bad("cluster.heartbeat", "must be positive, got %s", c.Cluster.Heartbeat)
+	} else if c.Cluster.PresenceTTL < 2*c.Cluster.Heartbeat {
+		bad("cluster.presence_ttl", "must be at least twice cluster.heartbeat (%s), got %s", c.Cluster.Heartbeat, c.Cluster.PresenceTTL)
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "want host:port, got %q", c.Listen)
 	}
@@ -312,4 +328,44 @@ func checkStoreURL(s string) string {
 		return fmt.Sprintf("%s names no host", RedactURL(s))
 	}
 	return ""
+}
+
+// RedactURLs is RedactURL for a comma-separated list of URLs (the broker
+// key).
+func RedactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = RedactURL(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
+}
+
+// checkBrokerURLs validates the broker key: empty, or a comma-separated
+// list of nats:// (or tls://) URLs, each with a host and port.
+func checkBrokerURLs(s string) string {
+	if s == "" {
+		return ""
+	}
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Sprintf("want empty (one node) or nats://HOST:PORT[,nats://HOST:PORT…], got %q", RedactURLs(s))
+		}
+	}
+	return ""
+}
+
+// validToken accepts a cluster name or node id: 1..64 of [A-Za-z0-9_-],
+// one NATS subject token (package cluster checks the same rule).
+func validToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
