@@ -101,11 +101,12 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	defer svc.Close()
 	if svc.DB().Created() {
-		where := svc.DB().Path()
-		if cfg.Store == "" {
-			where, _ = filepath.Abs(cfg.DB)
+		if cfg.Store != "" {
+			fmt.Fprintf(opts.Stderr, "created the chatctl schema in %s\n", svc.DB().Path())
+		} else {
+			abs, _ := filepath.Abs(cfg.DB)
+			fmt.Fprintf(opts.Stderr, "created new store %s\n", abs)
 		}
-		fmt.Fprintf(opts.Stderr, "created new store %s\n", where)
 	}
 	if n, ok := svc.DB().(nodeLocker); ok {
 		// One node per PostgreSQL store: a second one would keep its own

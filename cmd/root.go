@@ -275,6 +275,10 @@ func (a *app) adminFor(access store.Access) (admin.Admin, error) {
 // noteCreated says once, on stderr, that a new store was made, so a
 // mistyped --db does not go unnoticed.
 func (a *app) noteCreated(path string) {
+	if configs.IsPostgres(path) {
+		fmt.Fprintf(a.stderr, "created the chatctl schema in %s\n", path)
+		return
+	}
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
