@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -101,23 +99,6 @@ func (q AuditQuery) matches(e AuditEntry) bool {
 	return true
 }
 
-// auditQueue is the asynchronous way into the audit log.
-type auditQueue struct {
-	once    sync.Once
-	mu      sync.RWMutex // guards closed against sends on ch
-	closed  bool
-	ch      chan auditItem // set once by start, then read only
-	done    chan struct{}  // closed when the writer has committed its last batch
-	dropped atomic.Uint64  // entries not recorded: queue full, closed, or a failed write
-}
-
-// auditItem is what the queue carries: an entry, or (flushed set) a
-// request to commit everything queued before it and then close flushed.
-type auditItem struct {
-	e       AuditEntry
-	flushed chan struct{}
-}
-
 // auditKey is the key of an entry written at t with sequence seq.
 func auditKey(t time.Time, seq uint64) []byte {
 	k := make([]byte, 16)
@@ -172,7 +153,7 @@ func (db *DB) AppendAudit(entries ...AuditEntry) error {
 		return nil
 	})
 	if err != nil {
-		db.audit.dropped.Add(uint64(len(entries)))
+		db.audit.Drop(len(entries))
 		return fmt.Errorf("audit log: %w", err)
 	}
 	return nil
@@ -185,91 +166,16 @@ func (db *DB) RecordAudit(e AuditEntry) {
 	if e.Time.IsZero() {
 		e.Time = db.now().UTC()
 	}
-	q := &db.audit
-	q.once.Do(db.startAuditWriter)
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
-		q.dropped.Add(1)
-		return
-	}
-	select {
-	case q.ch <- auditItem{e: e}:
-	default:
-		q.dropped.Add(1)
-	}
+	db.audit.Record(e)
 }
 
 // FlushAudit returns once every entry RecordAudit queued before the call
 // is committed (or dropped).
-func (db *DB) FlushAudit() {
-	q := &db.audit
-	q.once.Do(db.startAuditWriter)
-	q.mu.RLock()
-	if q.closed {
-		q.mu.RUnlock()
-		return // stopAuditWriter flushed
-	}
-	done := make(chan struct{})
-	q.ch <- auditItem{flushed: done} // the writer drains, so this never blocks for long
-	q.mu.RUnlock()
-	<-done
-}
+func (db *DB) FlushAudit() { db.audit.Flush() }
 
 // AuditDropped returns how many entries were not recorded since Open: the
 // queue was full, or their write failed.
-func (db *DB) AuditDropped() uint64 { return db.audit.dropped.Load() }
-
-// startAuditWriter starts the goroutine that commits queued entries.
-func (db *DB) startAuditWriter() {
-	q := &db.audit
-	q.ch = make(chan auditItem, auditQueueLen)
-	q.done = make(chan struct{})
-	go func() {
-		defer close(q.done)
-		batch := make([]AuditEntry, 0, auditBatch)
-		var flushed []chan struct{}
-		for it := range q.ch {
-			batch, flushed = batch[:0], flushed[:0]
-			// Take what else is queued, up to a batch, without waiting.
-			for ok := true; ok; {
-				if it.flushed != nil {
-					flushed = append(flushed, it.flushed)
-				} else {
-					batch = append(batch, it.e)
-				}
-				if len(batch) >= auditBatch {
-					break
-				}
-				select {
-				case it, ok = <-q.ch:
-				default:
-					ok = false
-				}
-			}
-			db.AppendAudit(batch...) // a failure is counted as dropped
-			for _, f := range flushed {
-				close(f)
-			}
-		}
-	}()
-}
-
-// stopAuditWriter commits what is queued and stops the writer; later
-// RecordAudit calls are dropped.
-func (db *DB) stopAuditWriter() {
-	q := &db.audit
-	q.once.Do(func() {}) // no writer may start from now on
-	q.mu.Lock()
-	already := q.closed
-	q.closed = true
-	q.mu.Unlock()
-	if already || q.ch == nil {
-		return
-	}
-	close(q.ch)
-	<-q.done
-}
+func (db *DB) AuditDropped() uint64 { return db.audit.Dropped() }
 
 // Audit returns the entries q selects, oldest first. With a Limit it
 // returns the newest Limit of them (still oldest first, as a log reads).

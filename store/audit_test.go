@@ -158,7 +158,7 @@ func TestRecordAuditDrops(t *testing.T) {
 	// reaches the write lock, maybe up to a batch more) and then waits.
 	db.RecordAudit(entry("login.ok", "first", ""))
 	deadline := time.Now().Add(5 * time.Second)
-	for len(db.audit.ch) > 0 {
+	for db.audit.Queued() > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the writer did not take the first entry")
 		}

@@ -114,7 +114,7 @@ type DB struct {
 	deniedOnce sync.Once
 	denied     sync.Map // jti -> expiry of revoked access tokens
 
-	audit auditQueue // RecordAudit's queue and writer (see audit.go)
+	audit AuditQueue // RecordAudit's queue and writer (see auditqueue.go)
 }
 
 // Open opens or creates the store at path (see Options.Access). It
@@ -168,6 +168,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store %s: %w", path, unwrapPath(err))
 	}
 	db := &DB{bolt: b, path: path, now: opts.Now, writeFault: opts.WriteFault, created: missing, readOnly: readOnly}
+	db.audit.Init(db.AppendAudit)
 	if readOnly {
 		err = db.checkSchema()
 	} else {
@@ -370,7 +371,7 @@ func (db *DB) Path() string { return db.path }
 func (db *DB) Close() error {
 	db.appendOnce.Do(func() {}) // no committer may start from now on
 	db.stopCommitter()
-	db.stopAuditWriter()
+	db.audit.Stop()
 	return db.bolt.Close()
 }
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,70 +23,6 @@ import (
 // auditPruneBatch is the most entries PruneAudit deletes in one
 // transaction; a variable so that tests can make batches small.
 var auditPruneBatch = 5000
-
-// auditQ is RecordAudit's queue and its writer.
-type auditQ struct {
-	mu      sync.RWMutex // guards closed against sends on ch
-	closed  bool
-	ch      chan auditItem // set by start, then read only
-	done    chan struct{}  // closed when the writer has committed its last batch
-	dropped atomic.Uint64  // entries not recorded: queue full, closed, or a failed write
-}
-
-// auditItem is an entry, or (flushed set) a request to commit everything
-// queued before it and then close flushed.
-type auditItem struct {
-	e       store.AuditEntry
-	flushed chan struct{}
-}
-
-// start starts the writer; Open calls it once.
-func (q *auditQ) start(db *DB) {
-	q.ch = make(chan auditItem, store.AuditQueueLen)
-	q.done = make(chan struct{})
-	go func() {
-		defer close(q.done)
-		batch := make([]store.AuditEntry, 0, store.AuditBatch)
-		var flushed []chan struct{}
-		for it := range q.ch {
-			batch, flushed = batch[:0], flushed[:0]
-			// Take what else is queued, up to a batch, without waiting.
-			for ok := true; ok; {
-				if it.flushed != nil {
-					flushed = append(flushed, it.flushed)
-				} else {
-					batch = append(batch, it.e)
-				}
-				if len(batch) >= store.AuditBatch {
-					break
-				}
-				select {
-				case it, ok = <-q.ch:
-				default:
-					ok = false
-				}
-			}
-			db.AppendAudit(batch...) // a failure is counted as dropped
-			for _, f := range flushed {
-				close(f)
-			}
-		}
-	}()
-}
-
-// stop commits what is queued and stops the writer; later RecordAudit
-// calls are dropped. Calling it again does nothing.
-func (q *auditQ) stop() {
-	q.mu.Lock()
-	already := q.closed
-	q.closed = true
-	q.mu.Unlock()
-	if already || q.ch == nil {
-		return
-	}
-	close(q.ch)
-	<-q.done
-}
 
 // AppendAudit implements store.Store: entries are written at once, in one
 // transaction, each given its sequence number; an entry without a time
@@ -110,7 +44,7 @@ func (db *DB) AppendAudit(entries ...store.AuditEntry) error {
 		e.Time, e.Seq = stamp(e.Time), 0 // seq is the column's
 		data, err := json.Marshal(e)
 		if err != nil {
-			db.audit.dropped.Add(uint64(len(entries)))
+			db.audit.Drop(len(entries))
 			return fmt.Errorf("audit log: %w", err)
 		}
 		times[i], docs[i] = e.Time, string(data)
@@ -125,7 +59,7 @@ func (db *DB) AppendAudit(entries ...store.AuditEntry) error {
 		return err
 	})
 	if err != nil {
-		db.audit.dropped.Add(uint64(len(entries)))
+		db.audit.Drop(len(entries))
 		return err
 	}
 	return nil
@@ -138,37 +72,15 @@ func (db *DB) RecordAudit(e store.AuditEntry) {
 	if e.Time.IsZero() {
 		e.Time = db.now().UTC()
 	}
-	q := &db.audit
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed || q.ch == nil {
-		q.dropped.Add(1)
-		return
-	}
-	select {
-	case q.ch <- auditItem{e: e}:
-	default:
-		q.dropped.Add(1)
-	}
+	db.audit.Record(e)
 }
 
 // FlushAudit implements store.Store: it returns once every entry queued
 // before the call is committed (or dropped).
-func (db *DB) FlushAudit() {
-	q := &db.audit
-	q.mu.RLock()
-	if q.closed || q.ch == nil {
-		q.mu.RUnlock()
-		return // stop flushed
-	}
-	done := make(chan struct{})
-	q.ch <- auditItem{flushed: done} // the writer drains, so this never blocks for long
-	q.mu.RUnlock()
-	<-done
-}
+func (db *DB) FlushAudit() { db.audit.Flush() }
 
 // AuditDropped implements store.Store: entries not recorded since Open.
-func (db *DB) AuditDropped() uint64 { return db.audit.dropped.Load() }
+func (db *DB) AuditDropped() uint64 { return db.audit.Dropped() }
 
 // Audit implements store.Store: the entries q selects, oldest first; with
 // a Limit, the newest Limit of them.

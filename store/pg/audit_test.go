@@ -44,7 +44,7 @@ func TestRecordAuditDrops(t *testing.T) {
 	// to a batch more) and then waits for the lock.
 	db.RecordAudit(auditEntry("login.ok", "first"))
 	deadline := time.Now().Add(5 * time.Second)
-	for len(db.audit.ch) > 0 {
+	for db.audit.Queued() > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the writer did not take the first entry")
 		}

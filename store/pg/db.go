@@ -92,9 +92,9 @@ type DB struct {
 	nodeMu   sync.Mutex // guards nodeConn
 	nodeConn *pgx.Conn  // holds the node lock (LockNode); nil without
 
-	msgs   messages // the message committers (messages.go)
-	denied deny     // the deny list cache (sessions.go)
-	audit  auditQ   // RecordAudit's queue (audit.go)
+	msgs   messages         // the message committers (messages.go)
+	denied deny             // the deny list cache (sessions.go)
+	audit  store.AuditQueue // RecordAudit's queue and writer
 }
 
 var _ store.Store = (*DB)(nil)
@@ -142,7 +142,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db.msgs.start(db)
-	db.audit.start(db)
+	db.audit.Init(db.AppendAudit)
 	return db, nil
 }
 
@@ -215,7 +215,7 @@ func (db *DB) wrote(err error) {
 func (db *DB) Close() error {
 	db.unlockNode()
 	db.msgs.stop()
-	db.audit.stop()
+	db.audit.Stop()
 	db.pool.Close()
 	return nil
 }
