@@ -23,9 +23,10 @@ func (a *app) newStoreCommand() *cobra.Command {
 		Use:   "store",
 		Short: "Move the whole store between a bbolt file and PostgreSQL",
 		Long: `The store holds users, signing keys, sessions, the deny list, rooms with their
-messages, and the audit log: in a bbolt file (the default) or in PostgreSQL
-(the "store" setting, --store, CHATCTL_STORE). "store copy" moves all of it
-from one to the other.`,
+messages, access rules, private rooms with their members, read markers, what
+the config file declared, and the audit log: in a bbolt file (the default) or
+in PostgreSQL (the "store" setting, --store, CHATCTL_STORE). "store copy"
+moves all of it from one to the other.`,
 		Example: "  chatctl store copy --from chatctl.db --to postgres://chatctl@db.internal/chatctl",
 	}
 	c.AddCommand(a.newStoreCopyCommand())
@@ -40,7 +41,9 @@ func (a *app) newStoreCopyCommand() *cobra.Command {
 		Short: "Copy everything from one store into a new, empty one",
 		Long: `Copy every user (with its password hash, role, state and token version), signing
 key, session and refresh token (as hashes), deny-list entry, room (with its
-epoch and last id), message (with its id) and audit entry from SRC into DST.
+epoch and last id), message (with its id), access rule, private room (with its
+members), read marker, declared list (the users and rules the config file
+declared when last applied) and audit entry from SRC into DST.
 Each is a bbolt file or a postgres:// URL. Tokens issued before the copy keep
 working on DST, and each room goes on at its last id + 1.
 

@@ -15,7 +15,9 @@ import (
 //	Export     one consistent snapshot of the source, as a stream:
 //	           Counts first, then users, keys, sessions, refresh tokens,
 //	           deny-list entries, rooms, messages (room by room, each room's
-//	           in id order), audit entries, and last the audit sequence.
+//	           in id order), access rules, private rooms (each with its
+//	           members), read markers, declared lists, audit entries, and
+//	           last the audit sequence.
 //	Loader     writes the stream in batches into an empty target; nothing
 //	           of it is kept unless Commit is called.
 //	Copy       counts every kind on both sides and compares every room's
@@ -29,8 +31,9 @@ import (
 // walks both sides together.
 
 // Record is one item of a store's contents: a User, Key, Session,
-// RefreshToken, DenyEntry, RoomRecord, Message, AuditEntry, AuditSequence,
-// or the Counts that open an export.
+// RefreshToken, DenyEntry, RoomRecord, Message, AccessRule, PrivateRoom,
+// ReadMarker, DeclaredList, AuditEntry, AuditSequence, or the Counts that
+// open an export.
 type Record interface{ isRecord() }
 
 func (User) isRecord()          {}
@@ -40,6 +43,10 @@ func (RefreshToken) isRecord()  {}
 func (DenyEntry) isRecord()     {}
 func (RoomRecord) isRecord()    {}
 func (Message) isRecord()       {}
+func (AccessRule) isRecord()    {}
+func (PrivateRoom) isRecord()   {}
+func (ReadMarker) isRecord()    {}
+func (DeclaredList) isRecord()  {}
 func (AuditEntry) isRecord()    {}
 func (AuditSequence) isRecord() {}
 func (Counts) isRecord()        {}
@@ -73,6 +80,20 @@ type RoomRecord struct {
 	CreatedAt time.Time
 }
 
+// ReadMarker is one user's read marker in one room (SetReadMarker).
+type ReadMarker struct {
+	User string
+	Room string
+	ID   uint64
+}
+
+// DeclaredList is what SetDeclared last recorded for a kind: the names
+// the config file declared when it was last applied.
+type DeclaredList struct {
+	Kind  string
+	Names []string
+}
+
 // AuditSequence is the last sequence number the audit log handed out.
 type AuditSequence struct {
 	Last uint64
@@ -95,6 +116,11 @@ type Counts struct {
 	Denied        int64 `json:"denied"`
 	Rooms         int64 `json:"rooms"`
 	Messages      int64 `json:"messages"`
+	AccessRules   int64 `json:"access_rules"`
+	PrivateRooms  int64 `json:"private_rooms"`
+	Members       int64 `json:"room_members"`
+	ReadMarkers   int64 `json:"read_markers"`
+	Declared      int64 `json:"declared_lists"`
 	Audit         int64 `json:"audit"`
 }
 
@@ -110,7 +136,10 @@ func (c Counts) List() []struct {
 	}{
 		{"users", c.Users}, {"keys", c.Keys}, {"sessions", c.Sessions},
 		{"refresh tokens", c.RefreshTokens}, {"deny entries", c.Denied},
-		{"rooms", c.Rooms}, {"messages", c.Messages}, {"audit entries", c.Audit},
+		{"rooms", c.Rooms}, {"messages", c.Messages}, {"access rules", c.AccessRules},
+		{"private rooms", c.PrivateRooms}, {"room members", c.Members},
+		{"read markers", c.ReadMarkers}, {"declared lists", c.Declared},
+		{"audit entries", c.Audit},
 	}
 }
 
@@ -133,7 +162,7 @@ func (c Counts) String() string {
 
 // count adds r to c.
 func (c *Counts) count(r Record) {
-	switch r.(type) {
+	switch r := r.(type) {
 	case User:
 		c.Users++
 	case Key:
@@ -148,6 +177,15 @@ func (c *Counts) count(r Record) {
 		c.Rooms++
 	case Message:
 		c.Messages++
+	case AccessRule:
+		c.AccessRules++
+	case PrivateRoom:
+		c.PrivateRooms++
+		c.Members += int64(len(r.Members))
+	case ReadMarker:
+		c.ReadMarkers++
+	case DeclaredList:
+		c.Declared++
 	case AuditEntry:
 		c.Audit++
 	}
@@ -217,6 +255,22 @@ func RecordSize(r Record) int {
 		return overhead + len(r.Action) + len(r.Actor) + len(r.From) + len(r.Target) + len(r.Detail)
 	case User:
 		return overhead + len(r.Name) + len(r.Hash)
+	case AccessRule:
+		return overhead + len(r.User) + len(r.Pattern) + len(r.Perm)
+	case PrivateRoom:
+		n := overhead + len(r.Name)
+		for _, m := range r.Members {
+			n += 32 + len(m)
+		}
+		return n
+	case ReadMarker:
+		return overhead + len(r.User) + len(r.Room)
+	case DeclaredList:
+		n := overhead + len(r.Kind)
+		for _, name := range r.Names {
+			n += 16 + len(name)
+		}
+		return n
 	}
 	return overhead
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -41,6 +42,30 @@ func countTx(tx *bolt.Tx) Counts {
 	c := Counts{
 		Users: keys(bucketUsers), Keys: keys(bucketKeys), Sessions: keys(bucketSessions),
 		RefreshTokens: keys(bucketRefresh), Denied: keys(bucketDenied), Audit: keys(bucketAudit),
+		AccessRules: keys(bucketAccess), Declared: keys(bucketDeclared),
+	}
+	if private := tx.Bucket(bucketPrivate); private != nil {
+		// Members are one JSON list per room: counted by decoding it (a
+		// list that does not decode counts none, and Export reports it).
+		private.ForEach(func(_, v []byte) error {
+			var ms []string
+			c.PrivateRooms++
+			if json.Unmarshal(v, &ms) == nil {
+				c.Members += int64(len(ms))
+			}
+			return nil
+		})
+	}
+	if reads := tx.Bucket(bucketReads); reads != nil {
+		reads.ForEachBucket(func(user []byte) error {
+			reads.Bucket(user).ForEach(func(_, v []byte) error {
+				if len(v) == 8 {
+					c.ReadMarkers++
+				}
+				return nil
+			})
+			return nil
+		})
 	}
 	if rooms := tx.Bucket(bucketRooms); rooms != nil {
 		rooms.ForEachBucket(func(name []byte) error {
@@ -153,6 +178,42 @@ func (db *DB) Export(ctx context.Context, put func(Record) error) error {
 			err = exportRooms(ctx, tx, put)
 		}
 		if err == nil {
+			err = each(bucketAccess, func(k, v []byte) error {
+				user, pattern, ok := bytes.Cut(k, []byte{0})
+				if !ok {
+					return fmt.Errorf("%w: access rule key %q has no pattern", ErrCorrupt, k)
+				}
+				return put(AccessRule{User: string(user), Pattern: string(pattern), Perm: string(v)})
+			})
+		}
+		if err == nil {
+			err = each(bucketPrivate, func(k, v []byte) error {
+				p := PrivateRoom{Name: string(k)}
+				if err := decode("private room", k, v, &p.Members); err != nil {
+					return err
+				}
+				if p.Members == nil {
+					p.Members = []string{}
+				}
+				return put(p)
+			})
+		}
+		if err == nil {
+			err = exportReads(ctx, tx, put)
+		}
+		if err == nil {
+			err = each(bucketDeclared, func(k, v []byte) error {
+				d := DeclaredList{Kind: string(k)}
+				if err := decode("declared list", k, v, &d.Names); err != nil {
+					return err
+				}
+				if d.Names == nil {
+					d.Names = []string{}
+				}
+				return put(d)
+			})
+		}
+		if err == nil {
 			err = each(bucketAudit, func(k, v []byte) error {
 				var e AuditEntry
 				if err := decode("audit entry", k, v, &e); err != nil {
@@ -202,6 +263,30 @@ func exportRooms(ctx context.Context, tx *bolt.Tx, put func(Record) error) error
 				return fmt.Errorf("%w: room %q message %d: %v", ErrCorrupt, room, m.ID, err)
 			}
 			if err := put(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// exportReads puts every read marker, user by user, each user's by room
+// (values that are not an 8-byte id are skipped, as ReadMarkers does).
+func exportReads(ctx context.Context, tx *bolt.Tx, put func(Record) error) error {
+	reads := tx.Bucket(bucketReads)
+	if reads == nil {
+		return nil
+	}
+	return reads.ForEachBucket(func(user []byte) error {
+		c := reads.Bucket(user).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if len(v) != 8 {
+				continue
+			}
+			if err := put(ReadMarker{User: string(user), Room: string(k), ID: binary.BigEndian.Uint64(v)}); err != nil {
 				return err
 			}
 		}
@@ -282,12 +367,18 @@ func (l *boltLoader) Commit(ctx context.Context) error { return l.Flush(ctx) }
 func (l *boltLoader) Abort() error {
 	l.pending = nil
 	return l.db.update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketSessions, bucketRefresh, bucketDenied, bucketRooms, bucketAudit} {
+		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketSessions, bucketRefresh, bucketDenied, bucketRooms, bucketAudit,
+			bucketAccess, bucketPrivate, bucketReads, bucketDeclared} {
 			if err := tx.DeleteBucket(name); err != nil && tx.Bucket(name) != nil {
 				return err
 			}
 		}
-		return migrations[0](tx)
+		for _, m := range migrations {
+			if err := m(tx); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -297,6 +388,8 @@ type boltWriter struct {
 	tx       *bolt.Tx
 	room     string
 	msgs     *bolt.Bucket
+	reader   string       // the user whose read markers reads holds
+	reads    *bolt.Bucket // reader's bucket of read markers
 	auditBkt *bolt.Bucket
 }
 
@@ -331,6 +424,29 @@ func (w *boltWriter) write(r Record) error {
 			return err
 		}
 		return w.msgs.Put(idKey(r.ID), data)
+	case AccessRule:
+		return tx.Bucket(bucketAccess).Put(accessKey(r.User, r.Pattern), []byte(r.Perm))
+	case PrivateRoom:
+		b := tx.Bucket(bucketPrivate)
+		if b.Get([]byte(r.Name)) != nil {
+			return fmt.Errorf("private room %q: copied twice", r.Name)
+		}
+		return putJSON(b, []byte(r.Name), normMembers(r.Members))
+	case ReadMarker:
+		if w.reads == nil || w.reader != r.User {
+			ub, err := tx.Bucket(bucketReads).CreateBucketIfNotExists([]byte(strings.ToLower(r.User)))
+			if err != nil {
+				return fmt.Errorf("read markers of %q: %w", r.User, err)
+			}
+			w.reader, w.reads = r.User, ub
+		}
+		return w.reads.Put([]byte(r.Room), idKey(r.ID))
+	case DeclaredList:
+		names := r.Names
+		if names == nil {
+			names = []string{}
+		}
+		return putJSON(tx.Bucket(bucketDeclared), []byte(r.Kind), names)
 	case AuditEntry:
 		b, err := w.audit()
 		if err != nil {

@@ -38,11 +38,12 @@ func TestCopyFileToFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := store.Counts{Users: 4, Keys: 3, Sessions: 3, RefreshTokens: 4, Denied: 3, Rooms: 5, Messages: 40 + 3 + 10 + 2 + 1, Audit: 6}
-	if rep.Source != want || rep.Target != want || rep.RoomsChecked != 5 || len(rep.Mismatches) != 0 {
-		t.Errorf("report %+v, want counts %+v on both sides, 5 rooms", rep, want)
+	want := store.Counts{Users: 4, Keys: 3, Sessions: 3, RefreshTokens: 4, Denied: 3, Rooms: 6, Messages: 40 + 3 + 10 + 2 + 1 + 4,
+		AccessRules: 5, PrivateRooms: 3, Members: 3, ReadMarkers: 6, Declared: 3, Audit: 6}
+	if rep.Source != want || rep.Target != want || rep.RoomsChecked != 6 || len(rep.Mismatches) != 0 {
+		t.Errorf("report %+v, want counts %+v on both sides, 6 rooms", rep, want)
 	}
-	if got := strings.Join(progress, " "); got != "56/56" {
+	if got := strings.Join(progress, " "); got != "60/60" {
 		t.Errorf("progress %q, want the final count", got)
 	}
 	storetest.CheckCopy(t, src, dst, f, false)
@@ -65,15 +66,25 @@ func TestCopyRefusesNonEmpty(t *testing.T) {
 			return err
 		},
 		"audit": func(db *store.DB) error { return db.AppendAudit(store.AuditEntry{Action: "x", Outcome: store.AuditOK}) },
+		"access rule": func(db *store.DB) error {
+			return db.SetAccessRule(store.AccessRule{User: "*", Pattern: "x", Perm: "deny"})
+		},
+		"private room": func(db *store.DB) error { return db.CreatePrivateRoom("p", nil) },
+		"read marker": func(db *store.DB) error {
+			_, err := db.SetReadMarker("x", "r", 1)
+			return err
+		},
+		"declared list": func(db *store.DB) error { return db.SetDeclared("auth.users", nil) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			dst := openFile(t, filepath.Join(dir, name+".db"))
+			file := strings.ReplaceAll(name, " ", "-") + ".db"
+			dst := openFile(t, filepath.Join(dir, file))
 			if err := fill(dst); err != nil {
 				t.Fatal(err)
 			}
 			before := storetest.Dump(t, dst, false)
 			_, err := store.Copy(context.Background(), src, dst, store.CopyOptions{})
-			if !errors.Is(err, store.ErrNotEmpty) || !strings.Contains(err.Error(), name+".db is not empty (1 ") {
+			if !errors.Is(err, store.ErrNotEmpty) || !strings.Contains(err.Error(), file+" is not empty (1 "+name) {
 				t.Fatalf("copy into a store with a %s: %v", name, err)
 			}
 			if d := storetest.Diff(before, storetest.Dump(t, dst, false)); d != "" {
@@ -123,7 +134,7 @@ func TestCopyMismatch(t *testing.T) {
 			m, ok := r.(store.Message)
 			return r, !ok || m.Room != "general" || m.ID != 7
 		}, []string{
-			"messages: 56 in the source, 55 in the target",
+			"messages: 60 in the source, 59 in the target",
 			`room "general": 40 messages in the source, 39 in the target`,
 		}},
 		{"last id", func(r store.Record) (store.Record, bool) {
@@ -137,6 +148,29 @@ func TestCopyMismatch(t *testing.T) {
 			u, ok := r.(store.User)
 			return r, !ok || u.Name != "bob"
 		}, []string{"users: 4 in the source, 3 in the target"}},
+		{"dropped access rule", func(r store.Record) (store.Record, bool) {
+			a, ok := r.(store.AccessRule)
+			return r, !ok || a.User != "*" || a.Pattern != "ops-*"
+		}, []string{"access rules: 5 in the source, 4 in the target"}},
+		{"dropped member", func(r store.Record) (store.Record, bool) {
+			if p, ok := r.(store.PrivateRoom); ok && p.Name == "staff" {
+				p.Members = p.Members[1:]
+				return p, true
+			}
+			return r, true
+		}, []string{"room members: 3 in the source, 2 in the target"}},
+		{"dropped private room", func(r store.Record) (store.Record, bool) {
+			p, ok := r.(store.PrivateRoom)
+			return r, !ok || p.Name != "empty"
+		}, []string{"private rooms: 3 in the source, 2 in the target"}},
+		{"dropped read marker", func(r store.Record) (store.Record, bool) {
+			m, ok := r.(store.ReadMarker)
+			return r, !ok || m.User != "dave" || m.Room != "staff"
+		}, []string{"read markers: 6 in the source, 5 in the target"}},
+		{"dropped declared list", func(r store.Record) (store.Record, bool) {
+			d, ok := r.(store.DeclaredList)
+			return r, !ok || d.Kind != "auth.access"
+		}, []string{"declared lists: 3 in the source, 2 in the target"}},
 		{"dropped room", func(r store.Record) (store.Record, bool) {
 			switch r := r.(type) {
 			case store.RoomRecord:

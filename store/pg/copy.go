@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,12 +34,16 @@ const fetchSize = 5000
 const loadLockTimeout = 5 * time.Second
 
 // copyTables are every table a copy writes, in load order.
-const copyTables = `users, keys, sessions, refresh_tokens, denied, rooms, messages, audit`
+const copyTables = `users, keys, sessions, refresh_tokens, denied, rooms, messages,
+	access_rules, private_rooms, room_members, read_markers, declared, audit`
 
 const countSQL = `SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM keys),
 	(SELECT count(*) FROM sessions), (SELECT count(*) FROM refresh_tokens),
 	(SELECT count(*) FROM denied), (SELECT count(*) FROM rooms),
-	(SELECT count(*) FROM messages), (SELECT count(*) FROM audit)`
+	(SELECT count(*) FROM messages), (SELECT count(*) FROM access_rules),
+	(SELECT count(*) FROM private_rooms), (SELECT count(*) FROM room_members),
+	(SELECT count(*) FROM read_markers), (SELECT count(*) FROM declared),
+	(SELECT count(*) FROM audit)`
 
 // Rooms are compared in byte order (COLLATE "C"), as the bbolt file
 // keeps them and as Go compares strings.
@@ -53,7 +58,8 @@ type querier interface {
 
 func count(ctx context.Context, q querier) (store.Counts, error) {
 	var c store.Counts
-	err := q.QueryRow(ctx, countSQL).Scan(&c.Users, &c.Keys, &c.Sessions, &c.RefreshTokens, &c.Denied, &c.Rooms, &c.Messages, &c.Audit)
+	err := q.QueryRow(ctx, countSQL).Scan(&c.Users, &c.Keys, &c.Sessions, &c.RefreshTokens, &c.Denied, &c.Rooms, &c.Messages,
+		&c.AccessRules, &c.PrivateRooms, &c.Members, &c.ReadMarkers, &c.Declared, &c.Audit)
 	return c, err
 }
 
@@ -115,6 +121,11 @@ func (db *DB) Export(ctx context.Context, put func(store.Record) error) error {
 		{"deny list", `SELECT id, expires_at FROM denied ORDER BY id`, scanDeny},
 		{"rooms", `SELECT name, epoch, last_id, count, created_at FROM rooms ORDER BY name`, scanRoom},
 		{"messages", `SELECT room, id, sender, body, ts FROM messages ORDER BY room, id`, scanMessage},
+		{"access rules", `SELECT username, pattern, perm FROM access_rules ORDER BY username, pattern`, scanRule},
+		{"private rooms", `SELECT p.name, coalesce(array_agg(m.username ORDER BY m.username COLLATE "C") FILTER (WHERE m.username IS NOT NULL), '{}')
+			FROM private_rooms p LEFT JOIN room_members m ON m.room = p.name GROUP BY p.name ORDER BY p.name`, scanPrivate},
+		{"read markers", `SELECT username, room, id FROM read_markers ORDER BY username, room`, scanMarker},
+		{"declared lists", `SELECT kind, names FROM declared ORDER BY kind`, scanDeclared},
 		{"audit log", `SELECT seq, ts, entry FROM audit ORDER BY seq`, scanAudit},
 	} {
 		if err := e.cursor("export_"+strings.ReplaceAll(step.what, " ", "_"), step.sql, step.row); err != nil {
@@ -246,6 +257,38 @@ func scanMessage(rows pgx.Rows) (store.Record, error) {
 	return m, err
 }
 
+func scanRule(rows pgx.Rows) (store.Record, error) {
+	var r store.AccessRule
+	err := rows.Scan(&r.User, &r.Pattern, &r.Perm)
+	return r, err
+}
+
+func scanPrivate(rows pgx.Rows) (store.Record, error) {
+	var p store.PrivateRoom
+	err := rows.Scan(&p.Name, &p.Members)
+	if p.Members == nil {
+		p.Members = []string{}
+	}
+	return p, err
+}
+
+func scanMarker(rows pgx.Rows) (store.Record, error) {
+	var m store.ReadMarker
+	var id int64
+	err := rows.Scan(&m.User, &m.Room, &id)
+	m.ID = uint64(id)
+	return m, err
+}
+
+func scanDeclared(rows pgx.Rows) (store.Record, error) {
+	var d store.DeclaredList
+	err := rows.Scan(&d.Kind, &d.Names)
+	if d.Names == nil {
+		d.Names = []string{}
+	}
+	return d, err
+}
+
 // scanAudit reads an entry; its sequence and time are the columns'.
 func scanAudit(rows pgx.Rows) (store.Record, error) {
 	var e store.AuditEntry
@@ -305,7 +348,10 @@ type loader struct {
 	table string   // the table of rows
 	cols  []string // its columns
 	rows  [][]any
-	bytes int // about the size of rows (store.RecordSize)
+	// members are the room_members rows of the private rooms in rows,
+	// written after them.
+	members [][]any
+	bytes   int // about the size of rows and members (store.RecordSize)
 }
 
 func (l *loader) Count(ctx context.Context) (store.Counts, error) {
@@ -344,6 +390,22 @@ func (l *loader) Put(ctx context.Context, r store.Record) error {
 	case store.Message:
 		table, cols = "messages", []string{"room", "id", "sender", "body", "ts"}
 		row = []any{r.Room, int64(r.ID), r.From, r.Text, r.TS}
+	case store.AccessRule:
+		table, cols = "access_rules", []string{"username", "pattern", "perm"}
+		row = []any{strings.ToLower(r.User), r.Pattern, r.Perm}
+	case store.PrivateRoom:
+		table, cols = "private_rooms", []string{"name"}
+		row = []any{r.Name}
+	case store.ReadMarker:
+		table, cols = "read_markers", []string{"username", "room", "id"}
+		row = []any{strings.ToLower(r.User), r.Room, int64(r.ID)}
+	case store.DeclaredList:
+		names := r.Names
+		if names == nil {
+			names = []string{}
+		}
+		table, cols = "declared", []string{"kind", "names"}
+		row = []any{r.Kind, names}
 	case store.AuditEntry:
 		entry, err := json.Marshal(r)
 		if err != nil {
@@ -372,8 +434,13 @@ func (l *loader) Put(ctx context.Context, r store.Record) error {
 		l.table, l.cols = table, cols
 	}
 	l.rows = append(l.rows, row)
+	if p, ok := r.(store.PrivateRoom); ok {
+		for _, m := range normMembers(p.Members) {
+			l.members = append(l.members, []any{p.Name, m})
+		}
+	}
 	l.bytes += store.RecordSize(r)
-	if len(l.rows) >= store.CopyBatch || l.bytes >= store.CopyBatchBytes {
+	if len(l.rows)+len(l.members) >= store.CopyBatch || l.bytes >= store.CopyBatchBytes {
 		return l.Flush(ctx)
 	}
 	return nil
@@ -387,39 +454,61 @@ func copyNullTime(t time.Time) any {
 	return t
 }
 
-// Flush implements store.Loader: one COPY of the rows gathered.
+// Flush implements store.Loader: one COPY of the rows gathered, and one
+// of the members of the private rooms among them.
 func (l *loader) Flush(ctx context.Context) error {
 	if len(l.rows) == 0 {
 		return nil
 	}
+	table := l.table
 	_, err := l.tx.CopyFrom(ctx, pgx.Identifier{l.table}, l.cols, pgx.CopyFromRows(l.rows))
 	if err != nil {
-		if bad := l.unstorable(); bad != "" {
+		if bad := unstorable(l.cols, l.rows); bad != "" {
 			err = fmt.Errorf("%s, which PostgreSQL text cannot store: %s", bad, describe(err))
+		}
+	} else if len(l.members) > 0 {
+		table = "room_members"
+		cols := []string{"room", "username"}
+		_, err = l.tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(l.members))
+		if err != nil {
+			if bad := unstorable(cols, l.members); bad != "" {
+				err = fmt.Errorf("%s, which PostgreSQL text cannot store: %s", bad, describe(err))
+			}
 		}
 	}
 	clear(l.rows)
-	l.rows, l.bytes = l.rows[:0], 0
+	clear(l.members)
+	l.rows, l.members, l.bytes = l.rows[:0], l.members[:0], 0
 	if err != nil {
-		return l.db.fail("copy into "+l.table, err)
+		return l.db.fail("copy into "+table, err)
 	}
 	return nil
 }
 
-// unstorable names the first value of the batch that PostgreSQL's text
-// refuses (a NUL character, or bytes that are not UTF-8), or "".
-func (l *loader) unstorable() string {
-	for _, row := range l.rows {
+// unstorable names the first value of rows (of columns cols) that
+// PostgreSQL's text refuses (a NUL character, or bytes that are not
+// UTF-8), or "".
+func unstorable(cols []string, rows [][]any) string {
+	bad := func(s string) bool { return strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) }
+	for _, row := range rows {
 		for i, v := range row { // the value itself is not shown: it may be a hash
-			s, ok := v.(string)
-			if !ok || strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+			switch v := v.(type) {
+			case string:
+				if !bad(v) {
+					continue
+				}
+			case []string:
+				if !slices.ContainsFunc(v, bad) {
+					continue
+				}
+			default:
 				continue
 			}
-			key := fmt.Sprintf("%s %q", l.cols[0], row[0])
-			if l.table == "messages" {
+			key := fmt.Sprintf("%s %q", cols[0], row[0])
+			if cols[0] == "room" && cols[1] == "id" {
 				key = fmt.Sprintf("message %d of room %q", row[1], row[0])
 			}
-			return fmt.Sprintf("%s: %s holds a NUL character or bytes that are not UTF-8", key, l.cols[i])
+			return fmt.Sprintf("%s: %s holds a NUL character or bytes that are not UTF-8", key, cols[i])
 		}
 	}
 	return ""
@@ -435,7 +524,7 @@ func (l *loader) Commit(ctx context.Context) error {
 
 // Abort implements store.Loader: nothing written is kept.
 func (l *loader) Abort() error {
-	l.rows = nil
+	l.rows, l.members = nil, nil
 	err := l.tx.Rollback(context.Background())
 	if errors.Is(err, pgx.ErrTxClosed) {
 		return nil

@@ -45,7 +45,7 @@ func TestCopyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Source != rep.Target || rep.Target.Messages != 56 || rep.RoomsChecked != 5 {
+	if rep.Source != rep.Target || rep.Target.Messages != 60 || rep.RoomsChecked != 6 || rep.Target.Members != 3 || rep.Target.ReadMarkers != 6 {
 		t.Errorf("bbolt → PostgreSQL: %+v", rep)
 	}
 	want := storetest.Dump(t, src, true)
@@ -57,7 +57,7 @@ func TestCopyRoundTrip(t *testing.T) {
 	if rep, err = store.Copy(ctx, mid, back, store.CopyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Source != rep.Target || rep.RoomsChecked != 5 {
+	if rep.Source != rep.Target || rep.RoomsChecked != 6 {
 		t.Errorf("PostgreSQL → bbolt: %+v", rep)
 	}
 	storetest.CheckCopy(t, src, back, f, true)
@@ -91,6 +91,23 @@ func TestCopyIntoPostgresRefused(t *testing.T) {
 	}
 	if _, err := dst.Pool().Exec(ctx, `DELETE FROM rooms`); err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range []struct{ table, insert, want string }{
+		{"access_rules", `INSERT INTO access_rules VALUES ('*', 'x', 'deny')`, "1 access rules"},
+		{"private_rooms", `INSERT INTO private_rooms VALUES ('p')`, "1 private rooms"},
+		{"read_markers", `INSERT INTO read_markers VALUES ('bob', 'r', 3)`, "1 read markers"},
+		{"declared", `INSERT INTO declared VALUES ('auth.users', '{}')`, "1 declared lists"},
+	} {
+		if _, err := dst.Pool().Exec(ctx, c.insert); err != nil {
+			t.Fatal(err)
+		}
+		_, err := store.Copy(ctx, src, dst, store.CopyOptions{})
+		if !errors.Is(err, store.ErrNotEmpty) || !strings.Contains(err.Error(), "is not empty ("+c.want+")") {
+			t.Fatalf("copy into a database with a row in %s: %v", c.table, err)
+		}
+		if _, err := dst.Pool().Exec(ctx, `DELETE FROM `+c.table); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	drop := func(r store.Record) bool { m, ok := r.(store.Message); return ok && m.Room == "capped" && m.ID == 20 }

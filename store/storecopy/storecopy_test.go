@@ -35,7 +35,7 @@ func TestRunThroughPostgres(t *testing.T) {
 	f := fill(t, a)
 	url := pgtest.URL(t)
 	rep, err := storecopy.Run(ctx, a, url, store.CopyOptions{})
-	if err != nil || !rep.OK || rep.From != a || !strings.HasPrefix(rep.To, "postgres://") || rep.Target.Messages != 56 {
+	if err != nil || !rep.OK || rep.From != a || !strings.HasPrefix(rep.To, "postgres://") || rep.Target.Messages != 60 || rep.Target.Members != 3 {
 		t.Fatalf("file → PostgreSQL: %+v, %v", rep, err)
 	}
 	if rep, err = storecopy.Run(ctx, url, b, store.CopyOptions{}); err != nil || !rep.OK || rep.Target.Users != 4 {

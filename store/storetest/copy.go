@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chatctl/chatctl/access"
 	"github.com/chatctl/chatctl/auth"
 	"github.com/chatctl/chatctl/store"
 )
@@ -30,6 +32,11 @@ type Filled struct {
 	Next string
 	// Rooms maps each room to its last id.
 	Rooms map[string]uint64
+	// Private maps each private room to its members; Markers each user
+	// to its read markers; Declared each kind to its list.
+	Private  map[string][]string
+	Markers  map[string]map[string]uint64
+	Declared map[string][]string
 	// Access is an access token of alice, valid; Denied one of bob whose
 	// jti is on the deny list; Dave one minted before dave's tokens were
 	// revoked; Retired one signed with the key retired early.
@@ -81,7 +88,10 @@ const Hash = "$2a$10$HwhPlplaIAZBG9Nhx/z/eOS1Ywhm9yGqwxKVZJw0fkAmfx7UVqgoq"
 // sessions with spent refresh tokens, a family ended by reuse, denied
 // tokens, rooms (one deleted and created again, one capped by retention,
 // one with a name outside ASCII), messages and audit entries, some of
-// them pruned so that the audit sequence is ahead of the count.
+// them pruned so that the audit sequence is ahead of the count, access
+// rules (a user's, '*' ones, prefix patterns), private rooms (one with two
+// members and history, one whose member was kicked, one with none), read
+// markers and the declared lists of the config file.
 func Fill(t testing.TB, s store.Store) Filled {
 	t.Helper()
 	must := func(err error) {
@@ -171,6 +181,34 @@ func Fill(t testing.TB, s store.Store) Filled {
 	send("café ☕", 2)
 	send("Zeta", 1) // upper case sorts before lower case in byte order
 
+	for _, r := range []store.AccessRule{
+		{User: "*", Pattern: "ops-*", Perm: "deny"},
+		{User: "*", Pattern: "general", Perm: "read-only"},
+		{User: "Bob", Pattern: "ops-*", Perm: "read-write"},
+		{User: "bob", Pattern: "general", Perm: "read-write"},
+		{User: "dave", Pattern: "café*", Perm: "deny"},
+		{User: "carol", Pattern: "random", Perm: "read-only"},
+	} {
+		must(s.SetAccessRule(r))
+	}
+	_, err = s.ResetAccess("carol", "random")
+	must(err)
+	must(s.CreatePrivateRoom("staff", []string{"Alice", "dave"}))
+	send("staff", 4)
+	must(s.CreatePrivateRoom("ops-board", []string{"bob", "carol"}))
+	must(s.SetMember("ops-board", "carol", false))
+	must(s.CreatePrivateRoom("empty", nil))
+	for _, m := range []struct {
+		user, room string
+		id         uint64
+	}{{"alice", "general", 30}, {"alice", "staff", 4}, {"Bob", "general", 12}, {"bob", "capped", 20}, {"dave", "café ☕", 2}, {"dave", "staff", 3}, {"dave", "staff", 1}} {
+		_, err := s.SetReadMarker(m.user, m.room, m.id)
+		must(err)
+	}
+	must(s.SetDeclared("auth.users", []string{"bob", "alice"}))
+	must(s.SetDeclared("auth.access", []string{"*:ops-*", "bob:ops-*"}))
+	must(s.SetDeclared("empty", nil))
+
 	for i := range 8 {
 		must(s.AppendAudit(store.AuditEntry{Action: "user.add", Actor: "root", From: "local", Target: fmt.Sprintf("user%d", i), Outcome: store.AuditOK}))
 	}
@@ -184,6 +222,22 @@ func Fill(t testing.TB, s store.Store) Filled {
 	f.Rooms = map[string]uint64{}
 	for _, r := range rooms {
 		f.Rooms[r.Name] = r.LastID
+	}
+	private, err := s.PrivateRooms()
+	must(err)
+	f.Private = map[string][]string{}
+	for _, p := range private {
+		f.Private[p.Name] = p.Members
+	}
+	f.Markers = map[string]map[string]uint64{}
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		f.Markers[u], err = s.ReadMarkers(u)
+		must(err)
+	}
+	f.Declared = map[string][]string{}
+	for _, kind := range []string{"auth.users", "auth.access", "empty"} {
+		f.Declared[kind], err = s.Declared(kind)
+		must(err)
 	}
 	return f
 }
@@ -236,6 +290,22 @@ func Dump(t testing.TB, e store.Exporter, micro bool) []string {
 			}
 			last[r.Room] = r.ID
 			line = fmt.Sprintf("message %q %020d from=%s text=%q ts=%s", r.Room, r.ID, r.From, r.Text, ts(r.TS))
+		case store.AccessRule:
+			seen.AccessRules++
+			line = fmt.Sprintf("access %q %q perm=%s", r.User, r.Pattern, r.Perm)
+		case store.PrivateRoom:
+			seen.PrivateRooms++
+			seen.Members += int64(len(r.Members))
+			if !slices.IsSorted(r.Members) {
+				return fmt.Errorf("private room %q: members %q not sorted", r.Name, r.Members)
+			}
+			line = fmt.Sprintf("private %q members=%q", r.Name, r.Members)
+		case store.ReadMarker:
+			seen.ReadMarkers++
+			line = fmt.Sprintf("read %q %q id=%d", r.User, r.Room, r.ID)
+		case store.DeclaredList:
+			seen.Declared++
+			line = fmt.Sprintf("declared %q names=%q", r.Kind, r.Names)
 		case store.AuditEntry:
 			seen.Audit++
 			line = fmt.Sprintf("audit %020d time=%s action=%s actor=%s from=%s target=%s outcome=%s detail=%q", r.Seq, ts(r.Time), r.Action, r.Actor, r.From, r.Target, r.Outcome, r.Detail)
@@ -281,7 +351,10 @@ func Diff(a, b []string) string {
 // CheckCopy checks that to serves what from served: the same records
 // (see Dump), the refresh tokens of f as before the copy (the live ones
 // refresh, the spent one is reuse), every room going on at its last id +
-// 1, and a signing key.
+// 1, a signing key, and the access of f's rules and private rooms as a
+// server on to decides it (members get in, outsiders and admins who are
+// not members do not), read markers that still never move backwards,
+// and the declared lists.
 func CheckCopy(t *testing.T, from store.Exporter, to interface {
 	store.Store
 	store.Exporter
@@ -321,4 +394,115 @@ func CheckCopy(t *testing.T, from store.Exporter, to interface {
 	if _, _, err := tokens.Mint("alice", "admin", 1, time.Minute); err != nil {
 		t.Error(err)
 	}
+	checkAccess(t, to, f)
+}
+
+// table builds the access table of s as the server does (rooms.default_access
+// read-write).
+func table(t *testing.T, s store.Store) *access.Table {
+	t.Helper()
+	rules, err := s.AccessRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	private, err := s.PrivateRooms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := make([]access.Rule, len(rules))
+	for i, r := range rules {
+		rs[i] = access.Rule{User: r.User, Pattern: r.Pattern, Perm: access.Perm(r.Perm)}
+	}
+	ps := map[string][]string{}
+	for _, p := range private {
+		ps[p.Name] = p.Members
+	}
+	return access.New(access.ReadWrite, rs, ps)
+}
+
+// checkAccess checks on the copy to what Fill set: who gets into which
+// room, the private rooms' members (who can still be changed), the read
+// markers and the declared lists.
+func checkAccess(t *testing.T, to store.Store, f Filled) {
+	t.Helper()
+	admin := map[string]bool{"alice": true}
+	tab := table(t, to)
+	for _, c := range []struct {
+		user, room string
+		want       access.Perm
+	}{
+		{"alice", "staff", access.ReadWrite}, // a member (and an admin)
+		{"dave", "staff", access.ReadWrite},  // a member
+		{"bob", "staff", access.Deny},        // an outsider
+		{"carol", "staff", access.Deny},
+		{"bob", "ops-board", access.ReadWrite},  // a member, by his own rule over '*'
+		{"carol", "ops-board", access.Deny},     // kicked before the copy
+		{"alice", "ops-board", access.Deny},     // an admin who is no member
+		{"alice", "empty", access.Deny},         // no members at all
+		{"carol", "general", access.ReadOnly},   // the '*' rule
+		{"bob", "general", access.ReadWrite},    // his own rule beats '*'
+		{"carol", "ops-east", access.Deny},      // the '*' prefix rule
+		{"bob", "ops-east", access.ReadWrite},   // his own prefix rule
+		{"dave", "café ☕", access.Deny},         // his prefix rule, outside ASCII
+		{"carol", "café ☕", access.ReadWrite},   // the default
+		{"carol", "random", access.ReadWrite},   // her rule was reset before the copy
+		{"alice", "ops-east", access.ReadWrite}, // rules never apply to admins
+	} {
+		if got := tab.Check(c.user, admin[c.user], c.room); got != c.want {
+			t.Errorf("on the copy, %s in %q: %s, want %s", c.user, c.room, got, c.want)
+		}
+	}
+	private, err := to.PrivateRooms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, p := range private {
+		got[p.Name] = p.Members
+	}
+	if want := map[string][]string{"staff": {"alice", "dave"}, "ops-board": {"bob"}, "empty": {}}; !sameLists(got, want) || !sameLists(got, f.Private) {
+		t.Errorf("private rooms on the copy %q, want %q (the source had %q)", got, want, f.Private)
+	}
+	if err := to.CreatePrivateRoom("staff", nil); !errors.Is(err, store.ErrRoomExists) {
+		t.Errorf("creating the copied private room again: %v, want ErrRoomExists", err)
+	}
+	if err := to.SetMember("staff", "bob", true); err != nil {
+		t.Errorf("adding a member on the copy: %v", err)
+	} else if table(t, to).Check("bob", false, "staff") != access.ReadWrite {
+		t.Error("a member added on the copy does not get in")
+	}
+
+	for user, want := range f.Markers {
+		got, err := to.ReadMarkers(user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("read markers of %s on the copy %v, want %v", user, got, want)
+		}
+	}
+	if want := map[string]uint64{"general": 30, "staff": 4}; !maps.Equal(f.Markers["alice"], want) {
+		t.Errorf("alice's read markers on the source %v, want %v", f.Markers["alice"], want)
+	}
+	if m, err := to.SetReadMarker("alice", "general", 29); err != nil || m.Moved || m.ID != 30 {
+		t.Errorf("a lower read marker on the copy: %+v, %v; want 30, not moved", m, err)
+	}
+	if m, err := to.SetReadMarker("alice", "general", 31); err != nil || !m.Moved || m.ID != 31 {
+		t.Errorf("a higher read marker on the copy: %+v, %v; want 31, moved", m, err)
+	}
+	for kind, want := range f.Declared {
+		got, err := to.Declared(kind)
+		if err != nil || !slices.Equal(got, want) || got == nil {
+			t.Errorf("declared %s on the copy: %q, %v; want %q", kind, got, err, want)
+		}
+	}
+	if want := []string{"alice", "bob"}; !slices.Equal(f.Declared["auth.users"], want) {
+		t.Errorf("declared auth.users on the source %q, want %q", f.Declared["auth.users"], want)
+	}
+}
+
+// sameLists reports whether a and b hold the same keys with equal lists
+// (nil and empty alike).
+func sameLists(a, b map[string][]string) bool {
+	return maps.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
 }
