@@ -31,6 +31,14 @@ func TestBrowser(t *testing.T) {
 	t.Run("Reload", func(t *testing.T) { t.Parallel(); testBrowserReload(t, browser) })
 	t.Run("Docs", func(t *testing.T) { t.Parallel(); testBrowserDocs(t, browser) })
 	t.Run("Layout", func(t *testing.T) { t.Parallel(); testBrowserLayout(t, browser) })
+	t.Run("Directory", func(t *testing.T) { t.Parallel(); testBrowserDirectory(t, browser) })
+	t.Run("DM", func(t *testing.T) { t.Parallel(); testBrowserDM(t, browser) })
+	t.Run("Unread", func(t *testing.T) { t.Parallel(); testBrowserUnread(t, browser) })
+	t.Run("Typing", func(t *testing.T) { t.Parallel(); testBrowserTyping(t, browser) })
+	t.Run("Grouping", func(t *testing.T) { t.Parallel(); testBrowserGrouping(t, browser) })
+	t.Run("Links", func(t *testing.T) { t.Parallel(); testBrowserLinks(t, browser) })
+	t.Run("Offline", func(t *testing.T) { t.Parallel(); testBrowserOffline(t, browser) })
+	t.Run("Forbidden", func(t *testing.T) { t.Parallel(); testBrowserForbidden(t, browser) })
 }
 
 // Two users in two browser contexts: presence both ways, messages both
