@@ -96,6 +96,14 @@ func testBrowserDirectory(t *testing.T, browser context.Context) {
 	if got := bob.text(t, "#room-title"); got != "#general" {
 		t.Errorf("room title = %q, want #general", got)
 	}
+	// The lists are redrawn when a badge changes (or the directory comes
+	// again); the keyboard focus stays where it was.
+	bob.waitJS(t, "focus on general's entry", `document.activeElement.matches('#rooms li[data-room="general"] button.room-select')`)
+	alice.send(t, "still there?") // in random, which bob has in the background
+	bob.waitJS(t, "random's badge", badgeJS("#rooms", "random")+` === '1'`)
+	if ok := get(t, bob, "focus", chromedp.Evaluate[bool](`document.activeElement.matches('#rooms li[data-room="general"] button.room-select')`)); !ok {
+		t.Error("redrawing the room list lost the keyboard focus")
+	}
 }
 
 // A DM: alice starts it by name, bob finds it among his DMs with an unread

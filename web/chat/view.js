@@ -116,6 +116,11 @@ export function hideBanner(kind) {
  * The active room has aria-current; unread counts are badges.
  */
 export function renderRooms(rooms, active, directory, me) {
+  // The lists are redrawn often (badges, the directory every few seconds):
+  // a keyboard user's focus stays on the same button.
+  const f = document.activeElement;
+  const list = f && f.dataset && f.dataset.room !== undefined ? f.closest('#rooms, #dms, #directory') : null;
+  const keep = list ? `#${list.id} li[data-room="${CSS.escape(f.dataset.room)}"] button.${f.classList[0]}` : '';
   const info = new Map(directory.map((d) => [d.room, d]));
   const joined = [...rooms.values()];
   el.rooms.replaceChildren(...joined.filter((r) => !isDM(r.name)).map((r) => roomItem(r.name, r.unread, active, me, info.get(r.name), true)));
@@ -150,6 +155,10 @@ export function renderRooms(rooms, active, directory, me) {
     li.append(pick);
     return li;
   }));
+  if (keep && !document.activeElement.closest('#sidebar')) {
+    const again = document.querySelector(keep);
+    if (again) again.focus({ preventScroll: true });
+  }
 }
 
 function roomItem(name, unread, active, me, info, joined) {
