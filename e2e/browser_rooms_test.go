@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/chatctl/chatctl/admin"
 )
@@ -104,6 +105,18 @@ func testBrowserDirectory(t *testing.T, browser context.Context) {
 	if ok := get(t, bob, "focus", chromedp.Evaluate[bool](`document.activeElement.matches('#rooms li[data-room="general"] button.room-select')`)); !ok {
 		t.Error("redrawing the room list lost the keyboard focus")
 	}
+	// Alt+Up opens the room above (random), from the message box too, and
+	// reads it.
+	bob.do(t, "Alt+Up from the message box",
+		chromedp.Focus(css("#message-input")),
+		chromedp.KeyEvent(kb.ArrowUp, chromedp.KeyModifiers(chromedp.ModifierAlt)),
+		chromedp.WaitVisible(css(`#rooms li[data-room="random"] button.room-select[aria-current="true"]`)),
+	)
+	bob.waitJS(t, "random read, focus kept", badgeJS("#rooms", "random")+` === '' && document.activeElement.id === 'message-input'`)
+	bob.do(t, "Alt+Down back to general",
+		chromedp.KeyEvent(kb.ArrowDown, chromedp.KeyModifiers(chromedp.ModifierAlt)),
+		chromedp.WaitVisible(css(`#rooms li[data-room="general"] button.room-select[aria-current="true"]`)),
+	)
 }
 
 // A DM: alice starts it by name, bob finds it among his DMs with an unread

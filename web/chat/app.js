@@ -208,6 +208,22 @@ for (const list of [el.rooms, el.dms, el.directory]) {
 
 el.directoryRefresh.addEventListener('click', requestDirectory);
 
+// Alt+Up and Alt+Down open the previous and next room, in the order the
+// sidebar lists them (rooms, then DMs), from anywhere on the page.
+document.addEventListener('keydown', (ev) => {
+  if (!ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey || (ev.key !== 'ArrowUp' && ev.key !== 'ArrowDown')) return;
+  const all = [...state.rooms.keys()];
+  const names = [...all.filter((n) => !isDM(n)), ...all.filter(isDM)];
+  if (!names.length) return;
+  ev.preventDefault();
+  const i = names.indexOf(state.active);
+  const next = names[(i + (ev.key === 'ArrowUp' ? -1 : 1) + names.length) % names.length];
+  const typing = document.activeElement === el.messageInput;
+  activate(next);
+  if (typing) el.messageInput.focus();
+  else focusRoomButton(next);
+});
+
 // focusRoomButton puts focus back after the lists were redrawn.
 function focusRoomButton(name, cls = '.room-select') {
   const list = isDM(name) ? el.dms : el.rooms;
