@@ -155,7 +155,8 @@ export function renderRooms(rooms, active, directory, me) {
     li.append(pick);
     return li;
   }));
-  if (keep && !document.activeElement.closest('#sidebar')) {
+  const now = document.activeElement;
+  if (keep && !(now && now.closest('#sidebar'))) {
     const again = document.querySelector(keep);
     if (again) again.focus({ preventScroll: true });
   }
