@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
@@ -51,6 +52,25 @@ const stepTimeout = 30 * time.Second
 // server drains when the test ends.
 func startInProcess(t *testing.T, users ...string) string {
 	t.Helper()
+	return newTestServer(t, nil, users...).base
+}
+
+// testServer is an in-process server that a test can stop and start
+// again on the same address and store (to drop every connection).
+type testServer struct {
+	cfg  *configs.Config
+	addr string // 127.0.0.1:PORT, the same across restarts
+	base string // "http://" + addr
+
+	cancel context.CancelFunc // stops the running server; nil when stopped
+	done   chan error         // api.Serve's result
+}
+
+// newTestServer makes the store with users (role user; a name given as
+// "name:admin" gets role admin), runs setup on it (may be nil) before the
+// server opens it, and starts the server.
+func newTestServer(t *testing.T, setup func(*admin.Service), users ...string) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := configs.Default()
 	cfg.DB = filepath.Join(dir, "c.db")
@@ -65,15 +85,30 @@ func startInProcess(t *testing.T, users ...string) string {
 		t.Fatal(err)
 	}
 	for _, u := range users {
-		if _, err := svc.AddUser(context.Background(), admin.AddUserRequest{Name: u, Hash: browserHash, Role: "user"}); err != nil {
-			svc.Close()
-			t.Fatalf("add user %s: %v", u, err)
+		name, role, ok := strings.Cut(u, ":")
+		if !ok {
+			role = "user"
 		}
+		if _, err := svc.AddUser(context.Background(), admin.AddUserRequest{Name: name, Hash: browserHash, Role: role}); err != nil {
+			svc.Close()
+			t.Fatalf("add user %s: %v", name, err)
+		}
+	}
+	if setup != nil {
+		setup(svc)
 	}
 	if err := svc.Close(); err != nil {
 		t.Fatal(err)
 	}
+	s := &testServer{cfg: cfg}
+	t.Cleanup(func() { s.stop(t) })
+	s.start(t)
+	return s
+}
 
+// start runs the server (again, on the address it had, after a stop).
+func (s *testServer) start(t *testing.T) {
+	t.Helper()
 	var out io.Writer = io.Discard
 	if testing.Verbose() {
 		out = os.Stderr
@@ -82,29 +117,41 @@ func startInProcess(t *testing.T, users ...string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
+	if s.addr != "" {
+		s.cfg.Listen = s.addr // a restart listens where the browser expects the server
+	}
+	cfg := s.cfg
 	go func() {
 		done <- api.Serve(ctx, cfg, logger, api.ServeOptions{Ready: func(addr string) { ready <- addr }})
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server shutdown: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("server did not drain within 15 s")
-		}
-	})
+	s.cancel, s.done = cancel, done
 	select {
 	case addr := <-ready:
-		return "http://" + addr
+		s.addr, s.base = addr, "http://"+addr
 	case err := <-done:
+		s.cancel = nil
 		t.Fatalf("server did not start: %v", err)
 	case <-time.After(15 * time.Second):
 		t.Fatal("server did not start within 15 s")
 	}
-	return ""
+}
+
+// stop drains the server (its sockets close with 1001) and waits for it.
+func (s *testServer) stop(t *testing.T) {
+	t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("server did not drain within 15 s")
+	}
 }
 
 // chromiumPath finds the browser: $CHATCTL_CHROMIUM if set, else chromium
@@ -212,6 +259,17 @@ func newTab(t *testing.T, browser context.Context, name string) *tab {
 	if err := chromedp.Listen(ctx, tb.record); err != nil {
 		t.Fatal(err)
 	}
+	// Every tab behaves as the focused window of its user (headless tabs
+	// otherwise lose focus to each other, and the client marks a room read
+	// only while its window has focus), and shows times in UTC, so that
+	// day separators fall where the tests put them.
+	tb.do(t, "emulate focus and UTC", chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tt, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tt, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "UTC"})
+		return err
+	}))
 	return tb
 }
 

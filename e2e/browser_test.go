@@ -31,6 +31,14 @@ func TestBrowser(t *testing.T) {
 	t.Run("Reload", func(t *testing.T) { t.Parallel(); testBrowserReload(t, browser) })
 	t.Run("Docs", func(t *testing.T) { t.Parallel(); testBrowserDocs(t, browser) })
 	t.Run("Layout", func(t *testing.T) { t.Parallel(); testBrowserLayout(t, browser) })
+	t.Run("Directory", func(t *testing.T) { t.Parallel(); testBrowserDirectory(t, browser) })
+	t.Run("DM", func(t *testing.T) { t.Parallel(); testBrowserDM(t, browser) })
+	t.Run("Unread", func(t *testing.T) { t.Parallel(); testBrowserUnread(t, browser) })
+	t.Run("Typing", func(t *testing.T) { t.Parallel(); testBrowserTyping(t, browser) })
+	t.Run("Grouping", func(t *testing.T) { t.Parallel(); testBrowserGrouping(t, browser) })
+	t.Run("Links", func(t *testing.T) { t.Parallel(); testBrowserLinks(t, browser) })
+	t.Run("Offline", func(t *testing.T) { t.Parallel(); testBrowserOffline(t, browser) })
+	t.Run("Forbidden", func(t *testing.T) { t.Parallel(); testBrowserForbidden(t, browser) })
 }
 
 // Two users in two browser contexts: presence both ways, messages both
@@ -230,8 +238,9 @@ func testBrowserDocs(t *testing.T, browser context.Context) {
 	}
 }
 
-// The sign-in form fits a phone; a desktop-sized chat is what docs/chat.png
-// shows (rewritten with CHATCTL_UPDATE_SCREENSHOT=1).
+// The sign-in form and the chat fit a phone; a desktop-sized chat with two
+// rooms, a DM and unread badges is what docs/chat.png shows (rewritten with
+// CHATCTL_UPDATE_SCREENSHOT=1).
 func testBrowserLayout(t *testing.T, browser context.Context) {
 	base := startInProcess(t, "alice", "bob")
 	alice, bob := newTab(t, browser, "alice"), newTab(t, browser, "bob")
@@ -248,23 +257,48 @@ func testBrowserLayout(t *testing.T, browser context.Context) {
 	alice.assertFits(t, "sign-in on a phone", "#username", "#password", "#signin")
 	alice.signIn(t, base, "alice")
 	alice.join(t, "general")
-	alice.assertFits(t, "chat on a phone", "#message-input", "#send", "#room-input")
+	alice.assertFits(t, "chat on a phone", "#message-input", "#send", "#room-input", "#rooms", "#directory-panel")
 	if open := get(t, alice, "members panel", chromedp.Evaluate[bool](`document.querySelector('#members-panel').open`)); open {
 		t.Error("members panel is unfolded on a phone; want it folded")
 	}
+	if open := get(t, alice, "directory panel", chromedp.Evaluate[bool](`document.querySelector('#directory-panel').open`)); open {
+		t.Error("the room directory is unfolded on a phone; want it folded")
+	}
 
-	// Desktop: the picture for the README, two people talking.
+	// Desktop: the picture for the README: two rooms, a DM and unread
+	// badges beside the conversation on screen.
 	alice.do(t, "desktop viewport", chromedp.EmulateViewport(1100, 700))
-	alice.waitJS(t, "members panel unfolds", `document.querySelector('#members-panel').open`)
+	alice.waitJS(t, "members panel unfolds", `document.querySelector('#members-panel').open && document.querySelector('#directory-panel').open`)
+	alice.join(t, "random")
+	alice.do(t, "back to general", chromedp.Click(css(`#rooms li[data-room="general"] button.room-select`)))
 	bob.signIn(t, base, "bob")
 	bob.join(t, "general")
 	alice.do(t, "see bob", chromedp.WaitVisible(css(`#members li[data-user="bob"]`)))
 	alice.send(t, "Morning! Is the release still on for today?")
-	bob.do(t, "receive", chromedp.WaitVisible(css(`#messages li.message[data-id="1"]`)))
+	alice.send(t, "The notes are at https://example.com/release-notes")
+	bob.do(t, "receive", chromedp.WaitVisible(css(`#messages li.message[data-id="2"]`)))
 	bob.send(t, "Yes, tagging v1.0 after lunch.")
 	alice.send(t, "Great, I'll update the changelog.")
 	alice.do(t, "see bob's reply", chromedp.WaitVisible(css(`#messages li.message[data-from="bob"]`)))
-	alice.assertFits(t, "chat on a desktop", "#message-input", "#send", "#members-panel", "#rooms")
+	bob.join(t, "random")
+	bob.send(t, "Lunch at 12:30?")
+	bob.do(t, "DM alice",
+		chromedp.SendKeys(css("#dm-input"), "alice"),
+		chromedp.Click(css("#dm-start")),
+		chromedp.WaitEnabled(css("#message-input")),
+	)
+	bob.send(t, "Can you look at my PR before the tag?")
+	bob.send(t, "It is the small one.")
+	alice.waitJS(t, "random's badge", badgeJS("#rooms", "random")+` === '1'`)
+	alice.do(t, "refresh the directory", chromedp.Click(css("#directory-refresh")))
+	alice.waitJS(t, "the DM's badge", badgeJS("#dms", "@alice+bob")+` === '2'`)
+	bob.do(t, "back to general and type",
+		chromedp.Click(css(`#rooms li[data-room="general"] button.room-select`)),
+		chromedp.WaitEnabled(css("#message-input")),
+		chromedp.SendKeys(css("#message-input"), "Sure"),
+	)
+	alice.waitJS(t, "bob is typing", `document.querySelector('#typing').textContent === 'bob is typing…'`)
+	alice.assertFits(t, "chat on a desktop", "#message-input", "#send", "#members-panel", "#rooms", "#dms", "#directory")
 
 	png := get(t, alice, "screenshot", chromedp.CaptureScreenshot())
 	if os.Getenv("CHATCTL_UPDATE_SCREENSHOT") != "1" {

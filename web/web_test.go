@@ -248,6 +248,7 @@ func TestChat_Selectors(t *testing.T) {
 		"username", "password", "signin", "signin-error", "signout", "conn-status", "banner", "reconnect",
 		"room-input", "join", "room-error", "rooms", "messages", "pending", "load-older",
 		"message-input", "send", "send-error", "members", "live",
+		"dms", "dm-form", "dm-input", "dm-start", "dm-error", "directory-panel", "directory", "directory-refresh", "typing",
 	} {
 		if !strings.Contains(body, `id="`+id+`"`) {
 			t.Errorf("chat page lacks #%s", id)

@@ -3,10 +3,13 @@
 // shared state lives in state.js. Protocol: SPEC §6.
 import { Session } from './session.js';
 import { Connection } from './socket.js';
-import { Room, ROOM_RE, MAX_TEXT_BYTES, HISTORY_PAGE, textBytes } from './rooms.js';
+import {
+  Room, ROOM_RE, USER_RE, MAX_TEXT_BYTES, HISTORY_PAGE, textBytes, validRoomName, dmName, isDM,
+} from './rooms.js';
 import { onOpen, onDrop, onFrame } from './frames.js';
 import {
-  state, me, activeRoom, ROOMS_KEY, sendJoin, trySend, activate, removeRoom, loadRooms,
+  state, me, activeRoom, ROOMS_KEY, DIRECTORY_EVERY_MS, sendJoin, trySend, activate, removeRoom, loadRooms,
+  renderLists, requestDirectory, markRead, sendTyping,
 } from './state.js';
 import * as view from './view.js';
 
@@ -56,10 +59,11 @@ function sessionHooks() {
 // enter shows the chat for a signed-in session and connects.
 function enter(session, roomNames, active) {
   state.session = session;
-  state.rooms = new Map(roomNames.filter((n) => ROOM_RE.test(n)).map((n) => [n, new Room(n)]));
+  state.rooms = new Map(roomNames.filter(validRoomName).map((n) => [n, new Room(n)]));
   state.active = state.rooms.has(active) ? active : (state.rooms.keys().next().value || '');
+  state.directory = [];
   view.showSignedIn(session.username);
-  view.renderRooms(state.rooms, state.active);
+  renderLists();
   view.renderRoom(activeRoom(), me());
   state.conn = new Connection({
     getToken: (force) => {
@@ -75,6 +79,8 @@ function enter(session, roomNames, active) {
     onRevoked: (why) => leaveChat(why),
   });
   state.conn.start();
+  clearInterval(state.directoryTimer);
+  state.directoryTimer = setInterval(() => { if (state.conn && state.conn.isOpen) requestDirectory(); }, DIRECTORY_EVERY_MS);
   (activeRoom() ? el.messageInput : el.roomInput).focus();
 }
 
@@ -85,10 +91,12 @@ function leaveChat(why) {
   state.session = state.conn = null;
   if (conn) conn.stop();
   if (session) session.end();
+  clearInterval(state.directoryTimer);
   state.rooms = new Map();
   state.active = '';
+  state.directory = [];
   try { sessionStorage.removeItem(ROOMS_KEY); } catch { /* ignore */ }
-  view.renderRooms(state.rooms, '');
+  renderLists();
   view.renderRoom(null, '');
   view.showSignedIn('');
   view.hideBanner();
@@ -125,7 +133,14 @@ function onState(st, message, retryAt) {
 
 el.joinForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
-  const name = el.roomInput.value.trim().replace(/^#/, '').toLowerCase();
+  const raw = el.roomInput.value.trim().toLowerCase();
+  // "@bob" in the room box starts a DM, as in the DM box.
+  if (raw.startsWith('@')) {
+    if (startDM(raw.slice(1), el.roomError)) el.roomInput.value = '';
+    else el.roomInput.focus();
+    return;
+  }
+  const name = raw.replace(/^#/, '');
   if (!ROOM_RE.test(name)) {
     el.roomError.textContent = 'A room name is 1 to 64 characters: a-z, 0-9, dot, dash or underscore (not . or ..).';
     el.roomInput.focus();
@@ -133,35 +148,86 @@ el.joinForm.addEventListener('submit', (ev) => {
   }
   el.roomError.textContent = '';
   el.roomInput.value = '';
+  openRoom(name);
+  el.messageInput.focus();
+});
+
+el.dmForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  if (startDM(el.dmInput.value.trim().replace(/^@/, '').toLowerCase(), el.dmError)) {
+    el.dmInput.value = '';
+    el.messageInput.focus();
+  } else {
+    el.dmInput.focus();
+  }
+});
+
+// startDM opens the conversation with user (SPEC §8: join "@user"; we join
+// by the canonical name, which every frame of it carries).
+function startDM(user, errorEl) {
+  if (!USER_RE.test(user)) {
+    errorEl.textContent = 'A username is 1 to 32 characters: a-z, 0-9, dot, dash or underscore, starting with a letter or digit.';
+    return false;
+  }
+  errorEl.textContent = el.dmError.textContent = '';
+  openRoom(dmName(me(), user));
+  return true;
+}
+
+// openRoom joins name unless joined already, and puts it on screen.
+function openRoom(name) {
   if (!state.rooms.has(name)) {
     const room = new Room(name);
     state.rooms.set(name, room);
     if (state.conn && state.conn.isOpen) sendJoin(room);
   }
   activate(name);
-  el.messageInput.focus();
+}
+
+// The rooms, DMs and directory lists: a click (or Enter/Space, they are
+// buttons) opens a room, joining it first if need be; × leaves it.
+for (const list of [el.rooms, el.dms, el.directory]) {
+  list.addEventListener('click', (ev) => {
+    const btn = ev.target.closest('button');
+    if (!btn) return;
+    const name = btn.dataset.room;
+    if (btn.classList.contains('room-select') || btn.classList.contains('dir-join')) {
+      openRoom(name);
+      focusRoomButton(name);
+    } else if (btn.classList.contains('leave')) {
+      const names = [...state.rooms.keys()].filter((n) => isDM(n) === isDM(name));
+      const next = names[names.indexOf(name) + 1] || names[names.indexOf(name) - 1] || '';
+      if (state.conn) state.conn.send({ type: 'leave', room: name });
+      removeRoom(name);
+      requestDirectory();
+      if (next) focusRoomButton(next, '.leave');
+      else (isDM(name) ? el.dmInput : el.roomInput).focus();
+    }
+  });
+}
+
+el.directoryRefresh.addEventListener('click', requestDirectory);
+
+// Alt+Up and Alt+Down open the previous and next room, in the order the
+// sidebar lists them (rooms, then DMs), from anywhere on the page.
+document.addEventListener('keydown', (ev) => {
+  if (!ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey || (ev.key !== 'ArrowUp' && ev.key !== 'ArrowDown')) return;
+  const all = [...state.rooms.keys()];
+  const names = [...all.filter((n) => !isDM(n)), ...all.filter(isDM)];
+  if (!names.length) return;
+  ev.preventDefault();
+  const i = names.indexOf(state.active);
+  const next = names[(i + (ev.key === 'ArrowUp' ? -1 : 1) + names.length) % names.length];
+  const typing = document.activeElement === el.messageInput;
+  activate(next);
+  if (typing) el.messageInput.focus();
+  else focusRoomButton(next);
 });
 
-el.rooms.addEventListener('click', (ev) => {
-  const btn = ev.target.closest('button');
-  if (!btn) return;
-  const name = btn.dataset.room;
-  if (btn.classList.contains('room-select')) {
-    activate(name);
-    focusRoomButton(name);
-  } else if (btn.classList.contains('leave')) {
-    const names = [...state.rooms.keys()];
-    const next = names[names.indexOf(name) + 1] || names[names.indexOf(name) - 1] || '';
-    if (state.conn) state.conn.send({ type: 'leave', room: name });
-    removeRoom(name);
-    if (next) focusRoomButton(next, '.leave');
-    else el.roomInput.focus();
-  }
-});
-
-// focusRoomButton puts focus back after the list was redrawn.
+// focusRoomButton puts focus back after the lists were redrawn.
 function focusRoomButton(name, cls = '.room-select') {
-  const b = el.rooms.querySelector(`li[data-room="${CSS.escape(name)}"] ${cls}`);
+  const list = isDM(name) ? el.dms : el.rooms;
+  const b = list.querySelector(`li[data-room="${CSS.escape(name)}"] ${cls}`);
   if (b) b.focus();
 }
 
@@ -185,6 +251,10 @@ el.scroller.addEventListener('scroll', () => {
 el.sendForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   sendText();
+});
+
+el.messageInput.addEventListener('input', () => {
+  if (el.messageInput.value.trim()) sendTyping(activeRoom());
 });
 
 el.messageInput.addEventListener('keydown', (ev) => {
@@ -238,14 +308,20 @@ el.bannerClose.addEventListener('click', () => view.hideBanner());
 // Timers in background tabs are throttled; catch up when the tab is seen.
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible' && state.session) state.session.checkSoon();
+  markRead(activeRoom());
+});
+// Coming back to the window reads the open room, and refreshes the directory.
+window.addEventListener('focus', () => {
+  markRead(activeRoom());
+  if (state.conn && state.conn.isOpen) requestDirectory();
 });
 window.addEventListener('online', () => { if (state.conn) state.conn.retryNow(); });
 
 // On a phone the members list starts folded so the messages get the room;
 // it unfolds again when the window grows to a desktop size.
 const narrow = window.matchMedia('(max-width: 700px)');
-el.membersPanel.open = !narrow.matches;
-narrow.addEventListener('change', (ev) => { el.membersPanel.open = !ev.matches; });
+el.membersPanel.open = el.directoryPanel.open = !narrow.matches;
+narrow.addEventListener('change', (ev) => { el.membersPanel.open = el.directoryPanel.open = !ev.matches; });
 
 // ---- Start -----------------------------------------------------------------
 

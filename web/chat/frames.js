@@ -1,6 +1,8 @@
-// Server frames (SPEC §6): what each one does to room state and the view.
-import { HISTORY_PAGE } from './rooms.js';
-import { state, me, activeRoom, sendJoin, trySend, removeRoom } from './state.js';
+// Server frames (SPEC §6, §8): what each one does to room state and the view.
+import { HISTORY_PAGE, isDM, displayName } from './rooms.js';
+import {
+  state, me, activeRoom, sendJoin, trySend, removeRoom, renderLists, requestDirectory, markRead, seeing,
+} from './state.js';
 import * as view from './view.js';
 
 const { el } = view;
@@ -9,7 +11,12 @@ const { el } = view;
 // we missed, and Room.add drops anything we already have.
 export function onOpen() {
   for (const room of state.rooms.values()) sendJoin(room);
+  requestDirectory();
 }
+
+// TYPING_SHOW_MS is how long "alice is typing…" stays after her last typing
+// frame: there is no "stopped typing" frame (SPEC §8).
+const TYPING_SHOW_MS = 3_000;
 
 // onDrop runs when a socket goes away: a send without an ack may or may not
 // have been stored, which the next "joined" replay tells us.
@@ -22,6 +29,7 @@ export function onDrop() {
   const room = activeRoom();
   view.renderPending(room);
   view.renderHistoryEdge(room);
+  view.renderMembers(room, me());
 }
 
 export function onFrame(f) {
@@ -35,8 +43,17 @@ export function onFrame(f) {
       if (!room || typeof f.user !== 'string') break;
       if (f.event === 'join') room.members.add(f.user);
       else if (f.event === 'leave') room.members.delete(f.user);
-      if (room.name === state.active) view.renderMembers(room);
+      if (room.name === state.active) view.renderMembers(room, me());
       break;
+    case 'rooms':
+      if (Array.isArray(f.rooms)) {
+        state.directory = f.rooms.filter((d) => d && typeof d.room === 'string');
+        renderLists();
+      }
+      break;
+    case 'read': onRead(f); break;
+    case 'typing': if (room) onTyping(room, f.user); break;
+    case 'left': if (room) onLeft(room, f); break;
     case 'error': onError(f); break;
     // pong: its arrival already counted as a sign of life.
   }
@@ -54,6 +71,7 @@ function onJoined(room, f) {
   const first = room.joinSince === null;
   if (typeof f.epoch === 'string') room.epoch = f.epoch;
   room.members = new Set(Array.isArray(f.members) ? f.members : []);
+  if (Number.isInteger(f.read) && f.read > room.readId) room.readId = f.read;
   let unseen = 0;
   for (const m of Array.isArray(f.messages) ? f.messages : []) {
     if (!room.add(m)) continue;
@@ -66,13 +84,17 @@ function onJoined(room, f) {
     const gap = room.gapAbove(room.joinSince);
     if (gap) requestGap(room, gap);
   }
+  // The server's read state is the truth (it counts what other tabs and
+  // devices read); an older server without it leaves our own count.
+  if (Number.isInteger(f.unread)) room.unread = f.unread;
+  else if (!isActive) room.unread += unseen;
   if (isActive) {
     if (first) view.renderRoom(room, me());
-    else { view.renderMembers(room); view.renderPending(room); view.renderHistoryEdge(room); }
-  } else if (unseen) {
-    room.unread += unseen;
-    view.renderRooms(state.rooms, state.active);
+    else { view.renderMembers(room, me()); view.renderPending(room); view.renderHistoryEdge(room); }
+    markRead(room);
   }
+  renderLists();
+  if (first) requestDirectory();
 }
 
 // reconcilePending decides, after a (re)join, what to do with each unsent
@@ -102,13 +124,64 @@ function requestGap(room, gap) {
 
 function onMessage(room, m) {
   if (!room.add(m)) return;
-  if (room.name === state.active) {
+  if (room.typing.has(m.from)) stopTyping(room, m.from);
+  const isActive = room.name === state.active;
+  if (isActive) {
     view.insertMessage(room, m, me());
     if (m.from !== me()) view.announce(`${m.from}: ${m.text}`);
-  } else if (m.from !== me()) {
-    room.unread++;
-    view.renderRooms(state.rooms, state.active);
   }
+  if (m.from === me()) return;
+  if (isActive && seeing()) {
+    markRead(room);
+  } else if (m.id > room.readId) {
+    room.unread++;
+    renderLists();
+  }
+}
+
+// onRead: the user read up to f.id on another tab or device; the badge
+// follows. A room not joined here is counted by the directory.
+function onRead(f) {
+  if (typeof f.room !== 'string' || !Number.isInteger(f.id)) return;
+  const room = state.rooms.get(f.room);
+  if (room) {
+    if (f.id <= room.readId) return;
+    room.readId = f.id;
+    room.unread = f.id >= room.lastId ? 0 : Math.min(room.unread, room.unreadAfter(f.id, me()));
+    renderLists();
+    return;
+  }
+  const d = state.directory.find((x) => x.room === f.room);
+  if (!d) return;
+  if (f.id >= d.last_id) {
+    d.unread = 0;
+    renderLists();
+  } else {
+    requestDirectory();
+  }
+}
+
+function onTyping(room, user) {
+  if (typeof user !== 'string' || user === me()) return;
+  clearTimeout(room.typing.get(user));
+  room.typing.set(user, setTimeout(() => stopTyping(room, user), TYPING_SHOW_MS));
+  if (room.name === state.active) view.renderTyping(room);
+}
+
+function stopTyping(room, user) {
+  clearTimeout(room.typing.get(user));
+  room.typing.delete(user);
+  if (room.name === state.active) view.renderTyping(room);
+}
+
+// onLeft: access to the room was taken away (SPEC §8); nothing more of it
+// comes, so it is closed here, with a notice saying why.
+function onLeft(room, f) {
+  for (const t of room.typing.values()) clearTimeout(t);
+  removeRoom(room.name);
+  const why = f.reason === 'forbidden' ? 'you no longer have access to it' : 'the server removed you';
+  view.showBanner(`${displayName(room.name, me())} was closed: ${why}.`, 'left');
+  requestDirectory();
 }
 
 function onAck(room, f) {
@@ -150,10 +223,20 @@ function onError(f) {
   const detail = f.detail || f.code || 'unknown error';
   if (ref.startsWith('join:')) {
     const name = ref.slice(5);
-    el.roomError.textContent = `Could not join #${name}: ${detail}`;
+    if (isDM(name)) el.dmError.textContent = `Could not start a conversation with ${displayName(name, me())}: ${detail}`;
+    else el.roomError.textContent = `Could not join #${name}: ${detail}`;
     if (state.rooms.has(name)) removeRoom(name);
     return;
   }
+  // Typing, read markers and the directory are best effort: a refusal
+  // (a read-only room, say) is no news to show. A read-only room stops
+  // announcing typing.
+  if (ref.startsWith('typing:')) {
+    const room = state.rooms.get(ref.slice(7));
+    if (room && f.code === 'forbidden') room.readOnly = true;
+    return;
+  }
+  if (ref.startsWith('read:') || ref === 'dir') return;
   if (ref.startsWith('older:') || ref.startsWith('gap:')) {
     const room = state.rooms.get(ref.slice(ref.indexOf(':') + 1));
     if (room) { room.loadingOlder = false; view.renderHistoryEdge(activeRoom()); }

@@ -1,5 +1,7 @@
 // View: everything that touches the DOM. Text from the server only ever goes
-// through textContent, never innerHTML, so a message cannot inject markup.
+// through textContent, never innerHTML, so a message cannot inject markup;
+// links are <a> elements built here from linkParts (http and https only).
+import { isDM, displayName, dmPeer, linkParts, grouping } from './rooms.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,6 +25,14 @@ export const el = {
   roomInput: $('room-input'),
   roomError: $('room-error'),
   rooms: $('rooms'),
+  dms: $('dms'),
+  dmForm: $('dm-form'),
+  dmInput: $('dm-input'),
+  dmError: $('dm-error'),
+  directoryPanel: $('directory-panel'),
+  directory: $('directory'),
+  directoryRefresh: $('directory-refresh'),
+  typing: $('typing'),
   roomTitle: $('room-title'),
   scroller: $('scroller'),
   loadOlder: $('load-older'),
@@ -42,6 +52,11 @@ export const el = {
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
+
+// online is whether our own socket is open: while it is not, our own entry
+// in the members list shows as offline (set by setStatus).
+let online = false;
 
 /** showSignedIn switches between the sign-in form and the chat. */
 export function showSignedIn(username) {
@@ -64,6 +79,15 @@ const STATUS_TEXT = {
 export function setStatus(state) {
   el.connStatus.dataset.state = state;
   el.connStatus.textContent = STATUS_TEXT[state] || state;
+  online = state === 'open';
+  el.whoami.dataset.presence = online ? 'online' : 'offline';
+  for (const li of el.members.querySelectorAll('li[data-self]')) setPresence(li, online);
+}
+
+function setPresence(li, on) {
+  li.dataset.presence = on ? 'online' : 'offline';
+  const note = li.querySelector('.presence-note');
+  if (note) note.textContent = on ? ' (you)' : ' (you, offline)';
 }
 
 /**
@@ -86,44 +110,114 @@ export function hideBanner(kind) {
   el.banner.classList.remove('shown');
 }
 
-/** renderRooms redraws the room list; the active room has aria-current. */
-export function renderRooms(rooms, active) {
-  el.rooms.replaceChildren(...[...rooms.values()].map((r) => {
+/**
+ * renderRooms redraws the sidebar lists: the joined rooms, the DMs (joined,
+ * and those the directory knows of), and the directory of rooms to browse.
+ * The active room has aria-current; unread counts are badges.
+ */
+export function renderRooms(rooms, active, directory, me) {
+  // The lists are redrawn often (badges, the directory every few seconds):
+  // a keyboard user's focus stays on the same button.
+  const f = document.activeElement;
+  const list = f && f.dataset && f.dataset.room !== undefined ? f.closest('#rooms, #dms, #directory') : null;
+  const keep = list ? `#${list.id} li[data-room="${CSS.escape(f.dataset.room)}"] button.${f.classList[0]}` : '';
+  const info = new Map(directory.map((d) => [d.room, d]));
+  const joined = [...rooms.values()];
+  el.rooms.replaceChildren(...joined.filter((r) => !isDM(r.name)).map((r) => roomItem(r.name, r.unread, active, me, info.get(r.name), true)));
+  const dms = joined.filter((r) => isDM(r.name)).map((r) => roomItem(r.name, r.unread, active, me, info.get(r.name), true));
+  for (const d of directory) {
+    if (isDM(d.room) && !rooms.has(d.room)) dms.push(roomItem(d.room, d.unread, active, me, d, false));
+  }
+  el.dms.replaceChildren(...dms);
+  el.directory.replaceChildren(...directory.filter((d) => !isDM(d.room)).map((d) => {
+    const r = rooms.get(d.room);
     const li = document.createElement('li');
-    li.dataset.room = r.name;
+    li.dataset.room = d.room;
+    if (r) li.dataset.joined = '';
     const pick = document.createElement('button');
     pick.type = 'button';
-    pick.className = 'room-select';
-    pick.dataset.room = r.name;
-    pick.textContent = '#' + r.name;
-    if (r.name === active) pick.setAttribute('aria-current', 'true');
-    if (r.unread) {
-      const badge = document.createElement('span');
-      badge.className = 'unread';
-      badge.textContent = String(r.unread);
-      badge.setAttribute('aria-label', `${r.unread} unread`);
-      pick.append(' ', badge);
-    }
+    pick.className = 'dir-join';
+    pick.dataset.room = d.room;
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = '#' + d.room;
+    pick.append(name);
+    if (d.private) pick.append(' ', privateTag());
+    const on = document.createElement('span');
+    on.className = 'online';
+    on.textContent = `${d.online} online`;
+    pick.append(' ', on);
+    const unread = r ? r.unread : d.unread;
+    if (unread) pick.append(' ', badge(unread));
+    const what = r ? 'Open' : 'Join';
+    pick.setAttribute('aria-label', `${what} #${d.room}${d.private ? ', private' : ''}, ${d.online} online${unread ? `, ${unread} unread` : ''}`);
+    if (d.room === active) pick.setAttribute('aria-current', 'true');
+    li.append(pick);
+    return li;
+  }));
+  const now = document.activeElement;
+  if (keep && !(now && now.closest('#sidebar'))) {
+    const again = document.querySelector(keep);
+    if (again) again.focus({ preventScroll: true });
+  }
+}
+
+function roomItem(name, unread, active, me, info, joined) {
+  const li = document.createElement('li');
+  li.dataset.room = name;
+  if (isDM(name)) li.dataset.peer = dmPeer(name, me);
+  if (!joined) li.dataset.notJoined = '';
+  const pick = document.createElement('button');
+  pick.type = 'button';
+  pick.className = 'room-select';
+  pick.dataset.room = name;
+  const label = document.createElement('span');
+  label.className = 'name';
+  label.textContent = displayName(name, me);
+  pick.append(label);
+  if (info && info.private && !isDM(name)) pick.append(' ', privateTag());
+  if (name === active) pick.setAttribute('aria-current', 'true');
+  if (unread) pick.append(' ', badge(unread));
+  li.append(pick);
+  if (joined) {
     const leave = document.createElement('button');
     leave.type = 'button';
     leave.className = 'leave';
-    leave.dataset.room = r.name;
+    leave.dataset.room = name;
     leave.textContent = '×';
-    leave.setAttribute('aria-label', `Leave #${r.name}`);
-    li.append(pick, leave);
-    return li;
-  }));
+    leave.setAttribute('aria-label', isDM(name) ? `Close the conversation with ${dmPeer(name, me)}` : `Leave #${name}`);
+    li.append(leave);
+  }
+  return li;
+}
+
+function badge(n) {
+  const b = document.createElement('span');
+  b.className = 'unread';
+  b.textContent = n > 999 ? '999+' : String(n);
+  b.setAttribute('aria-label', `${n} unread`);
+  return b;
+}
+
+function privateTag() {
+  const t = document.createElement('span');
+  t.className = 'private';
+  t.textContent = 'private';
+  return t;
 }
 
 /** renderRoom redraws the whole message area for room (or none). */
 export function renderRoom(room, me) {
-  el.roomTitle.textContent = room ? '#' + room.name : 'No room selected';
-  el.messageLabel.textContent = room ? `Message #${room.name}` : 'Message';
+  const title = room ? displayName(room.name, me) : '';
+  el.roomTitle.textContent = room ? (isDM(room.name) ? `Conversation with ${title}` : title) : 'No room selected';
+  el.messageLabel.textContent = room ? `Message ${title}` : 'Message';
   el.messageInput.disabled = el.sendButton.disabled = !room;
   el.messages.replaceChildren(...(room ? room.ids.map((id) => messageEl(room.byId.get(id), me)) : []));
+  regroup();
   renderPending(room);
   renderHistoryEdge(room);
-  renderMembers(room);
+  renderMembers(room, me);
+  renderTyping(room);
   el.scroller.scrollTop = el.scroller.scrollHeight;
 }
 
@@ -139,6 +233,7 @@ export function insertMessage(room, m, me) {
   const atBottom = isAtBottom();
   const oldHeight = el.scroller.scrollHeight;
   el.messages.insertBefore(node, before);
+  regroup();
   if (before) {
     el.scroller.scrollTop += el.scroller.scrollHeight - oldHeight;
   } else if (atBottom) {
@@ -151,11 +246,46 @@ function isAtBottom() {
   return s.scrollHeight - s.scrollTop - s.clientHeight < 40;
 }
 
+/**
+ * regroup walks the message list once: it puts a day separator before the
+ * first message of each day and marks the messages that continue their
+ * sender's group (same sender, same minute), which hide name and time.
+ * Cheap enough for the few hundred messages a room holds on screen.
+ */
+function regroup() {
+  for (const sep of el.messages.querySelectorAll('li.day-separator')) sep.remove();
+  let prev = null;
+  for (const li of [...el.messages.children]) {
+    const m = { from: li.dataset.from, ts: li.dataset.ts };
+    const g = grouping(prev, m);
+    li.classList.toggle('continued', g.continued);
+    if (g.newDay) el.messages.insertBefore(daySeparator(g.day, m.ts), li);
+    prev = m;
+  }
+}
+
+function daySeparator(day, ts) {
+  const li = document.createElement('li');
+  li.className = 'day-separator';
+  li.dataset.day = day;
+  li.setAttribute('role', 'separator');
+  const d = new Date(ts);
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  const sameDay = (a, b) => a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+  const text = document.createElement('span');
+  text.textContent = sameDay(d, today) ? 'Today' : sameDay(d, yesterday) ? 'Yesterday' : dayFmt.format(d);
+  li.setAttribute('aria-label', dayFmt.format(d));
+  li.append(text);
+  return li;
+}
+
 function messageEl(m, me) {
   const li = document.createElement('li');
   li.className = 'message';
   li.dataset.id = String(m.id);
   li.dataset.from = m.from;
+  li.dataset.ts = m.ts;
   if (m.from === me) li.dataset.self = '';
   const meta = document.createElement('div');
   meta.className = 'meta';
@@ -173,9 +303,21 @@ function messageEl(m, me) {
   }
   const text = document.createElement('p');
   text.className = 'text';
-  text.textContent = m.text;
+  text.append(...linkParts(String(m.text)).map(linkOrText));
   li.append(meta, text);
   return li;
+}
+
+// linkOrText makes one part of a message: a text node, or a link that opens
+// in a new tab without giving it our window (noopener) or our URL (noreferrer).
+function linkOrText(part) {
+  if (!part.href) return document.createTextNode(part.text);
+  const a = document.createElement('a');
+  a.href = part.href;
+  a.textContent = part.text;
+  a.target = '_blank';
+  a.rel = 'noopener noreferrer';
+  return a;
 }
 
 const PENDING_TEXT = { queued: 'Waiting for connection…', sending: 'Sending…', unconfirmed: 'Checking…' };
@@ -223,16 +365,38 @@ export function renderHistoryEdge(room) {
   el.historyStart.hidden = !room || !room.joined || room.hasOlder;
 }
 
-/** renderMembers lists who is in the room, sorted. */
-export function renderMembers(room) {
+/**
+ * renderMembers lists who is in the room, sorted. Our own entry says we are
+ * offline while the socket is down (the server lists us again on rejoin).
+ */
+export function renderMembers(room, me) {
   const names = room ? [...room.members].sort() : [];
   el.memberCount.textContent = String(names.length);
   el.members.replaceChildren(...names.map((n) => {
     const li = document.createElement('li');
     li.dataset.user = n;
     li.textContent = n;
+    if (n === me) {
+      li.dataset.self = '';
+      const note = document.createElement('span');
+      note.className = 'presence-note';
+      li.append(note);
+      setPresence(li, online);
+    } else {
+      li.dataset.presence = 'online';
+    }
     return li;
   }));
+}
+
+/** renderTyping says who is typing in room ("alice is typing…"). */
+export function renderTyping(room) {
+  const names = room ? [...room.typing.keys()].sort() : [];
+  el.typing.dataset.users = names.join(' ');
+  el.typing.textContent = names.length === 0 ? ''
+    : names.length === 1 ? `${names[0]} is typing…`
+      : names.length === 2 ? `${names[0]} and ${names[1]} are typing…`
+        : 'Several people are typing…';
 }
 
 /** announce reads text to screen-reader users without moving focus. */

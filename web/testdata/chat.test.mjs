@@ -8,7 +8,10 @@ import { readFileSync } from 'node:fs';
 // import them from their source as data: URLs (neither has imports).
 const load = (name) => import('data:text/javascript;base64,' +
   readFileSync(new URL('../chat/' + name, import.meta.url)).toString('base64'));
-const { Room, ROOM_RE, textBytes, MAX_TEXT_BYTES } = await load('rooms.js');
+const {
+  Room, ROOM_RE, textBytes, MAX_TEXT_BYTES, USER_RE, DM_RE, validRoomName, dmName, dmPeer, displayName,
+  linkParts, grouping,
+} = await load('rooms.js');
 const { backoffDelay, Close } = await load('socket.js');
 
 const msg = (id, from = 'bob', text = 'm' + id) => ({ type: 'message', room: 'r', id, from, text, ts: '2026-01-01T00:00:00Z' });
@@ -93,4 +96,55 @@ test('Room.clear forgets the ids of an older epoch', () => {
   assert.equal(r.epoch, 'old'); // the next "joined" sets the new one
   assert.equal(r.add(msg(1, 'carol', 'new room')), true); // id 1 again, now new
   assert.equal(r.byId.get(1).text, 'new room');
+});
+
+test('DM names are canonical (SPEC §8): @ + the two names sorted, joined by +', () => {
+  assert.equal(dmName('bob', 'alice'), '@alice+bob');
+  assert.equal(dmName('alice', 'bob'), '@alice+bob');
+  assert.equal(dmPeer('@alice+bob', 'alice'), 'bob');
+  assert.equal(dmPeer('@alice+bob', 'bob'), 'alice');
+  assert.equal(displayName('@alice+bob', 'alice'), 'bob');
+  assert.equal(displayName('general', 'alice'), '#general');
+  for (const ok of ['@alice+bob', '@a+b', '@x.y+z-1']) assert.ok(DM_RE.test(ok) && validRoomName(ok), ok);
+  for (const bad of ['@alice', 'alice+bob', '@alice+', '@+bob', '@Alice+bob', '@a+b+c', '@.a+b']) assert.ok(!validRoomName(bad), bad);
+  assert.ok(USER_RE.test('bob') && !USER_RE.test('-bob') && !USER_RE.test('x'.repeat(33)));
+});
+
+test('linkParts makes links of http(s) URLs only, and keeps every character', () => {
+  const join = (parts) => parts.map((p) => p.text).join('');
+  const cases = [
+    'see https://example.com/a?b=1&c=2.',
+    'javascript:alert(1) and data:text/html,<script>x</script>',
+    '<img src=x onerror=alert(1)> &lt;b&gt; http://x.test/(a)) ok',
+    'ftp://example.com/file and https:// alone',
+  ];
+  for (const text of cases) assert.equal(join(linkParts(text)), text, text);
+  assert.deepEqual(linkParts('see https://example.com/a?b=1&c=2.'), [
+    { text: 'see ' }, { text: 'https://example.com/a?b=1&c=2', href: 'https://example.com/a?b=1&c=2' }, { text: '.' },
+  ]);
+  assert.deepEqual(linkParts('javascript:alert(1)'), [{ text: 'javascript:alert(1)' }]);
+  assert.deepEqual(linkParts('ftp://example.com/x').filter((p) => p.href), []);
+  assert.deepEqual(linkParts('(https://w.test/Go_(game))').filter((p) => p.href).map((p) => p.href), ['https://w.test/Go_(game)']);
+  assert.deepEqual(linkParts('HTTPS://EXAMPLE.COM/').map((p) => p.href), ['https://example.com/']);
+});
+
+test('grouping: a new group per sender and minute, a separator per day', () => {
+  const m = (from, ts) => ({ from, ts });
+  const a1 = m('alice', '2026-11-28T12:00:05Z');
+  assert.deepEqual(grouping(null, a1).newDay, true);
+  const a2 = m('alice', '2026-11-28T12:00:40Z');
+  assert.deepEqual([grouping(a1, a2).newDay, grouping(a1, a2).continued], [false, true]);
+  const b1 = m('bob', '2026-11-28T12:00:50Z');
+  assert.equal(grouping(a2, b1).continued, false);
+  const b2 = m('bob', '2026-11-28T12:01:00Z');
+  assert.deepEqual([grouping(b1, b2).newDay, grouping(b1, b2).continued], [false, false]);
+  const b3 = m('bob', '2026-11-30T12:01:00Z');
+  assert.deepEqual([grouping(b2, b3).newDay, grouping(b2, b3).continued], [true, false]);
+});
+
+test('Room.unreadAfter counts the loaded messages of others above a marker', () => {
+  const r = new Room('r');
+  for (const id of [1, 2, 3, 4, 5]) r.add(msg(id, id === 4 ? 'alice' : 'bob'));
+  assert.equal(r.unreadAfter(2, 'alice'), 2); // 3 and 5; 4 is alice's own
+  assert.equal(r.unreadAfter(5, 'alice'), 0);
 });
