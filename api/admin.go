@@ -47,7 +47,8 @@ func (a *liveAdmin) DeleteRoom(ctx context.Context, name string) error {
 		return err
 	}
 	a.hub.CloseRoom(name)
-	return nil
+	// A private room's members went with it.
+	return a.hub.RecheckAccess()
 }
 
 // SetRole implements admin.Admin and tells the hub, so that access rules

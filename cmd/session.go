@@ -137,8 +137,9 @@ when a server is running, the users and connections in it now.`,
 	}, &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a room and its history",
-		Long: `Delete a room and every message in it. Members connected to it get an error
-frame (not_found) and are removed from it.`,
+		Long: `Delete a room and every message in it; a private room goes whole, with its
+member list (made again, the name starts as a public room). Members connected
+to it get an error frame (not_found) and are removed from it.`,
 		Example: "  chatctl room delete general",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -341,10 +341,22 @@ func (db *DB) Rooms() ([]Room, error) {
 func (db *DB) DeleteRoom(name string) error {
 	return db.update(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketRooms).DeleteBucket([]byte(name))
-		if errors.Is(err, berrors.ErrBucketNotFound) {
+		hadHistory := !errors.Is(err, berrors.ErrBucketNotFound)
+		if err != nil && hadHistory {
+			return err
+		}
+		// A private room goes whole: its members too.
+		priv := tx.Bucket(bucketPrivate)
+		wasPrivate := priv != nil && priv.Get([]byte(name)) != nil
+		if wasPrivate {
+			if err := priv.Delete([]byte(name)); err != nil {
+				return err
+			}
+		}
+		if !hadHistory && !wasPrivate {
 			return fmt.Errorf("room %s: %w", name, ErrNotFound)
 		}
-		return err
+		return nil
 	})
 }
 

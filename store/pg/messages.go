@@ -505,13 +505,25 @@ func (db *DB) DeleteRoom(name string) error {
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		hadHistory := tag.RowsAffected() > 0
+		// A private room goes whole: its members too (cascade).
+		priv, err := tx.Exec(ctx, `DELETE FROM private_rooms WHERE name = $1`, name)
+		if err != nil {
+			return err
+		}
+		wasPrivate := priv.RowsAffected() > 0
+		if !hadHistory && !wasPrivate {
 			return fmt.Errorf("room %s: %w", name, store.ErrNotFound)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM messages WHERE room = $1`, name); err != nil {
 			return err
 		}
-		return change(ctx, tx, "room.delete", name)
+		if wasPrivate {
+			if err := change(ctx, tx, store.ChangeMembers, name); err != nil {
+				return err
+			}
+		}
+		return change(ctx, tx, store.ChangeRoomDelete, name)
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return err

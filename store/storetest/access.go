@@ -78,6 +78,34 @@ var accessCases = []Case{
 			e.Fatalf("private rooms %#v, want %#v", ps, want)
 		}
 	}},
+	{"DeletePrivateRoom", func(e *Env) {
+		// A private room is deleted whole, history or not; a room that is
+		// neither private nor has history is not found.
+		e.must(e.S.CreatePrivateRoom("staff", []string{"alice", "bob"}))
+		e.must(e.S.CreatePrivateRoom("quiet", []string{"alice"}))
+		if _, err := e.S.AppendMessage(context.Background(), "staff", "alice", "hi", e.Clock.Now()); err != nil {
+			e.Fatal(err)
+		}
+		e.must(e.S.DeleteRoom("staff"))
+		e.must(e.Handle().DeleteRoom("quiet"))
+		rooms, err := e.S.PrivateRooms()
+		e.must(err)
+		if len(rooms) != 0 {
+			e.Fatalf("private rooms after deleting both: %+v", rooms)
+		}
+		if ms, _ := e.S.MessagesAfter("staff", 0, 10); len(ms) != 0 {
+			e.Fatalf("history after delete: %+v", ms)
+		}
+		for _, name := range []string{"staff", "nowhere"} {
+			if err := e.S.DeleteRoom(name); !errors.Is(err, store.ErrNotFound) {
+				e.Errorf("delete %s again: %v, want ErrNotFound", name, err)
+			}
+		}
+		// Created again, the room starts public with no members.
+		if m, err := e.S.AppendMessage(context.Background(), "staff", "carol", "new", e.Clock.Now()); err != nil || m.ID != 1 {
+			e.Fatalf("append after delete: %+v %v", m, err)
+		}
+	}},
 	{"ReadMarkersNeverBackwards", func(e *Env) {
 		s := e.S
 		m, err := s.SetReadMarker("Alice", "general", 5)
