@@ -533,6 +533,14 @@ func TestConnLimitUnderTLS(t *testing.T) {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		// The server marks the connection idle just after it wrote the
+		// response, which the client may have read already: wait for it,
+		// or the next connection finds no idle one to replace.
+		waitFor(t, "the connection to go idle", func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.idleCount() == 1
+		})
 	}
 
 	// The one slot is b's idle connection. A new TLS connection takes it
