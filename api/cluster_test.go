@@ -1,0 +1,544 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/cluster"
+	"github.com/chatctl/chatctl/internal/pgtest"
+	"github.com/chatctl/chatctl/store"
+	"github.com/chatctl/chatctl/store/pg"
+)
+
+// clusterWait bounds every wait on a condition in the cluster tests:
+// generous, because the machine may be loaded. Nothing sleeps to wait.
+const clusterWait = 30 * time.Second
+
+// startNATS runs a real NATS server in-process on 127.0.0.1:port (-1: a
+// random port).
+func startNATS(t *testing.T, port int) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// node is one chatctl server of a test cluster: its own PostgreSQL
+// handle, admin Service, hub and NATS broker, on the shared database.
+type node struct {
+	name string
+	db   *pg.DB
+	svc  *admin.Service
+	srv  *Server
+	ts   *httptest.Server
+	b    *cluster.NATS
+}
+
+// newNode starts a node on the database url and the NATS server natsURL,
+// with the change feed followed as Serve does.
+func newNode(t *testing.T, name, url, natsURL string) *node {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Store, cfg.Broker, cfg.Cluster.NodeID = url, natsURL, name
+	db, err := pg.Open(context.Background(), url, pg.Options{Access: store.Create})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := admin.New(db, cfg, nil)
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	srv := NewServer(log, cfg, svc, Options{})
+	b, err := cluster.NewNATS(cluster.Options{URL: natsURL, Node: name, Heartbeat: 200 * time.Millisecond,
+		PresenceTTL: 2 * time.Second, RosterWait: 50 * time.Millisecond, ReconnectWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.JoinCluster(b); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{name: name, db: db, svc: svc, srv: srv, b: b, ts: httptest.NewServer(srv)}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		srv.Hub().Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		_ = db.Watch(ctx, changePoll, srv.applyChange)
+	}()
+	t.Cleanup(func() {
+		n.ts.CloseClientConnections()
+		n.ts.Close()
+		cancel()
+		wg.Wait()
+		srv.Close()
+		if err := svc.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return n
+}
+
+// frame is what the cluster tests read of a server frame.
+type frame struct {
+	Type    string   `json:"type"`
+	Room    string   `json:"room"`
+	ID      uint64   `json:"id"`
+	From    string   `json:"from"`
+	Text    string   `json:"text"`
+	Ref     string   `json:"ref"`
+	User    string   `json:"user"`
+	Event   string   `json:"event"`
+	Members []string `json:"members"`
+	Code    string   `json:"code"`
+
+	Messages []frame `json:"messages"`
+}
+
+// wsClient is a test connection whose reader keeps every frame.
+type wsClient struct {
+	t    *testing.T
+	user string
+	conn *websocket.Conn
+
+	mu     sync.Mutex // guards frames, closed, code
+	frames []frame
+	closed bool
+	code   int           // close code when closed
+	wake   chan struct{} // one pending wake-up
+}
+
+// dial opens a WebSocket to n as user.
+func (n *node) dial(t *testing.T, user, tok string) *wsClient {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+n.ts.Listener.Addr().String()+"/ws?token="+tok, nil)
+	if err != nil {
+		t.Fatalf("dial %s as %s: %v", n.name, user, err)
+	}
+	c := &wsClient{t: t, user: user, conn: conn, wake: make(chan struct{}, 1)}
+	t.Cleanup(func() { conn.Close() })
+	go c.read()
+	return c
+}
+
+func (c *wsClient) read() {
+	for {
+		var f frame
+		err := c.conn.ReadJSON(&f)
+		c.mu.Lock()
+		if err != nil {
+			c.closed = true
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				c.code = ce.Code
+			}
+			c.mu.Unlock()
+			c.poke()
+			return
+		}
+		c.frames = append(c.frames, f)
+		c.mu.Unlock()
+		c.poke()
+	}
+}
+
+func (c *wsClient) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// send writes a frame.
+func (c *wsClient) send(v map[string]any) {
+	c.t.Helper()
+	if err := c.conn.WriteJSON(v); err != nil {
+		c.t.Fatalf("%s: write: %v", c.user, err)
+	}
+}
+
+// waitUntil waits until cond holds over the frames read so far (or the
+// connection's end), failing after clusterWait.
+func (c *wsClient) waitUntil(what string, cond func(fs []frame, closed bool, code int) bool) {
+	c.t.Helper()
+	deadline := time.NewTimer(clusterWait)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		ok := cond(c.frames, c.closed, c.code)
+		n := len(c.frames)
+		c.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-c.wake:
+		case <-deadline.C:
+			c.t.Fatalf("%s: timed out waiting for %s (%d frames read)", c.user, what, n)
+		}
+	}
+}
+
+// of returns the frames of type typ read so far.
+func (c *wsClient) of(typ string) []frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []frame
+	for _, f := range c.frames {
+		if f.Type == typ {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// count returns how many frames satisfy match.
+func count(fs []frame, match func(frame) bool) int {
+	n := 0
+	for _, f := range fs {
+		if match(f) {
+			n++
+		}
+	}
+	return n
+}
+
+// join joins room and waits for the joined frame.
+func (c *wsClient) join(room string) frame {
+	c.t.Helper()
+	ref := "j-" + room
+	c.send(map[string]any{"type": "join", "room": room, "ref": ref})
+	var got frame
+	c.waitUntil("joined "+room, func(fs []frame, _ bool, _ int) bool {
+		for _, f := range fs {
+			if f.Ref == ref && (f.Type == "joined" || f.Type == "error") {
+				got = f
+				return true
+			}
+		}
+		return false
+	})
+	if got.Type != "joined" {
+		c.t.Fatalf("%s: join %s: %+v", c.user, room, got)
+	}
+	return got
+}
+
+// barrier sends a ping and waits for its pong: every frame the server
+// queued for c before handling the ping has been read by then.
+func (c *wsClient) barrier(ref string) {
+	c.t.Helper()
+	c.send(map[string]any{"type": "ping", "ref": ref})
+	c.waitUntil("pong "+ref, func(fs []frame, _ bool, _ int) bool {
+		return count(fs, func(f frame) bool { return f.Type == "pong" && f.Ref == ref }) > 0
+	})
+}
+
+// waitCond polls cond (state owned by the servers, no event to wait on)
+// until it holds, failing after clusterWait.
+func waitCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(clusterWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+// newCluster starts n nodes on one fresh database and one NATS server.
+func newCluster(t *testing.T, n int, natsURL string) []*node {
+	t.Helper()
+	url := pgtest.URL(t)
+	nodes := make([]*node, n)
+	for i := range nodes {
+		nodes[i] = newNode(t, fmt.Sprintf("node%d", i+1), url, natsURL)
+	}
+	waitCond(t, "every node to see the others", func() bool {
+		for _, nd := range nodes {
+			if len(nd.b.View().Nodes()) != n {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes
+}
+
+// token adds user (once) and issues an access token for it.
+func (n *node) token(t *testing.T, user string) string {
+	t.Helper()
+	_, err := n.svc.AddUser(bg, admin.AddUserRequest{Name: user, Password: testPassword, IgnoreExists: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := n.svc.IssueToken(bg, user, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+// wantSequence checks that msgs are exactly ids 1..len(msgs) and agree
+// with want (id → from/text).
+func wantSequence(t *testing.T, who string, msgs []frame, want map[uint64]frame) {
+	t.Helper()
+	if len(msgs) != len(want) {
+		t.Fatalf("%s: %d messages, want %d", who, len(msgs), len(want))
+	}
+	for i, m := range msgs {
+		if m.ID != uint64(i+1) {
+			t.Fatalf("%s: message %d has id %d: not the gapless sequence", who, i, m.ID)
+		}
+		if w := want[m.ID]; w.From != m.From || w.Text != m.Text {
+			t.Fatalf("%s: id %d is %s %q, the ack and the store say %s %q", who, m.ID, m.From, m.Text, w.From, w.Text)
+		}
+	}
+}
+
+// Ensure three nodes on one database and one NATS server are one service
+// (SPEC §7): 30 clients spread over the nodes, senders on all three into
+// one room, and every client sees the same gapless sequence 1..N, which
+// matches the acks and the database.
+func TestClusterTotalOrder(t *testing.T) {
+	ns := startNATS(t, -1)
+	nodes := newCluster(t, 3, "nats://"+ns.Addr().String())
+	const clients, each = 30, 20
+	cs := make([]*wsClient, clients)
+	for i := range cs {
+		user := fmt.Sprintf("u%02d", i)
+		nd := nodes[i%len(nodes)]
+		cs[i] = nd.dial(t, user, nd.token(t, user))
+		cs[i].join("r")
+	}
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				if err := c.conn.WriteJSON(map[string]any{"type": "send", "room": "r", "text": fmt.Sprintf("%s-%d", c.user, j), "ref": fmt.Sprint(j)}); err != nil {
+					t.Errorf("%s: send: %v", c.user, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	const total = clients * each
+	want := map[uint64]frame{}
+	for _, c := range cs {
+		c.waitUntil("every message and ack", func(fs []frame, _ bool, _ int) bool {
+			return count(fs, func(f frame) bool { return f.Type == "message" && f.Room == "r" }) >= total &&
+				count(fs, func(f frame) bool { return f.Type == "ack" }) >= each
+		})
+		for _, a := range c.of("ack") {
+			if _, dup := want[a.ID]; dup || a.ID == 0 {
+				t.Fatalf("%s: ack id %d given twice (or zero)", c.user, a.ID)
+			}
+			want[a.ID] = frame{From: c.user, Text: c.user + "-" + a.Ref}
+		}
+		if errs := c.of("error"); len(errs) > 0 {
+			t.Fatalf("%s: error frames: %+v", c.user, errs)
+		}
+	}
+	if len(want) != total {
+		t.Fatalf("%d acks, want %d", len(want), total)
+	}
+	stored, err := nodes[0].db.MessagesAfter("r", 0, 2*total)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db []frame
+	for _, m := range stored {
+		db = append(db, frame{ID: m.ID, From: m.From, Text: m.Text})
+	}
+	wantSequence(t, "database", db, want)
+	for _, c := range cs {
+		wantSequence(t, c.user, c.of("message"), want)
+	}
+	// A client that saw everything on one node resumes on another with
+	// since and misses nothing, gets nothing twice.
+	late := nodes[1].dial(t, "late", nodes[1].token(t, "late"))
+	late.send(map[string]any{"type": "join", "room": "r", "since": total - 5, "ref": "since"})
+	late.barrier("after-join")
+	j := late.of("joined")
+	if len(j) != 1 || len(j[0].Messages) != 5 || j[0].Messages[0].ID != total-4 || j[0].Messages[4].ID != total {
+		t.Fatalf("join with since %d on another node: %+v", total-5, j)
+	}
+	if msgs := late.of("message"); len(msgs) != 0 {
+		t.Fatalf("late joiner got %d live messages, want none", len(msgs))
+	}
+}
+
+// Ensure presence counts a user once across tabs on different nodes: one
+// join when the first tab joins anywhere, one leave when the last leaves,
+// and joined.members is the union over the live nodes.
+func TestClusterPresence(t *testing.T) {
+	ns := startNATS(t, -1)
+	nodes := newCluster(t, 3, "nats://"+ns.Addr().String())
+	obs := nodes[2].dial(t, "obs", nodes[2].token(t, "obs"))
+	obs.join("p")
+	patTok := nodes[0].token(t, "pat")
+	a := nodes[0].dial(t, "pat", patTok)
+	a.join("p")
+	patEvents := func(fs []frame) []string {
+		var ev []string
+		for _, f := range fs {
+			if f.Type == "presence" && f.User == "pat" {
+				ev = append(ev, f.Event)
+			}
+		}
+		return ev
+	}
+	obs.waitUntil("pat's join", func(fs []frame, _ bool, _ int) bool { return len(patEvents(fs)) == 1 })
+	waitCond(t, "node2 to see obs and pat", func() bool {
+		v := nodes[1].b.View()
+		return v.Present("p", "obs") && v.Present("p", "pat")
+	})
+	b := nodes[1].dial(t, "pat", patTok)
+	j := b.join("p")
+	if !slices.Equal(j.Members, []string{"obs", "pat"}) {
+		t.Fatalf("joined.members on node2 = %v, want the union [obs pat]", j.Members)
+	}
+	waitCond(t, "every node to count both of pat's tabs", func() bool {
+		for _, nd := range nodes {
+			if nd.b.View().Count("p", "pat") != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, c := range []*wsClient{a, b} {
+		c.send(map[string]any{"type": "leave", "room": "p", "ref": "bye"})
+		c.waitUntil("leave ack", func(fs []frame, _ bool, _ int) bool {
+			return count(fs, func(f frame) bool { return f.Type == "ack" && f.Ref == "bye" }) > 0
+		})
+	}
+	obs.waitUntil("pat's leave", func(fs []frame, _ bool, _ int) bool { return len(patEvents(fs)) >= 2 })
+	obs.barrier("done")
+	obs.mu.Lock()
+	ev := patEvents(obs.frames)
+	obs.mu.Unlock()
+	if !slices.Equal(ev, []string{"join", "leave"}) {
+		t.Fatalf("obs saw pat's presence %v, want [join leave] once across tabs", ev)
+	}
+}
+
+// Ensure `user disable` through the admin Service of node 1 closes the
+// user's sockets on nodes 2 and 3 with 4003 within 1 s.
+func TestClusterKick(t *testing.T) {
+	ns := startNATS(t, -1)
+	nodes := newCluster(t, 3, "nats://"+ns.Addr().String())
+	tok := nodes[0].token(t, "vic")
+	other := nodes[1].dial(t, "ann", nodes[1].token(t, "ann"))
+	conns := []*wsClient{nodes[1].dial(t, "vic", tok), nodes[2].dial(t, "vic", tok)}
+	for _, c := range conns {
+		c.barrier("up")
+	}
+	start := time.Now()
+	if _, err := nodes[0].svc.SetDisabled(bg, "vic", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		c.waitUntil("close 4003", func(_ []frame, closed bool, _ int) bool { return closed })
+		c.mu.Lock()
+		code := c.code
+		c.mu.Unlock()
+		if code != 4003 {
+			t.Fatalf("vic's socket closed with %d, want 4003", code)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("sockets on other nodes closed after %v, want within 1s", d)
+	}
+	other.barrier("still-up") // somebody else's connection is untouched
+}
+
+// Ensure the nodes keep serving their own members while NATS is down,
+// deliver across nodes from the store meanwhile, and leave no gap once it
+// is back (SPEC §7).
+func TestClusterNATSRestart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ns := startNATS(t, port)
+	nodes := newCluster(t, 2, fmt.Sprintf("nats://127.0.0.1:%d", port))
+	a := nodes[0].dial(t, "amy", nodes[0].token(t, "amy"))
+	b := nodes[1].dial(t, "ben", nodes[1].token(t, "ben"))
+	a.join("n")
+	b.join("n")
+	sent := 0
+	sendBoth := func(k int) {
+		for i := range k {
+			for _, c := range []*wsClient{a, b} {
+				c.send(map[string]any{"type": "send", "room": "n", "text": fmt.Sprintf("%s-%d", c.user, sent+i), "ref": fmt.Sprint(sent + i)})
+			}
+		}
+		sent += k
+	}
+	seen := func(c *wsClient, n int) {
+		c.waitUntil(fmt.Sprintf("%d messages", n), func(fs []frame, _ bool, _ int) bool {
+			return count(fs, func(f frame) bool { return f.Type == "message" }) >= n
+		})
+	}
+	sendBoth(5)
+	seen(a, 10)
+	seen(b, 10)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitCond(t, "the brokers to notice", func() bool { return !nodes[0].b.Up() && !nodes[1].b.Up() })
+	sendBoth(5) // acked by each node meanwhile; delivered across from the store
+	seen(a, 20)
+	seen(b, 20)
+
+	startNATS(t, port)
+	waitCond(t, "the brokers to reconnect", func() bool { return nodes[0].b.Up() && nodes[1].b.Up() })
+	sendBoth(5)
+	seen(a, 30)
+	seen(b, 30)
+	for _, c := range []*wsClient{a, b} {
+		c.barrier("end")
+		msgs := c.of("message")
+		for i, m := range msgs {
+			if m.ID != uint64(i+1) {
+				t.Fatalf("%s: message %d has id %d: a gap or a duplicate", c.user, i, m.ID)
+			}
+		}
+		if len(msgs) != 30 || len(c.of("ack")) != 15 {
+			t.Fatalf("%s: %d messages and %d acks, want 30 and 15", c.user, len(msgs), len(c.of("ack")))
+		}
+		if errs := c.of("error"); len(errs) > 0 {
+			t.Fatalf("%s: error frames %+v", c.user, errs)
+		}
+	}
+}
