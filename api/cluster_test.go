@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/cluster"
+	"github.com/chatctl/chatctl/configs"
 	"github.com/chatctl/chatctl/internal/pgtest"
 	"github.com/chatctl/chatctl/store"
 	"github.com/chatctl/chatctl/store/pg"
@@ -55,10 +59,13 @@ type node struct {
 
 // newNode starts a node on the database url and the NATS server natsURL,
 // with the change feed followed as Serve does.
-func newNode(t *testing.T, name, url, natsURL string) *node {
+func newNode(t *testing.T, name, url, natsURL string, mutate func(*configs.Config)) *node {
 	t.Helper()
 	cfg := testConfig(t)
 	cfg.Store, cfg.Broker, cfg.Cluster.NodeID = url, natsURL, name
+	if mutate != nil {
+		mutate(cfg)
+	}
 	db, err := pg.Open(context.Background(), url, pg.Options{Access: store.Create})
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +108,34 @@ func newNode(t *testing.T, name, url, natsURL string) *node {
 		}
 	})
 	return n
+}
+
+// get returns the body of a GET of path on n, failing unless it is 200.
+func (n *node) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(n.ts.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s %v", path, resp.StatusCode, b, err)
+	}
+	return string(b)
+}
+
+// grepLines returns the lines of s that start with one of prefixes.
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // frame is what the cluster tests read of a server frame.
@@ -171,6 +206,13 @@ func (c *wsClient) poke() {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// closeCode is the close code the server sent (0: none yet).
+func (c *wsClient) closeCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.code
 }
 
 // send writes a frame.
@@ -272,12 +314,16 @@ func waitCond(t *testing.T, what string, cond func() bool) {
 }
 
 // newCluster starts n nodes on one fresh database and one NATS server.
-func newCluster(t *testing.T, n int, natsURL string) []*node {
+func newCluster(t *testing.T, n int, natsURL string, mutate ...func(*configs.Config)) []*node {
 	t.Helper()
 	url := pgtest.URL(t)
 	nodes := make([]*node, n)
 	for i := range nodes {
-		nodes[i] = newNode(t, fmt.Sprintf("node%d", i+1), url, natsURL)
+		var m func(*configs.Config)
+		if len(mutate) > 0 {
+			m = mutate[0]
+		}
+		nodes[i] = newNode(t, fmt.Sprintf("node%d", i+1), url, natsURL, m)
 	}
 	waitCond(t, "every node to see the others", func() bool {
 		for _, nd := range nodes {
@@ -467,10 +513,7 @@ func TestClusterKick(t *testing.T) {
 	}
 	for _, c := range conns {
 		c.waitUntil("close 4003", func(_ []frame, closed bool, _ int) bool { return closed })
-		c.mu.Lock()
-		code := c.code
-		c.mu.Unlock()
-		if code != 4003 {
+		if code := c.closeCode(); code != 4003 {
 			t.Fatalf("vic's socket closed with %d, want 4003", code)
 		}
 	}
@@ -520,9 +563,19 @@ func TestClusterNATSRestart(t *testing.T) {
 	sendBoth(5) // acked by each node meanwhile; delivered across from the store
 	seen(a, 20)
 	seen(b, 20)
+	if body := nodes[0].get(t, "/health"); !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "broker") {
+		t.Fatalf("/health with NATS down = %s, want 200 degraded naming the broker", body)
+	}
+	m := nodes[0].get(t, "/metrics")
+	if !strings.Contains(m, "chatctl_broker_up 0") || strings.Contains(m, "chatctl_cluster_holes_filled_total 0") {
+		t.Fatalf("/metrics with NATS down: want chatctl_broker_up 0 and holes filled from the store:\n%s", grepLines(m, "chatctl_cluster_", "chatctl_broker_"))
+	}
 
 	startNATS(t, port)
 	waitCond(t, "the brokers to reconnect", func() bool { return nodes[0].b.Up() && nodes[1].b.Up() })
+	if body := nodes[0].get(t, "/health"); body != `{"status":"ok"}`+"\n" {
+		t.Fatalf("/health with NATS back = %s", body)
+	}
 	sendBoth(5)
 	seen(a, 30)
 	seen(b, 30)
@@ -541,4 +594,60 @@ func TestClusterNATSRestart(t *testing.T) {
 			t.Fatalf("%s: error frames %+v", c.user, errs)
 		}
 	}
+}
+
+// Ensure the per-user connection cap counts a user's connections on every
+// node (SPEC §7): a connection over the cap on another node is refused
+// with 4029; two nodes that admitted one each while they could not see
+// each other overshoot for a moment, then the newest extra is closed with
+// 4029 and the others stay.
+func TestClusterConnCap(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ns := startNATS(t, port)
+	nodes := newCluster(t, 3, fmt.Sprintf("nats://127.0.0.1:%d", port), func(c *configs.Config) { c.WS.MaxConnsPerUser = 2 })
+	tok := nodes[0].token(t, "cap")
+	counted := func(n int) func() bool {
+		return func() bool {
+			for _, nd := range nodes {
+				if c, _ := nd.b.View().Conns("cap"); c != n {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	a := nodes[0].dial(t, "cap", tok)
+	a.barrier("a")
+	b := nodes[1].dial(t, "cap", tok)
+	b.barrier("b")
+	waitCond(t, "every node to count 2 connections", counted(2))
+	over := nodes[2].dial(t, "cap", tok)
+	over.waitUntil("close 4029", func(_ []frame, closed bool, code int) bool { return closed })
+	if code := over.closeCode(); code != 4029 {
+		t.Fatalf("third connection on a third node closed with %d, want 4029", code)
+	}
+	b.conn.Close()
+	waitCond(t, "every node to count 1 connection", counted(1))
+
+	// NATS down: node 1 and node 2 each admit one more, unaware of the other's.
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitCond(t, "the brokers to notice", func() bool { return !nodes[0].b.Up() && !nodes[1].b.Up() })
+	older := nodes[0].dial(t, "cap", tok)
+	older.barrier("older")
+	newest := nodes[1].dial(t, "cap", tok)
+	newest.barrier("newest")
+	startNATS(t, port)
+	newest.waitUntil("close 4029", func(_ []frame, closed bool, code int) bool { return closed })
+	if code := newest.closeCode(); code != 4029 {
+		t.Fatalf("the newest extra connection closed with %d, want 4029", code)
+	}
+	waitCond(t, "every node to count 2 connections", counted(2))
+	a.barrier("a-alive")
+	older.barrier("older-alive")
 }

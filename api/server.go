@@ -83,6 +83,7 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	}
 	svc.DB().SetRetention(store.Retention{MaxPerRoom: cfg.History.MaxPerRoom})
 	s.hub = chat.NewHub(hubStore{svc.DB(), s.metrics}, hubAuth{s}, hubConfig(s), log)
+	s.metrics.registerCluster(s.hub)
 	// Every revocation, whichever path made it (CLI over the socket,
 	// /admin, refresh reuse on /token), closes the sockets it ends: on
 	// this node, and through the broker on every other node (cluster.Local,
@@ -130,7 +131,7 @@ func (s *Server) SocketHandler() http.Handler { return s.socket }
 func (s *Server) MetricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.handler())
-	mux.Handle("GET /health", handleHealth(s.svc))
+	mux.Handle("GET /health", s.handleHealth())
 	mux.Handle("GET /ready", s.handleReady())
 	mux.Handle("/", notFound(mux))
 	return s.secure(s.observe(mux))

@@ -76,7 +76,13 @@ type clusterState struct {
 
 	filled, remote, capClosed atomic.Uint64
 	lagNS                     atomic.Int64
+	lagObs                    func(time.Duration) // OnRemoteLag's; nil: none
 }
+
+// OnRemoteLag sets f to be called with the lag of every message another
+// node committed, as it is delivered here (its delivery time minus its
+// timestamp), for /metrics. Call it before serving.
+func (h *Hub) OnRemoteLag(f func(time.Duration)) { h.cl.lagObs = f }
 
 // UseBroker makes b the hub's broker and starts it. Call it once, before
 // Run and before any connection is served. cluster.Local (what NewHub
@@ -208,7 +214,11 @@ func (h *Hub) remoteMessages(name, epoch string, msgs []cluster.Message) {
 			continue
 		}
 		h.cl.remote.Add(1)
-		h.cl.lagNS.Add(int64(now.Sub(m.TS)))
+		lag := now.Sub(m.TS)
+		h.cl.lagNS.Add(int64(lag))
+		if h.cl.lagObs != nil {
+			h.cl.lagObs(lag)
+		}
 		f := encodeFrame(messageFrame{Type: TypeMessage, wireMessage: toWire(Message{Room: name, ID: m.ID, From: m.From, Text: m.Text, TS: m.TS})})
 		r.commit(m.ID, f, h)
 	}
