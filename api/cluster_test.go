@@ -152,6 +152,10 @@ type frame struct {
 	Code    string   `json:"code"`
 
 	Messages []frame `json:"messages"`
+	Rooms    []struct {
+		Room   string `json:"room"`
+		Online int    `json:"online"`
+	} `json:"rooms"`
 }
 
 // wsClient is a test connection whose reader keeps every frame.
@@ -480,6 +484,14 @@ func TestClusterPresence(t *testing.T) {
 		}
 		return true
 	})
+	// The directory counts users online on every node.
+	obs.send(map[string]any{"type": "rooms", "ref": "dir"})
+	obs.waitUntil("rooms", func(fs []frame, _ bool, _ int) bool {
+		return count(fs, func(f frame) bool { return f.Type == "rooms" }) > 0
+	})
+	if rs := obs.of("rooms")[0].Rooms; len(rs) != 1 || rs[0].Room != "p" || rs[0].Online != 2 {
+		t.Fatalf("directory on node3 = %+v, want p with 2 users online", rs)
+	}
 	for _, c := range []*wsClient{a, b} {
 		c.send(map[string]any{"type": "leave", "room": "p", "ref": "bye"})
 		c.waitUntil("leave ack", func(fs []frame, _ bool, _ int) bool {
