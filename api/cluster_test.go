@@ -59,12 +59,12 @@ type node struct {
 
 // newNode starts a node on the database url and the NATS server natsURL,
 // with the change feed followed as Serve does.
-func newNode(t *testing.T, name, url, natsURL string, mutate func(*configs.Config)) *node {
+func newNode(t *testing.T, name, url, natsURL string, o nodeOpts) *node {
 	t.Helper()
 	cfg := testConfig(t)
 	cfg.Store, cfg.Broker, cfg.Cluster.NodeID = url, natsURL, name
-	if mutate != nil {
-		mutate(cfg)
+	if o.mutate != nil {
+		o.mutate(cfg)
 	}
 	db, err := pg.Open(context.Background(), url, pg.Options{Access: store.Create})
 	if err != nil {
@@ -95,7 +95,9 @@ func newNode(t *testing.T, name, url, natsURL string, mutate func(*configs.Confi
 	}()
 	go func() {
 		defer wg.Done()
-		_ = db.Watch(ctx, changePoll, srv.applyChange)
+		if !o.noFeed {
+			_ = db.Watch(ctx, changePoll, srv.applyChange)
+		}
 	}()
 	t.Cleanup(func() {
 		n.ts.CloseClientConnections()
@@ -317,17 +319,23 @@ func waitCond(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// nodeOpts are the optional parts of a test node.
+type nodeOpts struct {
+	mutate func(*configs.Config) // adjusts the config
+	noFeed bool                  // the node does not follow the change feed: only the broker tells it
+}
+
 // newCluster starts n nodes on one fresh database and one NATS server.
-func newCluster(t *testing.T, n int, natsURL string, mutate ...func(*configs.Config)) []*node {
+func newCluster(t *testing.T, n int, natsURL string, opts ...nodeOpts) []*node {
 	t.Helper()
 	url := pgtest.URL(t)
 	nodes := make([]*node, n)
 	for i := range nodes {
-		var m func(*configs.Config)
-		if len(mutate) > 0 {
-			m = mutate[0]
+		var o nodeOpts
+		if len(opts) > 0 {
+			o = opts[0]
 		}
-		nodes[i] = newNode(t, fmt.Sprintf("node%d", i+1), url, natsURL, m)
+		nodes[i] = newNode(t, fmt.Sprintf("node%d", i+1), url, natsURL, o)
 	}
 	waitCond(t, "every node to see the others", func() bool {
 		for _, nd := range nodes {
@@ -509,10 +517,12 @@ func TestClusterPresence(t *testing.T) {
 }
 
 // Ensure `user disable` through the admin Service of node 1 closes the
-// user's sockets on nodes 2 and 3 with 4003 within 1 s.
+// user's sockets on nodes 2 and 3 with 4003 within 1 s, through the
+// broker alone (the nodes do not follow the change feed here), and so
+// does a token revoked by its id.
 func TestClusterKick(t *testing.T) {
 	ns := startNATS(t, -1)
-	nodes := newCluster(t, 3, "nats://"+ns.Addr().String())
+	nodes := newCluster(t, 3, "nats://"+ns.Addr().String(), nodeOpts{noFeed: true})
 	tok := nodes[0].token(t, "vic")
 	other := nodes[1].dial(t, "ann", nodes[1].token(t, "ann"))
 	conns := []*wsClient{nodes[1].dial(t, "vic", tok), nodes[2].dial(t, "vic", tok)}
@@ -533,6 +543,32 @@ func TestClusterKick(t *testing.T) {
 		t.Fatalf("sockets on other nodes closed after %v, want within 1s", d)
 	}
 	other.barrier("still-up") // somebody else's connection is untouched
+
+	// One token revoked by its id on node 3 closes the socket it opened
+	// on node 2, and only that one.
+	if _, err := nodes[0].svc.AddUser(bg, admin.AddUserRequest{Name: "jo", Password: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := nodes[0].svc.IssueToken(bg, "jo", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := nodes[1].dial(t, "jo", nodes[0].token(t, "jo"))
+	gone := nodes[1].dial(t, "jo", revoked.AccessToken)
+	kept.barrier("up")
+	gone.barrier("up")
+	start = time.Now()
+	if _, err := nodes[2].svc.Revoke(bg, admin.RevokeRequest{ID: revoked.JTI}); err != nil {
+		t.Fatal(err)
+	}
+	gone.waitUntil("close 4003", func(_ []frame, closed bool, _ int) bool { return closed })
+	if code := gone.closeCode(); code != 4003 {
+		t.Fatalf("socket of a revoked token closed with %d, want 4003", code)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("socket of a revoked token closed after %v, want within 1s", d)
+	}
+	kept.barrier("still-up")
 }
 
 // Ensure the nodes keep serving their own members while NATS is down,
@@ -621,7 +657,7 @@ func TestClusterConnCap(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	ns := startNATS(t, port)
-	nodes := newCluster(t, 3, fmt.Sprintf("nats://127.0.0.1:%d", port), func(c *configs.Config) { c.WS.MaxConnsPerUser = 2 })
+	nodes := newCluster(t, 3, fmt.Sprintf("nats://127.0.0.1:%d", port), nodeOpts{mutate: func(c *configs.Config) { c.WS.MaxConnsPerUser = 2 }})
 	tok := nodes[0].token(t, "cap")
 	counted := func(n int) func() bool {
 		return func() bool {
@@ -662,4 +698,33 @@ func TestClusterConnCap(t *testing.T) {
 	waitCond(t, "every node to count 2 connections", counted(2))
 	a.barrier("a-alive")
 	older.barrier("older-alive")
+}
+
+// Ensure the change feed is the fallback when NATS is down: a user
+// disabled on node 1 is closed with 4003 on node 2 within 1 s.
+func TestClusterKickFeedFallback(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ns := startNATS(t, port)
+	nodes := newCluster(t, 2, fmt.Sprintf("nats://127.0.0.1:%d", port))
+	c := nodes[1].dial(t, "vic", nodes[0].token(t, "vic"))
+	c.barrier("up")
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitCond(t, "the brokers to notice", func() bool { return !nodes[0].b.Up() && !nodes[1].b.Up() })
+	start := time.Now()
+	if _, err := nodes[0].svc.SetDisabled(bg, "vic", true); err != nil {
+		t.Fatal(err)
+	}
+	c.waitUntil("close 4003", func(_ []frame, closed bool, _ int) bool { return closed })
+	if code := c.closeCode(); code != 4003 {
+		t.Fatalf("closed with %d, want 4003", code)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("closed after %v with NATS down, want within 1s (change feed)", d)
+	}
 }
