@@ -37,9 +37,11 @@ const (
 	changePoll = 250 * time.Millisecond
 )
 
-// nodeLocker is a store that allows one serving node (store/pg).
+// nodeLocker is a store that allows one serving node without a broker,
+// or any number with one (store/pg).
 type nodeLocker interface {
 	LockNode(ctx context.Context) error
+	LockNodeShared(ctx context.Context) error
 }
 
 // ServeOptions are the optional parts of Serve.
@@ -104,7 +106,16 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 			fmt.Fprintf(opts.Stderr, "created new store %s\n", abs)
 		}
 	}
-	if n, ok := svc.DB().(nodeLocker); ok && cfg.Broker == "" {
+	if n, ok := svc.DB().(nodeLocker); ok && cfg.Broker != "" {
+		// Several nodes with a broker are the point; the shared lock
+		// only keeps out a node without one (it would miss our messages).
+		if err := n.LockNodeShared(ctx); err != nil {
+			if errors.Is(err, pg.ErrNodeAlone) {
+				return fmt.Errorf("%w; stop it, or give it the same broker (every node of a store needs one)", err)
+			}
+			return err
+		}
+	} else if ok {
 		// One node per PostgreSQL store: a second one would keep its own
 		// view of presence and rooms, and its members would miss
 		// messages sent on the first.
