@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/cluster"
@@ -726,5 +728,47 @@ func TestClusterKickFeedFallback(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("closed after %v with NATS down, want within 1s (change feed)", d)
+	}
+}
+
+// Ensure the members of a node that dies without a goodbye leave after
+// the presence TTL: a "ghost" node announces a member over NATS and then
+// falls silent; the live nodes announce its join, and its leave once its
+// roster expires (cluster.presence_ttl, 2 s here).
+func TestClusterDeadNodeLeaves(t *testing.T) {
+	ns := startNATS(t, -1)
+	nodes := newCluster(t, 2, "nats://"+ns.Addr().String())
+	obs := nodes[0].dial(t, "obs", nodes[0].token(t, "obs"))
+	obs.join("g")
+	nc, err := nats.Connect("nats://" + ns.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	data, _ := json.Marshal(cluster.Roster{Node: "ghost", Inc: 1, Seq: 1, Full: true,
+		Entries: []cluster.Entry{{Room: "g", User: "casper", Conns: 1}, {User: "casper", Conns: 1}}})
+	if err := nc.Publish(cluster.DefaultName+".roster", data); err != nil {
+		t.Fatal(err)
+	}
+	events := func(fs []frame) []string {
+		var ev []string
+		for _, f := range fs {
+			if f.Type == "presence" && f.User == "casper" {
+				ev = append(ev, f.Event)
+			}
+		}
+		return ev
+	}
+	obs.waitUntil("casper's join", func(fs []frame, _ bool, _ int) bool { return len(events(fs)) == 1 })
+	start := time.Now()
+	obs.waitUntil("casper's leave", func(fs []frame, _ bool, _ int) bool { return len(events(fs)) == 2 })
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("a dead node's member left after %v, want about the presence TTL (2s)", d)
+	}
+	obs.mu.Lock()
+	ev := events(obs.frames)
+	obs.mu.Unlock()
+	if !slices.Equal(ev, []string{"join", "leave"}) {
+		t.Fatalf("presence of a dead node's member: %v", ev)
 	}
 }
