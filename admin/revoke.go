@@ -66,14 +66,20 @@ func (s *Service) RetireKey(ctx context.Context, kid string) (k KeyInfo, err err
 // database closes the user's sockets on this node. The store has already
 // dropped what it cached of the change. Kinds it does not know are
 // ignored.
-func (s *Service) ApplyChange(kind, key string) {
+func (s *Service) ApplyChange(kind, key string) { s.ApplyChangeTo(kind, key, s.revoked) }
+
+// ApplyChangeTo is ApplyChange reporting the revocations to revoked
+// instead of the OnRevoke function: a cluster node closes its own sockets
+// for a change it read from the feed, without telling every other node
+// again (each reads the feed too).
+func (s *Service) ApplyChangeTo(kind, key string, revoked func(Revocation)) {
 	switch kind {
 	case store.ChangeUserRevoke:
-		s.revoked(Revocation{User: key})
+		revoked(Revocation{User: key})
 	case store.ChangeJTI:
-		s.revoked(Revocation{JTI: key})
+		revoked(Revocation{JTI: key})
 	case store.ChangeSession:
-		s.revoked(Revocation{Session: key})
+		revoked(Revocation{Session: key})
 	case store.ChangeKey, store.ChangeReset:
 		keys, err := s.keys.reload()
 		if err != nil {
@@ -81,7 +87,7 @@ func (s *Service) ApplyChange(kind, key string) {
 		}
 		for _, k := range keys {
 			if k.Kid == key && !k.RevokedAt.IsZero() {
-				s.revoked(Revocation{Kid: key})
+				revoked(Revocation{Kid: key})
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/chatctl/chatctl/api/chat"
 	"github.com/chatctl/chatctl/buildinfo"
 	"github.com/chatctl/chatctl/store"
 )
@@ -89,6 +90,43 @@ func newMetrics(db store.Store) *metrics {
 	m.tokens.WithLabelValues("issued", "")
 	m.tokens.WithLabelValues("refreshed", "")
 	return m
+}
+
+// registerCluster adds the series of the node's broker and of cross-node
+// delivery (SPEC §7): read from hub at each scrape.
+func (m *metrics) registerCluster(hub *chat.Hub) {
+	lag := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "chatctl_cluster_delivery_lag_seconds",
+		Help:    "Delay from the commit of a message on another node (its timestamp) to its delivery here.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	hub.OnRemoteLag(func(d time.Duration) { lag.Observe(max(d, 0).Seconds()) })
+	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chatctl_broker_up",
+		Help: "1 while the broker reaches the other nodes (always 1 for a single node without a broker).",
+	}, func() float64 {
+		if hub.Broker().Up() {
+			return 1
+		}
+		return 0
+	})
+	nodes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chatctl_cluster_nodes",
+		Help: "Live nodes of the cluster, this one included.",
+	}, func() float64 { return float64(hub.Broker().Stats().Nodes) })
+	holes := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chatctl_cluster_holes_filled_total",
+		Help: "Messages of other nodes read from the store because their publication was late or lost (holes and tails).",
+	}, func() float64 { return float64(hub.ClusterStats().HolesFilled) })
+	received := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chatctl_cluster_messages_received_total",
+		Help: "Messages of other nodes delivered here from the broker.",
+	}, func() float64 { return float64(hub.ClusterStats().Remote) })
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chatctl_cluster_dropped_total",
+		Help: "Broker publications lost (disconnected, or a full delivery queue); the store fills them in.",
+	}, func() float64 { return float64(hub.Broker().Stats().Dropped) })
+	m.reg.MustRegister(lag, up, nodes, holes, received, dropped)
 }
 
 // observe records one finished request.

@@ -19,7 +19,7 @@ func (s *Server) publicRoutes() []route {
 	return []route{
 		// Unauthenticated.
 		{"GET /{$}", handleRoot()},
-		{"GET /health", handleHealth(s.svc)},
+		{"GET /health", s.handleHealth()},
 		{"GET /ready", s.handleReady()},
 		{"POST /token", s.handleToken()},
 		{"POST /users", s.handleCreateUser()},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chatctl/chatctl/admin"
+	"github.com/chatctl/chatctl/cluster"
 	"github.com/chatctl/chatctl/configs"
 	"github.com/chatctl/chatctl/store"
 	"github.com/chatctl/chatctl/store/pg"
@@ -36,9 +37,11 @@ const (
 	changePoll = 250 * time.Millisecond
 )
 
-// nodeLocker is a store that allows one serving node (store/pg).
+// nodeLocker is a store that allows one serving node without a broker,
+// or any number with one (store/pg).
 type nodeLocker interface {
 	LockNode(ctx context.Context) error
+	LockNodeShared(ctx context.Context) error
 }
 
 // ServeOptions are the optional parts of Serve.
@@ -78,11 +81,6 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	if opts.Stderr == nil {
 		opts.Stderr = io.Discard
 	}
-	if cfg.Broker != "" {
-		// The cluster package is built and tested, but the hub does not
-		// use it yet: refuse rather than run as if joined.
-		return errors.New("broker: nodes do not join over NATS in this version yet; run one chatctl serve per store, without broker")
-	}
 	// TLS first: a bad certificate pair stops the start with an error
 	// naming tls.cert or tls.key, before the store is opened or created.
 	stls, err := newServerTLS(cfg, log, opts.ACMEClient)
@@ -108,7 +106,16 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 			fmt.Fprintf(opts.Stderr, "created new store %s\n", abs)
 		}
 	}
-	if n, ok := svc.DB().(nodeLocker); ok {
+	if n, ok := svc.DB().(nodeLocker); ok && cfg.Broker != "" {
+		// Several nodes with a broker are the point; the shared lock
+		// only keeps out a node without one (it would miss our messages).
+		if err := n.LockNodeShared(ctx); err != nil {
+			if errors.Is(err, pg.ErrNodeAlone) {
+				return fmt.Errorf("%w; stop it, or give it the same broker (every node of a store needs one)", err)
+			}
+			return err
+		}
+	} else if ok {
 		// One node per PostgreSQL store: a second one would keep its own
 		// view of presence and rooms, and its members would miss
 		// messages sent on the first.
@@ -161,6 +168,25 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	}
 	// The operator's GOMAXPROCS is left alone.
 	srv := NewServer(log, cfg, svc, Options{AdaptiveProcs: os.Getenv("GOMAXPROCS") == ""})
+	if cfg.Broker != "" {
+		// With a broker the node joins the others on the same store (no
+		// node lock: several nodes are the point). Start gathers the live
+		// nodes' presence before anyone connects here.
+		b, err := cluster.NewNATS(cluster.Options{
+			URL: cfg.Broker, Name: cfg.Cluster.Name, Node: cfg.Cluster.NodeID,
+			Heartbeat: cfg.Cluster.Heartbeat, PresenceTTL: cfg.Cluster.PresenceTTL, Log: log,
+		})
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("broker: %w", err)
+		}
+		if err := srv.JoinCluster(b); err != nil {
+			_ = b.Close()
+			srv.Close()
+			return fmt.Errorf("broker: %w", err)
+		}
+		log.Info("joined the cluster", "broker", configs.RedactURLs(cfg.Broker), "cluster", cfg.Cluster.Name, "node", b.Node())
+	}
 	if opts.Logging != nil {
 		srv.OnReload([]string{"log.format", "log.level"}, func(c *configs.Config) error {
 			opts.Logging.Set(c.Log.Format, c.Log.Level)

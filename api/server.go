@@ -5,6 +5,7 @@
 package api
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/api/chat"
 	"github.com/chatctl/chatctl/auth"
+	"github.com/chatctl/chatctl/cluster"
 	"github.com/chatctl/chatctl/configs"
 	"github.com/chatctl/chatctl/store"
 )
@@ -81,11 +83,12 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	}
 	svc.DB().SetRetention(store.Retention{MaxPerRoom: cfg.History.MaxPerRoom})
 	s.hub = chat.NewHub(hubStore{svc.DB(), s.metrics}, hubAuth{s}, hubConfig(s), log)
+	s.metrics.registerCluster(s.hub)
 	// Every revocation, whichever path made it (CLI over the socket,
-	// /admin, refresh reuse on /token), closes the sockets it ends.
-	svc.OnRevoke(func(r admin.Revocation) {
-		s.hub.Revoke(chat.Revoked{User: r.User, JTI: r.JTI, Session: r.Session, Kid: r.Kid})
-	})
+	// /admin, refresh reuse on /token), closes the sockets it ends: on
+	// this node, and through the broker on every other node (cluster.Local,
+	// alone, only loops it back here).
+	svc.OnRevoke(s.kick)
 	// Access rules live in the hub's memory: loaded now, reloaded after
 	// every change the Service makes (CLI over the socket, /admin, config).
 	if err := s.hub.SetAccessLoader(s.loadAccess); err != nil {
@@ -100,6 +103,21 @@ func NewServer(log *slog.Logger, cfg *configs.Config, svc *admin.Service, opts O
 	return s
 }
 
+// kick closes the sockets r ends on every node (see NewServer).
+func (s *Server) kick(r admin.Revocation) {
+	err := s.hub.Broker().Kick(cluster.Kick{User: r.User, JTI: r.JTI, Session: r.Session, Kid: r.Kid})
+	if errors.Is(err, cluster.ErrClosed) {
+		// The broker is gone (shutting down): this node at least.
+		s.hub.Revoke(chat.Revoked{User: r.User, JTI: r.JTI, Session: r.Session, Kid: r.Kid})
+	} else if err != nil {
+		s.log.Warn("revocation not sent to the other nodes; they read it from the change feed", "err", err)
+	}
+}
+
+// JoinCluster makes b the hub's broker and starts it (see chat.Hub.UseBroker):
+// call it before the hub runs and before serving. Close closes it.
+func (s *Server) JoinCluster(b cluster.Broker) error { return s.hub.UseBroker(b) }
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
@@ -113,7 +131,7 @@ func (s *Server) SocketHandler() http.Handler { return s.socket }
 func (s *Server) MetricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.handler())
-	mux.Handle("GET /health", handleHealth(s.svc))
+	mux.Handle("GET /health", s.handleHealth())
 	mux.Handle("GET /ready", s.handleReady())
 	mux.Handle("/", notFound(mux))
 	return s.secure(s.observe(mux))
@@ -128,5 +146,9 @@ func (s *Server) StartDrain() { s.draining.Store(true) }
 // shutdown.
 func (s *Server) Hub() *chat.Hub { return s.hub }
 
-// Close stops the bcrypt workers. Call it after the HTTP server stopped.
-func (s *Server) Close() { s.hashes.close() }
+// Close stops the bcrypt workers and leaves the cluster. Call it after the
+// HTTP server and the hub stopped.
+func (s *Server) Close() {
+	s.hashes.close()
+	_ = s.hub.Broker().Close()
+}

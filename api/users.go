@@ -21,11 +21,18 @@ func handleRoot() http.Handler {
 
 // handleHealth answers 200 while the store can be read and its latest
 // write committed, else 503 with the reason: a full disk makes the server
-// unhealthy until a write succeeds again.
-func handleHealth(svc *admin.Service) http.Handler {
+// unhealthy until a write succeeds again. A node whose broker is down is
+// degraded, not dead (SPEC §7: it serves its own members and catches up
+// from the store): 200 with status degraded and the reason.
+func (s *Server) handleHealth() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if reason := storeProblem(svc.DB()); reason != "" {
+		if reason := storeProblem(s.svc.DB()); reason != "" {
 			unhealthy(w, reason)
+			return
+		}
+		if !s.hub.Broker().Up() {
+			encode(w, http.StatusOK, map[string]string{"status": "degraded",
+				"detail": "broker: disconnected; serving this node's members, other nodes' messages are read from the store"})
 			return
 		}
 		encode(w, http.StatusOK, map[string]string{"status": "ok"})

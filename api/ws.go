@@ -242,5 +242,20 @@ func (h hubStore) MessagesBefore(room string, before uint64, limit int) ([]chat.
 	return fromStore(ms), err
 }
 
+var _ chat.HeadStore = hubStore{}
+
+// Heads implements chat.HeadStore.
+func (h hubStore) Heads(rooms []string) (map[string]chat.Head, error) {
+	hs, err := h.db.Heads(rooms)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]chat.Head, len(hs))
+	for name, hd := range hs {
+		out[name] = chat.Head{LastID: hd.LastID, Epoch: hd.Epoch}
+	}
+	return out, nil
+}
+
 // hubConfig maps ws.* and history.* onto the hub's limits.
 func hubConfig(s *Server) chat.Config { return chat.ConfigFrom(s.cfg) }

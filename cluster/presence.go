@@ -273,6 +273,13 @@ func (p *Presence) Present(room, user string) bool {
 	return p.rooms[room][user] > 0
 }
 
+// Count returns user's connections in room over the live nodes.
+func (p *Presence) Count(room, user string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rooms[room][user]
+}
+
 // Members returns the users present in room on the live nodes, sorted:
 // joined.members.
 func (p *Presence) Members(room string) []string {

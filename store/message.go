@@ -259,6 +259,27 @@ func (db *DB) RoomEpoch(room string) (string, error) {
 	return epoch, err
 }
 
+// Head is where a room's stored history ends: its last id and its epoch.
+type Head struct {
+	LastID uint64
+	Epoch  string
+}
+
+// Heads returns the head of each named room with stored history, in one
+// read transaction.
+func (db *DB) Heads(rooms []string) (map[string]Head, error) {
+	out := make(map[string]Head, len(rooms))
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		for _, name := range rooms {
+			if rb := tx.Bucket(bucketRooms).Bucket([]byte(name)); rb != nil {
+				out[name] = Head{LastID: rb.Sequence(), Epoch: string(rb.Get(keyEpoch))}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 func readCount(rb *bolt.Bucket) int {
 	var n int
 	fmt.Sscanf(string(rb.Get(keyCount)), "%d", &n)

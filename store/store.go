@@ -62,6 +62,10 @@ type Store interface {
 	MessagesAfter(room string, after uint64, limit int) ([]Message, error)
 	MessagesBefore(room string, before uint64, limit int) ([]Message, error)
 	RoomEpoch(room string) (string, error)
+	// Heads returns the head (last id and epoch) of each named room that
+	// has stored history; rooms without are left out. One cheap read
+	// for many rooms: a cluster node checks the rooms it serves with it.
+	Heads(rooms []string) (map[string]Head, error)
 	Rooms() ([]Room, error)
 	DeleteRoom(name string) error
 	PruneMessages(maxAge time.Duration) (int, error)

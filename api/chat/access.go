@@ -108,10 +108,7 @@ func (h *Hub) evictLocked(r *room, c *client, f frame) {
 	delete(r.members, c)
 	c.removeRoom(r)
 	c.enqueue(f)
-	if r.users[c.user]--; r.users[c.user] == 0 {
-		delete(r.users, c.user)
-		r.broadcast(presence(r.name, c.user, "leave"), nil)
-	}
+	h.userLeftLocked(r, c.user)
 	h.log.Info("chat: access withdrawn", "user", c.user, "room", r.name)
 }
 

@@ -44,6 +44,7 @@ type client struct {
 	limOf *sendLimit    // the Hub.sendLimit lim was last set from; reader goroutine only
 
 	readerDone chan struct{} // closed when readPump has unregistered and returned
+	opened     time.Time     // when the hub took the connection (the per-user cap closes the newest)
 	admin      atomic.Bool   // the user is an admin (Identity.Admin of the current token)
 
 	mu        sync.Mutex // guards the fields below; taken after Hub.mu and room.mu
@@ -76,6 +77,7 @@ func newClient(h *Hub, conn *websocket.Conn, id Identity) *client {
 		token:      tokenID{id.JTI, id.Session, id.Kid},
 		lastPing:   time.Now(),
 	}
+	c.opened = c.lastPing
 	c.admin.Store(id.Admin)
 	if _, ok := h.writer.(*pool); ok && conn != nil { // unit tests make clients without a socket
 		c.raw = poolConn(conn.NetConn())

@@ -63,7 +63,10 @@
 // # Concurrency
 //
 // Locks are taken in the order Hub.mu, room.mu, client.mu, pool.mu; no
-// goroutine writes to a socket while holding any of them. Broadcasting only
+// goroutine writes to a socket while holding any of them. With a broker
+// (cluster.go), room.mu may be held while calling the broker's
+// SetPresence, View and Subscribe, which take only the broker's own locks;
+// the broker calls the hub (cluster.Handler) holding none of them. Broadcasting only
 // appends to each member's queue (a slice guarded by client.mu) and starts
 // its writer (the write pool's writes never block), so a slow member never
 // delays the others. A member that falls behind is closed with 4008: when
@@ -106,6 +109,7 @@
 //
 // If the store ever leaves a hole in a room's ids, the room waits for the
 // missing id until no append is in flight and then moves on; members see
-// the hole. Rooms live in memory only while they have members or sends in
+// the hole. A hub joined to other nodes (UseBroker, cluster.go) never
+// skips a hole: it reads the missing ids from the store instead. Rooms live in memory only while they have members or sends in
 // flight.
 package chat

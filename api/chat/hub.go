@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatctl/chatctl/access"
+	"github.com/chatctl/chatctl/cluster"
 	"github.com/chatctl/chatctl/configs"
 )
 
@@ -217,6 +218,8 @@ type Hub struct {
 	loaderMu sync.Mutex   // guards loader and serialises table reloads
 	loader   AccessLoader // RecheckAccess reloads the table with it; nil: keep acc
 
+	cl clusterState // the broker (cluster.Local unless UseBroker set another); see cluster.go
+
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once every pump has exited after Shutdown
 }
@@ -238,6 +241,9 @@ func NewHub(store Store, auth Authenticator, cfg Config, log *slog.Logger) *Hub 
 		users: make(map[string][]*client),
 		done:  make(chan struct{}),
 	}
+	h.cl.broker = cluster.NewLocal("")
+	h.cl.resync = make(chan struct{}, 1)
+	_ = h.cl.broker.Start(brokerHandler{h}) // a new Local never fails
 	h.sendLimit.Store(&sendLimit{rate: cfg.SendRate, burst: cfg.SendBurst})
 	h.acc.Store(access.New(access.ReadWrite, nil, nil))
 	h.writer = pumpWriter{}
@@ -274,6 +280,14 @@ func (h *Hub) SetSendRate(perSecond float64, burst int) {
 func (h *Hub) Run(ctx context.Context) {
 	t := time.NewTicker(h.tick)
 	defer t.Stop()
+	if h.cl.multi {
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			h.resyncLoop(stop)
+		}()
+		defer func() { close(stop); <-stopped }()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -312,7 +326,8 @@ func (h *Hub) Serve(conn *websocket.Conn, id Identity) {
 		h.reject(conn, CloseGoingAway, "server shutting down")
 		return
 	}
-	if len(h.users[id.User]) >= h.cfg.MaxConnsPerUser {
+	if len(h.users[id.User]) >= h.cfg.MaxConnsPerUser ||
+		h.cl.multi && h.clusterConns(id.User) >= h.cfg.MaxConnsPerUser {
 		h.mu.Unlock()
 		h.log.Info("chat: too many connections", "user", id.User)
 		h.reject(conn, CloseTooManyConns, "too many connections")
@@ -320,7 +335,14 @@ func (h *Hub) Serve(conn *websocket.Conn, id Identity) {
 	}
 	h.users[id.User] = append(h.users[id.User], c)
 	h.pumps.Add(1) // under h.mu with closing false, so never after pumps.Wait began
+	total := 0
+	if h.cl.multi {
+		total = h.countConnsLocked(id.User)
+	}
 	h.mu.Unlock()
+	if total > h.cfg.MaxConnsPerUser {
+		h.enforceCap(id.User, total) // another node admitted one at the same moment
+	}
 	h.log.Debug("chat: connected", "user", id.User)
 	go c.readPump() // the writer starts when there is something to write
 }
@@ -351,6 +373,9 @@ func (h *Hub) unregister(c *client) {
 		delete(h.users, c.user)
 	} else {
 		h.users[c.user] = cs
+	}
+	if h.cl.multi {
+		h.countConnsLocked(c.user)
 	}
 	h.mu.Unlock()
 
@@ -439,14 +464,23 @@ func (h *Hub) CloseRoom(name string) {
 		return
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.dead = true
 	f := encodeFrame(errorFrame{Type: TypeError, Code: CodeNotFound, Detail: "room deleted", Room: name})
 	for c := range r.members {
 		c.removeRoom(r)
 		c.enqueue(f)
 	}
-	r.members, r.users = nil, nil
+	if h.cl.multi {
+		for u := range r.users {
+			h.cl.broker.SetPresence(name, u, 0)
+		}
+	}
+	r.members, r.users, r.present = nil, nil, nil
+	subscribed := r.subscribed
+	r.mu.Unlock()
+	if subscribed {
+		h.unsubscribe(name)
+	}
 }
 
 // Shutdown stops new sends, waits until every AppendMessage in progress has

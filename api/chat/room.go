@@ -28,6 +28,11 @@ type room struct {
 	members  map[*client]struct{}
 	users    map[string]int       // connections per user among members: presence and stats
 	typing   map[string]time.Time // when each user's last typing frame was relayed (typingInterval)
+
+	// Multi-node only (see cluster.go).
+	subscribed bool            // the broker has this node's interest in the room; undone when it dies
+	filling    bool            // a fill of a hole from the store is scheduled
+	present    map[string]bool // users r's members were told are present (cluster-wide)
 }
 
 // room returns the live room called name, creating it if needed.
@@ -47,15 +52,21 @@ func (h *Hub) room(name string) *room {
 // order, which is why callers must not hold r.mu.
 func (h *Hub) maybeRemove(r *room) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.dead || len(r.members) > 0 || r.inflight > 0 {
+		r.mu.Unlock()
+		h.mu.Unlock()
 		return
 	}
 	r.dead = true
 	if h.rooms[r.name] == r {
 		delete(h.rooms, r.name)
+	}
+	subscribed := r.subscribed
+	r.mu.Unlock()
+	h.mu.Unlock()
+	if subscribed {
+		h.unsubscribe(r.name)
 	}
 }
 
@@ -94,6 +105,9 @@ func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 		return false
 	}
 	if !r.loaded {
+		if h.cl.multi {
+			h.subscribeLocked(r) // before the head is read: nothing later can miss us
+		}
 		newest, err := h.store.MessagesBefore(r.name, 0, 1)
 		if err != nil {
 			h.log.Error("chat: load room", "room", r.name, "err", err)
@@ -119,6 +133,11 @@ func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 	if since != nil && in.Epoch != nil && *in.Epoch != r.epoch {
 		since, reset = new(uint64), true
 	}
+	if h.cl.multi && since != nil && *since > r.last {
+		// The client saw more on another node than this one delivered
+		// yet: catch up from the store, so the replay joins up.
+		h.catchUpLocked(r, *since, false)
+	}
 	msgs, more, err := h.replay(r, since)
 	if err != nil {
 		h.log.Error("chat: replay", "room", r.name, "err", err)
@@ -133,15 +152,26 @@ func (h *Hub) joinLocked(r *room, c *client, in *inbound) bool {
 		r.members[c] = struct{}{}
 		r.users[c.user]++
 		c.addRoom(r)
-		if r.users[c.user] == 1 { // the user's first connection here
+		switch {
+		case h.cl.multi:
+			if len(r.members) == 1 {
+				h.adoptViewLocked(r)
+			}
+			h.presenceLocked(r, c.user, r.users[c.user], c)
+		case r.users[c.user] == 1: // the user's first connection here
 			r.broadcast(presence(r.name, c.user, "join"), c)
 		}
 	}
-	members := make([]string, 0, len(r.users))
-	for u := range r.users {
-		members = append(members, u)
+	var members []string
+	if h.cl.multi {
+		members = h.cl.broker.View().Members(r.name)
+	} else {
+		members = make([]string, 0, len(r.users))
+		for u := range r.users {
+			members = append(members, u)
+		}
+		slices.Sort(members)
 	}
-	slices.Sort(members)
 	read, unread := h.readState(r, c)
 	c.reply(joinedFrame{Type: TypeJoined, Ref: in.Ref, Room: r.name, Epoch: r.epoch, Reset: reset,
 		Members: members, Messages: toWireList(msgs), More: more, Read: read, Unread: unread})
@@ -179,11 +209,7 @@ func (h *Hub) leave(r *room, c *client) {
 	r.mu.Lock()
 	if _, ok := r.members[c]; ok {
 		delete(r.members, c)
-		if r.users[c.user]--; r.users[c.user] == 0 {
-			delete(r.users, c.user)
-			delete(r.typing, c.user)
-			r.broadcast(presence(r.name, c.user, "leave"), nil)
-		}
+		h.userLeftLocked(r, c.user)
 	}
 	c.removeRoom(r)
 	empty := len(r.members) == 0
@@ -233,11 +259,18 @@ func (h *Hub) send(r *room, c *client, text, ref string) {
 		}
 		r.commit(m.ID, f, h)
 	}
-	r.flushIfIdle()
+	if h.cl.multi {
+		h.scheduleFillLocked(r) // a hole here may be another node's: never skip it
+	} else {
+		r.flushIfIdle()
+	}
 	empty := len(r.members) == 0 && r.inflight == 0
 	r.mu.Unlock()
 	if empty {
 		h.maybeRemove(r)
+	}
+	if err == nil && h.cl.multi {
+		h.publish(r.name, m)
 	}
 
 	if err != nil {
@@ -252,6 +285,8 @@ func (h *Hub) send(r *room, c *client, text, ref string) {
 // in line; otherwise it buffers it. r.mu must be held.
 func (r *room) commit(id uint64, f frame, h *Hub) {
 	switch {
+	case id <= r.last && h.cl.multi:
+		return // delivered already: from the broker, or filled from the store
 	case id <= r.last:
 		// Only a store that breaks its contract (or a write that bypassed
 		// the hub) gets here. Delivering late beats not delivering.
@@ -305,6 +340,23 @@ func (r *room) broadcast(f frame, skip *client) {
 		if c != skip {
 			c.enqueue(f)
 		}
+	}
+}
+
+// userLeftLocked updates r after one connection of user left it (or was
+// evicted), telling the others when the user is gone. r.mu must be held.
+func (h *Hub) userLeftLocked(r *room, user string) {
+	r.users[user]--
+	n := r.users[user]
+	if n == 0 {
+		delete(r.users, user)
+		delete(r.typing, user)
+	}
+	switch {
+	case h.cl.multi:
+		h.presenceLocked(r, user, n, nil)
+	case n == 0:
+		r.broadcast(presence(r.name, user, "leave"), nil)
 	}
 }
 

@@ -135,6 +135,15 @@ func (h *Hub) Directory(user string, admin bool) ([]RoomEntry, error) {
 		}
 		c.last = max(c.last, last)
 	}
+	if h.cl.multi {
+		// online counts users on every live node, not only this one.
+		v := h.cl.broker.View()
+		for name := range cands {
+			if n := len(v.Members(name)); n > 0 {
+				online[name] = n
+			}
+		}
+	}
 	out := make([]RoomEntry, 0, len(cands))
 	for name, c := range cands {
 		if !t.Check(user, admin, name).CanRead() {

@@ -89,8 +89,9 @@ type DB struct {
 	watching atomic.Bool
 	users    userCache // users read while watching (users.go)
 
-	nodeMu   sync.Mutex // guards nodeConn
-	nodeConn *pgx.Conn  // holds the node lock (LockNode); nil without
+	nodeMu     sync.Mutex // guards nodeConn, nodeShared
+	nodeConn   *pgx.Conn  // holds the node lock (LockNode); nil without
+	nodeShared bool       // the lock is held shared (LockNodeShared)
 
 	msgs   messages         // the message committers (messages.go)
 	denied deny             // the deny list cache (sessions.go)

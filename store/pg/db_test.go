@@ -99,6 +99,31 @@ func TestLockNode(t *testing.T) {
 	}
 }
 
+// Ensure the nodes of a cluster share the node lock, and that a node
+// without a broker and a cluster exclude each other.
+func TestLockNodeShared(t *testing.T) {
+	url := pgtest.URL(t)
+	a, b, c := open(t, url, nil), open(t, url, nil), open(t, url, nil)
+	ctx := context.Background()
+	for _, d := range []*pg.DB{a, b} {
+		if err := d.LockNodeShared(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.LockNode(ctx); !errors.Is(err, pg.ErrNodeLocked) {
+		t.Fatalf("a node without a broker beside a cluster: %v, want ErrNodeLocked", err)
+	}
+	a.Close()
+	b.Close()
+	if err := c.LockNode(ctx); err != nil {
+		t.Fatalf("after the cluster stopped: %v", err)
+	}
+	d := open(t, url, nil)
+	if err := d.LockNodeShared(ctx); !errors.Is(err, pg.ErrNodeAlone) {
+		t.Fatalf("a cluster node beside a node without a broker: %v, want ErrNodeAlone", err)
+	}
+}
+
 // Ensure Watch reports what another handle changes, in commit order,
 // after applying it to its own caches (a disabled user is read afresh),
 // and says "reset" when changes it never saw were pruned.

@@ -139,7 +139,27 @@ var ErrNodeLocked = errors.New("another chatctl serve is using this PostgreSQL s
 // connection ends, so a node killed with SIGKILL leaves no mark behind and
 // a restarted node starts at once. A second node on the same store gets
 // ErrNodeLocked.
-func (db *DB) LockNode(ctx context.Context) error {
+func (db *DB) LockNode(ctx context.Context) error { return db.lockNode(ctx, false) }
+
+// ErrNodeAlone is LockNodeShared's error while a node without a broker
+// holds the store.
+var ErrNodeAlone = errors.New("a chatctl serve without a broker is using this PostgreSQL store")
+
+// LockNodeShared takes the node lock shared, as every node of a cluster
+// (with a broker) does: any number of them may hold it together, but not
+// while a node without a broker holds it exclusively (LockNode), and that
+// node cannot start while they do. Held until Close, like LockNode.
+func (db *DB) LockNodeShared(ctx context.Context) error { return db.lockNode(ctx, true) }
+
+// lockSQL is the statement that tries the node lock.
+func lockSQL(shared bool) string {
+	if shared {
+		return `SELECT pg_try_advisory_lock_shared($1)`
+	}
+	return `SELECT pg_try_advisory_lock($1)`
+}
+
+func (db *DB) lockNode(ctx context.Context, shared bool) error {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
@@ -147,16 +167,19 @@ func (db *DB) LockNode(ctx context.Context) error {
 		return db.fail("store "+db.url+": node lock", err)
 	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(nodeLockID)).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, lockSQL(shared), int64(nodeLockID)).Scan(&ok); err != nil {
 		conn.Close(context.Background())
 		return db.fail("store "+db.url+": node lock", err)
 	}
 	if !ok {
 		conn.Close(context.Background())
+		if shared {
+			return fmt.Errorf("store %s: %w", db.url, ErrNodeAlone)
+		}
 		return fmt.Errorf("store %s: %w", db.url, ErrNodeLocked)
 	}
 	db.nodeMu.Lock()
-	db.nodeConn = conn
+	db.nodeConn, db.nodeShared = conn, shared
 	db.nodeMu.Unlock()
 	go db.keepNode()
 	return nil
@@ -171,7 +194,7 @@ func (db *DB) keepNode() {
 	lost := false
 	for range t.C {
 		db.nodeMu.Lock()
-		conn := db.nodeConn
+		conn, shared := db.nodeConn, db.nodeShared
 		db.nodeMu.Unlock()
 		if conn == nil {
 			return
@@ -186,7 +209,7 @@ func (db *DB) keepNode() {
 		next, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
 		ok := false
 		if err == nil {
-			err = next.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(nodeLockID)).Scan(&ok)
+			err = next.QueryRow(ctx, lockSQL(shared), int64(nodeLockID)).Scan(&ok)
 		}
 		cancel()
 		if err != nil || !ok {

@@ -476,6 +476,31 @@ func (db *DB) RoomEpoch(room string) (string, error) {
 	return epoch, db.fail("read room epoch", err)
 }
 
+// Heads implements store.Store: the last id and epoch of each named room
+// with stored history, in one query.
+func (db *DB) Heads(rooms []string) (map[string]store.Head, error) {
+	out := make(map[string]store.Head, len(rooms))
+	if len(rooms) == 0 {
+		return out, nil
+	}
+	ctx, cancel := db.ctx()
+	defer cancel()
+	rows, err := db.pool.Query(ctx, `SELECT name, last_id, epoch FROM rooms WHERE name = ANY($1)`, rooms)
+	if err != nil {
+		return nil, db.fail("read room heads", err)
+	}
+	var name, epoch string
+	var last int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &last, &epoch}, func() error {
+		out[name] = store.Head{LastID: uint64(last), Epoch: epoch}
+		return nil
+	})
+	if err != nil {
+		return nil, db.fail("read room heads", err)
+	}
+	return out, nil
+}
+
 // Rooms implements store.Store: every room with stored history, by name.
 func (db *DB) Rooms() ([]store.Room, error) {
 	ctx, cancel := db.ctx()

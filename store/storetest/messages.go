@@ -493,6 +493,47 @@ var messageCases = []Case{
 		}
 	}},
 
+	{"Heads", func(e *Env) {
+		// Heads gives each named room's last id and epoch, on every
+		// handle; rooms without history are left out; a deleted and
+		// re-created room has a new epoch and restarts its ids; retention
+		// does not move a head back.
+		if hs, err := e.S.Heads(nil); err != nil || len(hs) != 0 {
+			e.Fatalf("heads of no rooms: %v, %v", hs, err)
+		}
+		for range 3 {
+			e.append(e.S, "a", "u", "x")
+		}
+		m := e.append(e.S, "b.c", "u", "y")
+		other := e.Handle()
+		e.append(other, "a", "u", "z")
+		for _, s := range []store.Store{e.S, other} {
+			hs, err := s.Heads([]string{"a", "b.c", "none"})
+			e.must(err)
+			if len(hs) != 2 || hs["a"].LastID != 4 || hs["b.c"].LastID != 1 || hs["b.c"].Epoch != m.Epoch || hs["a"].Epoch == "" {
+				e.Fatalf("heads: %+v", hs)
+			}
+		}
+		e.S.SetRetention(store.Retention{MaxPerRoom: 1})
+		e.append(e.S, "a", "u", "w")
+		e.S.SetRetention(store.Retention{})
+		old, err := e.S.Heads([]string{"a"})
+		e.must(err)
+		if old["a"].LastID != 5 {
+			e.Fatalf("head after retention: %+v", old)
+		}
+		e.must(e.S.DeleteRoom("a"))
+		if hs, err := other.Heads([]string{"a"}); err != nil || len(hs) != 0 {
+			e.Fatalf("heads of a deleted room: %v, %v", hs, err)
+		}
+		n := e.append(other, "a", "u", "again")
+		hs, err := e.S.Heads([]string{"a"})
+		e.must(err)
+		if hs["a"].LastID != 1 || hs["a"].Epoch != n.Epoch || n.Epoch == old["a"].Epoch {
+			e.Fatalf("heads of a re-created room: %+v (old %+v, new epoch %s)", hs, old, n.Epoch)
+		}
+	}},
+
 	{"DeleteRoom", func(e *Env) {
 		// DeleteRoom removes the room and its history, on every handle;
 		// a missing room is ErrNotFound.
