@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -40,13 +39,6 @@ func (c *counter) waitAtLeast(n int64) {
 		c.cond.Wait()
 	}
 	c.mu.Unlock()
-}
-
-// cpuTime is the CPU (user and system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkNATSDelivery publishes batches of one message from one broker
