@@ -82,11 +82,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		// with its host, is for the log only.
 		log.Warn("store unavailable", "method", r.Method, "route", r.Pattern, "err", err)
 		w.Header().Set("Retry-After", storeRetryAfter)
-		if r.URL.Path == "/token" {
-			oauthError(w, status, "temporarily_unavailable", "The store is unavailable; try again later")
-			return
-		}
-		encode(w, status, detail{Detail: "The store is unavailable; try again later", Code: code})
+		encode(w, status, detail{Detail: storeDownDetail, Code: code})
 		return
 	}
 	if status == http.StatusInternalServerError {
@@ -100,6 +96,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // storeRetryAfter is the Retry-After of a 503 for a store that is down,
 // in seconds.
 const storeRetryAfter = "5"
+
+// storeDownDetail is the detail of that 503.
+const storeDownDetail = "The store is unavailable; try again later"
 
 // maxDetail bounds an error's detail. Messages quote their inputs through
 // auth.Quote already; this is the net under any message that does not.

@@ -175,7 +175,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	s.loginRate.succeeded(grant)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		s.tokenError(w, r, err)
 		return
 	}
 	s.metrics.logins.WithLabelValues("ok").Inc()
@@ -206,7 +206,7 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "Invalid or expired refresh token")
 	case err != nil:
 		s.loginRate.ip.refund(ipKey)
-		writeError(w, r, s.log, err)
+		s.tokenError(w, r, err)
 	default:
 		s.loginRate.ip.refund(ipKey)
 		s.metrics.tokens.WithLabelValues("refreshed", "").Inc()
@@ -218,4 +218,17 @@ func writeTokens(w http.ResponseWriter, r *http.Request, p admin.TokenPair) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	encode(w, http.StatusOK, tokenResponse{AccessToken: p.AccessToken, TokenType: "bearer", ExpiresIn: p.ExpiresIn, RefreshToken: p.RefreshToken, Scope: grantedScope(r.PostForm)})
+}
+
+// tokenError answers a failed grant that was not the client's fault: a
+// store that is down gets the OAuth2 error body (RFC 6749 §5.2,
+// temporarily_unavailable) with Retry-After; anything else as writeError.
+func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		s.log.Warn("store unavailable", "route", r.Pattern, "err", err)
+		w.Header().Set("Retry-After", storeRetryAfter)
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", storeDownDetail)
+		return
+	}
+	writeError(w, r, s.log, err)
 }

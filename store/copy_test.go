@@ -13,24 +13,13 @@ import (
 	"github.com/chatctl/chatctl/store/storetest"
 )
 
-// openFile opens a bbolt store at path, closed at cleanup.
-func openFile(t testing.TB, path string) *store.DB {
-	t.Helper()
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // Ensure a bbolt store copies into a new file with every record, hash,
 // id and sequence, and that the copy serves the same tokens and room ids.
 func TestCopyFileToFile(t *testing.T) {
 	dir := t.TempDir()
-	src := openFile(t, filepath.Join(dir, "src.db"))
+	src := storetest.OpenFile(t, filepath.Join(dir, "src.db"))
 	f := storetest.Fill(t, src)
-	dst := openFile(t, filepath.Join(dir, "dst.db"))
+	dst := storetest.OpenFile(t, filepath.Join(dir, "dst.db"))
 	var progress []string
 	rep, err := store.Copy(context.Background(), src, dst, store.CopyOptions{
 		Progress: func(done, total int64) { progress = append(progress, fmt.Sprintf("%d/%d", done, total)) },
@@ -53,7 +42,7 @@ func TestCopyFileToFile(t *testing.T) {
 // nothing there.
 func TestCopyRefusesNonEmpty(t *testing.T) {
 	dir := t.TempDir()
-	src := openFile(t, filepath.Join(dir, "src.db"))
+	src := storetest.OpenFile(t, filepath.Join(dir, "src.db"))
 	storetest.Fill(t, src)
 	for name, fill := range map[string]func(*store.DB) error{
 		"user": func(db *store.DB) error {
@@ -78,7 +67,7 @@ func TestCopyRefusesNonEmpty(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			file := strings.ReplaceAll(name, " ", "-") + ".db"
-			dst := openFile(t, filepath.Join(dir, file))
+			dst := storetest.OpenFile(t, filepath.Join(dir, file))
 			if err := fill(dst); err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +112,7 @@ func (l tamperLoader) Put(ctx context.Context, r store.Record) error {
 // difference, and leaves the target empty.
 func TestCopyMismatch(t *testing.T) {
 	dir := t.TempDir()
-	src := openFile(t, filepath.Join(dir, "src.db"))
+	src := storetest.OpenFile(t, filepath.Join(dir, "src.db"))
 	storetest.Fill(t, src)
 	for _, c := range []struct {
 		name   string
@@ -182,7 +171,7 @@ func TestCopyMismatch(t *testing.T) {
 		}, []string{`room "Zeta": in the source only`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dst := openFile(t, filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".db"))
+			dst := storetest.OpenFile(t, filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".db"))
 			rep, err := store.Copy(context.Background(), src, tamper{dst, c.change}, store.CopyOptions{})
 			if !errors.Is(err, store.ErrMismatch) {
 				t.Fatalf("err %v, want a mismatch", err)
@@ -206,7 +195,7 @@ func TestCopyMismatch(t *testing.T) {
 // once at the end, and that an interrupted copy leaves the target empty.
 func TestCopyProgressAndCancel(t *testing.T) {
 	dir := t.TempDir()
-	src := openFile(t, filepath.Join(dir, "src.db"))
+	src := storetest.OpenFile(t, filepath.Join(dir, "src.db"))
 	load, err := src.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +215,7 @@ func TestCopyProgressAndCancel(t *testing.T) {
 	must(load.Commit(ctx))
 
 	var got []string
-	dst := openFile(t, filepath.Join(dir, "dst.db"))
+	dst := storetest.OpenFile(t, filepath.Join(dir, "dst.db"))
 	_, err = store.Copy(ctx, src, dst, store.CopyOptions{Progress: func(done, total int64) { got = append(got, fmt.Sprintf("%d/%d", done, total)) }})
 	must(err)
 	if s := strings.Join(got, " "); s != "10000/25000 20000/25000 25000/25000" {
@@ -234,7 +223,7 @@ func TestCopyProgressAndCancel(t *testing.T) {
 	}
 
 	cctx, cancel := context.WithCancel(ctx)
-	dst2 := openFile(t, filepath.Join(dir, "dst2.db"))
+	dst2 := storetest.OpenFile(t, filepath.Join(dir, "dst2.db"))
 	_, err = store.Copy(cctx, src, dst2, store.CopyOptions{Progress: func(done, total int64) { cancel() }})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted copy: %v", err)
@@ -268,9 +257,9 @@ func (l lossy) Export(ctx context.Context, put func(store.Record) error) error {
 // mismatch too.
 func TestCopyExportMismatch(t *testing.T) {
 	dir := t.TempDir()
-	src := openFile(t, filepath.Join(dir, "src.db"))
+	src := storetest.OpenFile(t, filepath.Join(dir, "src.db"))
 	storetest.Fill(t, src)
-	dst := openFile(t, filepath.Join(dir, "dst.db"))
+	dst := storetest.OpenFile(t, filepath.Join(dir, "dst.db"))
 	drop := func(r store.Record) bool { _, ok := r.(store.Key); return ok }
 	_, err := store.Copy(context.Background(), lossy{src, drop}, dst, store.CopyOptions{})
 	if !errors.Is(err, store.ErrMismatch) || !strings.Contains(err.Error(), "keys: 3 in the source, 0 in the export; keys: 3 in the source, 0 in the target;") {

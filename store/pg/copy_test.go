@@ -17,17 +17,6 @@ import (
 	"github.com/chatctl/chatctl/store/storetest"
 )
 
-// openFile opens a bbolt store at path, closed at cleanup.
-func openFile(t testing.TB, path string) *store.DB {
-	t.Helper()
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // Ensure a bbolt store copied into PostgreSQL and from there into a new
 // file keeps every record (times to the microsecond, which is what
 // PostgreSQL keeps), and that the final copy refreshes the refresh tokens
@@ -37,7 +26,7 @@ func TestCopyRoundTrip(t *testing.T) {
 	pgtest.ServerURL(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	src := openFile(t, filepath.Join(dir, "src.db"))
+	src := storetest.OpenFile(t, filepath.Join(dir, "src.db"))
 	f := storetest.Fill(t, src)
 
 	mid := open(t, pgtest.URL(t), nil)
@@ -53,7 +42,7 @@ func TestCopyRoundTrip(t *testing.T) {
 		t.Fatalf("PostgreSQL differs from the file (- file, + PostgreSQL):\n%s", d)
 	}
 
-	back := openFile(t, filepath.Join(dir, "back.db"))
+	back := storetest.OpenFile(t, filepath.Join(dir, "back.db"))
 	if rep, err = store.Copy(ctx, mid, back, store.CopyOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +68,7 @@ func TestCopyRoundTrip(t *testing.T) {
 func TestCopyIntoPostgresRefused(t *testing.T) {
 	pgtest.ServerURL(t)
 	ctx := context.Background()
-	src := openFile(t, filepath.Join(t.TempDir(), "src.db"))
+	src := storetest.OpenFile(t, filepath.Join(t.TempDir(), "src.db"))
 	storetest.Fill(t, src)
 	dst := open(t, pgtest.URL(t), nil)
 	if _, err := dst.Pool().Exec(ctx, `INSERT INTO rooms (name, epoch, created_at) VALUES ('r', 'e', now())`); err != nil {
@@ -126,7 +115,7 @@ func TestCopyIntoPostgresRefused(t *testing.T) {
 func TestCopyUnstorableText(t *testing.T) {
 	pgtest.ServerURL(t)
 	ctx := context.Background()
-	src := openFile(t, filepath.Join(t.TempDir(), "src.db"))
+	src := storetest.OpenFile(t, filepath.Join(t.TempDir(), "src.db"))
 	for _, text := range []string{"fine", "secret\x00text"} {
 		if _, err := src.AppendMessage(ctx, "general", "alice", text, time.Now()); err != nil {
 			t.Fatal(err)
@@ -147,7 +136,7 @@ func TestCopyUnstorableText(t *testing.T) {
 func TestCopyIntoBusyDatabase(t *testing.T) {
 	pgtest.ServerURL(t)
 	ctx := context.Background()
-	src := openFile(t, filepath.Join(t.TempDir(), "src.db"))
+	src := storetest.OpenFile(t, filepath.Join(t.TempDir(), "src.db"))
 	storetest.Fill(t, src)
 	dst := open(t, pgtest.URL(t), nil)
 	tx, err := dst.Pool().Begin(ctx)
@@ -195,7 +184,7 @@ func (l droppingLoader) Put(ctx context.Context, r store.Record) error {
 // each text bytes long, through the loader (AppendMessage would take
 // minutes).
 func bigStore(t testing.TB, path string, rooms, n, text int) *store.DB {
-	db := openFile(t, path)
+	db := storetest.OpenFile(t, path)
 	ctx := context.Background()
 	l, err := db.Load(ctx)
 	if err != nil {
@@ -278,7 +267,7 @@ func TestCopyStreams(t *testing.T) {
 	dir := t.TempDir()
 	src := bigStore(t, filepath.Join(dir, "big.db"), 20, n, text)
 	mid := open(t, pgtest.URL(t), nil)
-	back := openFile(t, filepath.Join(dir, "back.db"))
+	back := storetest.OpenFile(t, filepath.Join(dir, "back.db"))
 
 	for _, c := range []struct {
 		name     string

@@ -14,8 +14,6 @@ import (
 	"github.com/chatctl/chatctl/store"
 )
 
-var errNotYet = errors.New("not yet implemented on PostgreSQL")
-
 // Refresh sessions, as in the bbolt store (store/session.go): a login
 // starts a session with its first refresh token; each refresh spends the
 // token (kept, marked spent, until the session ends) and issues the next;

@@ -168,6 +168,3 @@ var auditCases = []Case{
 		e.S.FlushAudit() // nothing queued: returns
 	}},
 }
-
-// feedCases: the change feed, for backends shared between processes.
-var feedCases = []Case{}

@@ -506,3 +506,14 @@ func checkAccess(t *testing.T, to store.Store, f Filled) {
 func sameLists(a, b map[string][]string) bool {
 	return maps.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
 }
+
+// OpenFile opens a bbolt store at path (without fsync), closed at cleanup.
+func OpenFile(t testing.TB, path string) *store.DB {
+	t.Helper()
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
