@@ -590,6 +590,9 @@ func (b *NATS) onRoster(m *nats.Msg) {
 		}
 		return
 	}
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		return // "no responders" to our request: no other node is up yet
+	}
 	var r Roster
 	if err := json.Unmarshal(m.Data, &r); err != nil {
 		b.log.Warn("cluster: bad roster", "err", err)

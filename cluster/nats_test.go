@@ -2,12 +2,16 @@ package cluster
 
 import (
 	"errors"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Ensure messages published by one broker reach another subscribed to the
@@ -441,4 +445,26 @@ func TestNATSSlowReceiver(t *testing.T) {
 		list := h.msgs["r"]
 		return len(list) > 0 && list[len(list)-1].ID == 1000000
 	})
+}
+
+// Ensure the "no responders" reply a lone node gets to its roster request
+// is not taken for a bad roster (it used to log a warning at every start of
+// the first node), while a truly bad roster still is.
+func TestNATSRosterNoResponders(t *testing.T) {
+	var logged strings.Builder
+	opts := testOptions("nats://127.0.0.1:1", "a")
+	opts.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	b, err := NewNATS(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noResponders := &nats.Msg{Subject: "_INBOX.x", Header: nats.Header{"Status": []string{"503"}}}
+	b.onRoster(noResponders)
+	if logged.Len() != 0 {
+		t.Fatalf("no responders logged: %s", logged.String())
+	}
+	b.onRoster(&nats.Msg{Subject: "_INBOX.x", Data: []byte("{")})
+	if !strings.Contains(logged.String(), "bad roster") {
+		t.Fatalf("a bad roster was not logged: %q", logged.String())
+	}
 }

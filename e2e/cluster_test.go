@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,23 +40,27 @@ func TestPostgresClusterKillNode(t *testing.T) {
 	bob := dial(t, b, login(t, b, "bob", "password123"))
 	must(t, bob.WriteJSON(map[string]any{"type": "join", "room": "k"}))
 	next(t, bob, "joined")
-	var mu sync.Mutex // guards seen
-	var seen []uint64 // ids bob got, in order
-	bobDone := make(chan struct{})
+	// Bob's reader hands the ids on; seen belongs to the killer goroutine
+	// until killed.Wait() returns, then to the test.
+	ids := make(chan uint64, 4096)
+	var seen []uint64                // ids bob got, in order
+	var bobErr error                 // why bob's reader stopped; read once ids is closed
+	bob.SetReadDeadline(time.Time{}) // next's deadline: bob waits as long as the test runs
 	go func() {
-		defer close(bobDone)
+		defer close(ids)
 		for {
 			var f frame
 			if err := bob.ReadJSON(&f); err != nil {
+				bobErr = err
 				return
 			}
 			if f.Type == "message" {
-				mu.Lock()
-				seen = append(seen, f.ID)
-				mu.Unlock()
+				ids <- f.ID
 			}
 		}
 	}()
+	timeout := time.NewTimer(60 * time.Second)
+	defer timeout.Stop()
 
 	acked := map[uint64]string{}
 	send := func(s *server, n, from int) {
@@ -95,19 +98,23 @@ func TestPostgresClusterKillNode(t *testing.T) {
 	killed.Add(1)
 	go func() {
 		defer killed.Done()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			n := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }()
-			if n >= 30 || time.Now().After(deadline) {
-				if n < 30 {
-					t.Errorf("bob saw only %d messages from the other node", n)
+		defer func() {
+			if err := a.cmd.Process.Kill(); err != nil {
+				t.Error(err)
+			}
+		}()
+		for len(seen) < 30 {
+			select {
+			case id, ok := <-ids:
+				if !ok {
+					t.Errorf("bob's socket closed after %d messages: %v", len(seen), bobErr)
+					return
 				}
-				if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-					t.Error(err)
-				}
+				seen = append(seen, id)
+			case <-timeout.C:
+				t.Errorf("bob saw only %d messages from the other node", len(seen))
 				return
 			}
-			time.Sleep(5 * time.Millisecond) // polling bob's count, not a wait for an event
 		}
 	}()
 	send(a, 1000, 0)
@@ -120,22 +127,21 @@ func TestPostgresClusterKillNode(t *testing.T) {
 	for id := range acked {
 		last = max(last, id)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := len(seen)
-		done := n > 0 && seen[n-1] >= last
-		mu.Unlock()
-		if done {
-			break
+	timeout.Reset(60 * time.Second)
+	for len(seen) == 0 || seen[len(seen)-1] < last {
+		select {
+		case id, ok := <-ids:
+			if !ok {
+				t.Fatalf("bob's socket closed after %d messages, want up to id %d: %v", len(seen), last, bobErr)
+			}
+			seen = append(seen, id)
+		case <-timeout.C:
+			t.Fatalf("bob saw %d messages, want up to id %d", len(seen), last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bob saw %d messages, want up to id %d", n, last)
-		}
-		time.Sleep(5 * time.Millisecond) // polling, not a wait for an event
 	}
 	bob.Close()
-	<-bobDone
+	for range ids { // the reader's end
+	}
 	for i, id := range seen {
 		if id != uint64(i+1) {
 			t.Fatalf("bob's message %d has id %d: a gap or a duplicate across the kill", i, id)
