@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,11 +16,11 @@ import (
 	"github.com/chatctl/chatctl/internal/pgtest"
 )
 
-// startNATS runs a NATS server in this process on a random port and
-// returns its URL.
-func startNATS(t *testing.T) string {
+// startNATS runs a NATS server in this process on 127.0.0.1:port (-1: a
+// random port); it is shut down when the test ends.
+func startNATS(t *testing.T, port int) *natsserver.Server {
 	t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +29,105 @@ func startNATS(t *testing.T) string {
 		t.Fatal("NATS server not ready")
 	}
 	t.Cleanup(s.Shutdown)
-	return "nats://" + s.Addr().String()
+	return s
+}
+
+// brokerEnv is the environment that points a node at the NATS server s.
+func brokerEnv(s *natsserver.Server) string {
+	return "CHATCTL_BROKER=nats://" + s.Addr().String()
+}
+
+// watcher reads a member's socket in its own goroutine and hands on the
+// ids of the messages it receives.
+type watcher struct {
+	ids  chan uint64 // closed when the socket ends
+	err  error       // why it ended; read only once ids is closed
+	seen []uint64    // ids taken from ids, in order; the test goroutine's
+}
+
+// watch joins c to room and starts reading it; c has no read deadline
+// from then on.
+func watch(t *testing.T, c *websocket.Conn, room string) *watcher {
+	t.Helper()
+	must(t, c.WriteJSON(map[string]any{"type": "join", "room": room}))
+	next(t, c, "joined")
+	c.SetReadDeadline(time.Time{})
+	w := &watcher{ids: make(chan uint64, 4096)}
+	go func() {
+		defer close(w.ids)
+		for {
+			var f frame
+			if err := c.ReadJSON(&f); err != nil {
+				w.err = err
+				return
+			}
+			if f.Type == "message" {
+				w.ids <- f.ID
+			}
+		}
+	}()
+	return w
+}
+
+// until takes ids until done says so; it returns an error when the socket
+// ends or timeout fires first.
+func (w *watcher) until(timeout <-chan time.Time, done func() bool) error {
+	for !done() {
+		select {
+		case id, ok := <-w.ids:
+			if !ok {
+				return fmt.Errorf("socket closed after %d messages: %v", len(w.seen), w.err)
+			}
+			w.seen = append(w.seen, id)
+		case <-timeout:
+			return fmt.Errorf("only %d messages in time (last %v)", len(w.seen), w.seen[max(len(w.seen)-3, 0):])
+		}
+	}
+	return nil
+}
+
+// gapless fails unless the watcher saw 1..last, once each, in order.
+func (w *watcher) gapless(t *testing.T, last uint64) {
+	t.Helper()
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	if err := w.until(timeout.C, func() bool { return len(w.seen) > 0 && w.seen[len(w.seen)-1] >= last }); err != nil {
+		t.Fatalf("want ids up to %d: %v", last, err)
+	}
+	for i, id := range w.seen {
+		if id != uint64(i+1) {
+			t.Fatalf("message %d has id %d, want %d: a gap or a duplicate (ids %v)", i, id, i+1, w.seen)
+		}
+	}
+}
+
+// sendOne sends text to room on c and returns its ack's id, or the code of
+// the error frame that answered it.
+func sendOne(t *testing.T, c *websocket.Conn, room, text string) (uint64, string) {
+	t.Helper()
+	must(t, c.WriteJSON(map[string]any{"type": "send", "room": room, "text": text, "ref": text}))
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		var f frame
+		must(t, c.ReadJSON(&f))
+		switch {
+		case f.Type == "ack" && f.Ref == text:
+			return f.ID, ""
+		case f.Type == "error" && f.Ref == text:
+			return 0, f.Code
+		}
+	}
+}
+
+// health returns the status and body of /health on s.
+func health(t *testing.T, s *server) (int, string) {
+	t.Helper()
+	resp, err := http.Get(s.url("/health"))
+	must(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	must(t, err)
+	return resp.StatusCode, string(body)
 }
 
 // Ensure two `chatctl serve` processes on one PostgreSQL store with a
@@ -35,36 +136,12 @@ func startNATS(t *testing.T) string {
 // there sees every acked id once, in order, without gaps (SPEC §7).
 func TestPostgresClusterKillNode(t *testing.T) {
 	dir, _ := pgDir(t)
-	broker := "CHATCTL_BROKER=" + startNATS(t)
+	broker := brokerEnv(startNATS(t, -1))
 	addUser(t, dir, "alice", "user")
 	addUser(t, dir, "bob", "user")
 	a := startServer(t, dir, broker)
 	b := startServer(t, dir, broker)
-
-	bob := dial(t, b, login(t, b, "bob", "password123"))
-	must(t, bob.WriteJSON(map[string]any{"type": "join", "room": "k"}))
-	next(t, bob, "joined")
-	// Bob's reader hands the ids on; seen belongs to the killer goroutine
-	// until killed.Wait() returns, then to the test.
-	ids := make(chan uint64, 4096)
-	var seen []uint64                // ids bob got, in order
-	var bobErr error                 // why bob's reader stopped; read once ids is closed
-	bob.SetReadDeadline(time.Time{}) // next's deadline: bob waits as long as the test runs
-	go func() {
-		defer close(ids)
-		for {
-			var f frame
-			if err := bob.ReadJSON(&f); err != nil {
-				bobErr = err
-				return
-			}
-			if f.Type == "message" {
-				ids <- f.ID
-			}
-		}
-	}()
-	timeout := time.NewTimer(60 * time.Second)
-	defer timeout.Stop()
+	bob := watch(t, dial(t, b, login(t, b, "bob", "password123")), "k")
 
 	acked := map[uint64]string{}
 	send := func(s *server, n, from int) {
@@ -97,28 +174,20 @@ func TestPostgresClusterKillNode(t *testing.T) {
 			}
 		}
 	}
-	// Alice sends on a; a dies after 30 acks with more on the wire.
+	// Alice sends on a; a dies once bob, on b, has seen 30 of her
+	// messages, with more on the wire. bob belongs to the killer until
+	// killed.Wait() returns.
 	var killed sync.WaitGroup
 	killed.Add(1)
 	go func() {
 		defer killed.Done()
-		defer func() {
-			if err := a.cmd.Process.Kill(); err != nil {
-				t.Error(err)
-			}
-		}()
-		for len(seen) < 30 {
-			select {
-			case id, ok := <-ids:
-				if !ok {
-					t.Errorf("bob's socket closed after %d messages: %v", len(seen), bobErr)
-					return
-				}
-				seen = append(seen, id)
-			case <-timeout.C:
-				t.Errorf("bob saw only %d messages from the other node", len(seen))
-				return
-			}
+		timeout := time.NewTimer(60 * time.Second)
+		defer timeout.Stop()
+		if err := bob.until(timeout.C, func() bool { return len(bob.seen) >= 30 }); err != nil {
+			t.Errorf("bob, before the kill: %v", err)
+		}
+		if err := a.cmd.Process.Kill(); err != nil {
+			t.Error(err)
 		}
 	}()
 	send(a, 1000, 0)
@@ -131,32 +200,8 @@ func TestPostgresClusterKillNode(t *testing.T) {
 	for id := range acked {
 		last = max(last, id)
 	}
-	timeout.Reset(60 * time.Second)
-	for len(seen) == 0 || seen[len(seen)-1] < last {
-		select {
-		case id, ok := <-ids:
-			if !ok {
-				t.Fatalf("bob's socket closed after %d messages, want up to id %d: %v", len(seen), last, bobErr)
-			}
-			seen = append(seen, id)
-		case <-timeout.C:
-			t.Fatalf("bob saw %d messages, want up to id %d", len(seen), last)
-		}
-	}
-	bob.Close()
-	for range ids { // the reader's end
-	}
-	for i, id := range seen {
-		if id != uint64(i+1) {
-			t.Fatalf("bob's message %d has id %d: a gap or a duplicate across the kill", i, id)
-		}
-	}
-	for id := range acked {
-		if id > uint64(len(seen)) {
-			t.Fatalf("acked id %d never reached bob", id)
-		}
-	}
-	t.Logf("%d acked, bob saw %d in order", len(acked), len(seen))
+	bob.gapless(t, last)
+	t.Logf("%d acked, bob saw %d in order", len(acked), len(bob.seen))
 }
 
 // Ensure a cluster rides out its database going away and coming back (a
@@ -170,53 +215,22 @@ func TestPostgresClusterStoreRestart(t *testing.T) {
 	via, proxy := pgtest.Via(t, pgtest.URL(t))
 	dir := t.TempDir()
 	useStore(t, dir, via)
-	broker := "CHATCTL_BROKER=" + startNATS(t)
+	broker := brokerEnv(startNATS(t, -1))
 	addUser(t, dir, "alice", "user")
 	addUser(t, dir, "bob", "user")
 	a := startServer(t, dir, broker)
 	b := startServer(t, dir, broker)
-
-	bob := dial(t, b, login(t, b, "bob", "password123"))
-	must(t, bob.WriteJSON(map[string]any{"type": "join", "room": "r"}))
-	next(t, bob, "joined")
-	bob.SetReadDeadline(time.Time{})
-	ids := make(chan uint64, 1024)
-	go func() {
-		defer close(ids)
-		for {
-			var f frame
-			if bob.ReadJSON(&f) != nil {
-				return
-			}
-			if f.Type == "message" {
-				ids <- f.ID
-			}
-		}
-	}()
+	bob := watch(t, dial(t, b, login(t, b, "bob", "password123")), "r")
 	onA := dial(t, a, login(t, a, "alice", "password123"))
 	onB := dial(t, b, login(t, b, "alice", "password123"))
 	for _, c := range []*websocket.Conn{onA, onB} {
 		must(t, c.WriteJSON(map[string]any{"type": "join", "room": "r"}))
 		next(t, c, "joined")
 	}
-	// send sends one message on c and returns its ack's id, or the error
-	// frame's code.
 	n := 0
 	send := func(c *websocket.Conn) (uint64, string) {
 		n++
-		ref := fmt.Sprint("m", n)
-		must(t, c.WriteJSON(map[string]any{"type": "send", "room": "r", "text": ref, "ref": ref}))
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		for {
-			var f frame
-			must(t, c.ReadJSON(&f))
-			switch {
-			case f.Type == "ack" && f.Ref == ref:
-				return f.ID, ""
-			case f.Type == "error" && f.Ref == ref:
-				return 0, f.Code
-			}
-		}
+		return sendOne(t, c, "r", fmt.Sprint("m", n))
 	}
 	var last uint64
 	for range 3 {
@@ -234,67 +248,95 @@ func TestPostgresClusterStoreRestart(t *testing.T) {
 		}
 	}
 	for _, s := range []*server{a, b} {
-		resp, err := http.Get(s.url("/health"))
-		must(t, err)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			t.Errorf("/health on %s with the database away: %d, want 503", s.addr, resp.StatusCode)
+		if st, body := health(t, s); st != http.StatusServiceUnavailable {
+			t.Errorf("/health on %s with the database away: %d %s, want 503", s.addr, st, body)
 		}
 	}
 
 	proxy.Start()
-	// The first send after the restart may still find a dead pooled
-	// connection; the pool replaces it, and the next one goes through.
+	// A node's first send after the restart may still meet a dead pooled
+	// connection; the pool replaces it, and a later one goes through.
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		id, code := send(onA)
-		if code == "" {
-			if id != last+1 {
-				t.Fatalf("first ack after the restart has id %d, want %d (no id used by failed sends)", id, last+1)
-			}
-			last = id
-			break
-		}
-		if code != "unavailable" || time.Now().After(deadline) {
-			t.Fatalf("no ack within 20 s of the database coming back: last error %q", code)
-		}
-	}
-	for i := range 10 {
+	for i := range 11 {
 		c := []*websocket.Conn{onA, onB}[i%2]
 		id, code := send(c)
 		for code == "unavailable" && time.Now().Before(deadline) {
-			id, code = send(c) // node b's pool meets the restart here
+			id, code = send(c)
 		}
 		if code != "" || id != last+1 {
-			t.Fatalf("after the restart: ack %d, error %q; want id %d", id, code, last+1)
+			t.Fatalf("after the restart: ack %d, error %q; want id %d (no id used by failed sends)", id, code, last+1)
 		}
 		last = id
 	}
-	timeout := time.NewTimer(30 * time.Second)
-	defer timeout.Stop()
-	var seen []uint64
-	for len(seen) == 0 || seen[len(seen)-1] < last {
-		select {
-		case id, ok := <-ids:
-			if !ok {
-				t.Fatalf("bob's socket closed after %v", seen)
-			}
-			seen = append(seen, id)
-		case <-timeout.C:
-			t.Fatalf("bob saw %v, want 1..%d", seen, last)
-		}
-	}
-	for i, id := range seen {
-		if id != uint64(i+1) {
-			t.Fatalf("bob saw %v: want 1..%d once each, in order", seen, last)
-		}
-	}
+	bob.gapless(t, last)
 	for _, s := range []*server{a, b} {
-		resp, err := http.Get(s.url("/health"))
-		must(t, err)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("/health on %s after the restart: %d, want 200", s.addr, resp.StatusCode)
+		if st, body := health(t, s); st != http.StatusOK {
+			t.Errorf("/health on %s after the restart: %d %s, want 200", s.addr, st, body)
 		}
+	}
+}
+
+// Ensure a cluster rides out NATS stopping and coming back on the same
+// address: meanwhile each node goes on acking its own sends and says
+// degraded on /health, and a member on the other node still gets every
+// message (from the database); afterwards the nodes reconnect by
+// themselves, /health is ok again, and the member has seen every acked id
+// once, in order.
+func TestPostgresClusterNATSRestart(t *testing.T) {
+	dir, _ := pgDir(t)
+	ns := startNATS(t, -1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	broker := brokerEnv(ns)
+	addUser(t, dir, "alice", "user")
+	addUser(t, dir, "bob", "user")
+	a := startServer(t, dir, broker)
+	b := startServer(t, dir, broker)
+	bob := watch(t, dial(t, b, login(t, b, "bob", "password123")), "r")
+	alice := dial(t, a, login(t, a, "alice", "password123"))
+	must(t, alice.WriteJSON(map[string]any{"type": "join", "room": "r"}))
+	next(t, alice, "joined")
+	var last uint64
+	sendSome := func(what string, count int) {
+		for i := range count {
+			id, code := sendOne(t, alice, "r", fmt.Sprint(what, i))
+			if code != "" || id != last+1 {
+				t.Fatalf("%s: ack %d, error %q; want id %d", what, id, code, last+1)
+			}
+			last = id
+		}
+	}
+	sendSome("before", 3)
+	bob.gapless(t, last)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	// Until a node notices NATS is gone its sends' hints are lost; bob's
+	// node reads them from the database either way.
+	sendSome("down", 5)
+	bob.gapless(t, last)
+	waitHealth(t, a, `"degraded"`)
+	waitHealth(t, b, `"degraded"`)
+
+	startNATS(t, port)
+	waitHealth(t, a, `"ok"`)
+	waitHealth(t, b, `"ok"`)
+	sendSome("back", 5)
+	bob.gapless(t, last)
+}
+
+// waitHealth waits up to 30 s for /health on s to answer 200 with a body
+// holding want.
+func waitHealth(t *testing.T, s *server, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, body := health(t, s)
+		if st == http.StatusOK && strings.Contains(body, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/health on %s: %d %s; want 200 with %s", s.addr, st, body, want)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a state that has no event to wait on
 	}
 }
