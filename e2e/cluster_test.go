@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -339,4 +340,78 @@ func waitHealth(t *testing.T, s *server, want string) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling a state that has no event to wait on
 	}
+}
+
+// ended reads c until it ends and hands on the error that ended it.
+func ended(c *websocket.Conn) <-chan error {
+	ch := make(chan error, 1)
+	c.SetReadDeadline(time.Time{})
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				ch <- err
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// closed4003 waits up to 15 s for end and fails unless it is a 4003 close.
+func closed4003(t *testing.T, what string, end <-chan error) {
+	t.Helper()
+	select {
+	case err := <-end:
+		if !websocket.IsCloseError(err, 4003) {
+			t.Fatalf("%s ended with %v, want close 4003", what, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("%s still open 15 s after the revocation", what)
+	}
+}
+
+// Ensure what the CLI revokes, on the database alone, closes the sockets
+// concerned with 4003 on every node of a cluster: `user disable` every
+// socket of the user on both nodes, `token revoke JTI` the one socket
+// opened with that token and no other.
+func TestPostgresClusterCLIRevokes(t *testing.T) {
+	dir, _ := pgDir(t)
+	broker := brokerEnv(startNATS(t, -1))
+	addUser(t, dir, "alice", "user")
+	addUser(t, dir, "bob", "user")
+	a := startServer(t, dir, broker)
+	b := startServer(t, dir, broker)
+
+	onA := ended(dial(t, a, login(t, a, "alice", "password123")))
+	onB := ended(dial(t, b, login(t, b, "alice", "password123")))
+	start := time.Now()
+	if _, stderr, err := chatctl(t, dir, "", "user", "disable", "alice"); err != nil {
+		t.Fatalf("user disable: %v %s", err, stderr)
+	}
+	closed4003(t, "alice's socket on node a", onA)
+	closed4003(t, "alice's socket on node b", onB)
+	t.Logf("user disable to both sockets closed: %v", time.Since(start))
+
+	out, stderr, err := chatctl(t, dir, "", "token", "issue", "bob", "-o", "json")
+	if err != nil {
+		t.Fatalf("token issue: %v %s", err, stderr)
+	}
+	var issued struct {
+		Token string `json:"access_token"`
+		JTI   string `json:"jti"`
+	}
+	must(t, json.Unmarshal([]byte(out), &issued))
+	gone := ended(dial(t, b, issued.Token))
+	kept := dial(t, a, login(t, a, "bob", "password123"))
+	start = time.Now()
+	if _, stderr, err := chatctl(t, dir, "", "token", "revoke", issued.JTI); err != nil {
+		t.Fatalf("token revoke: %v %s", err, stderr)
+	}
+	closed4003(t, "the socket of the revoked token on node b", gone)
+	t.Logf("token revoke to its socket closed: %v", time.Since(start))
+	// Once node a refuses the token too, it has applied the revocation;
+	// bob's other socket there must still work.
+	waitStatus(t, a, issued.Token, http.StatusUnauthorized, "node a refuses the revoked token")
+	must(t, kept.WriteJSON(map[string]any{"type": "join", "room": "r"}))
+	next(t, kept, "joined")
 }
