@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -52,11 +53,21 @@ func Open(cfg *configs.Config) (*Service, error) {
 // store.Create makes a missing store; store.Read opens a read-only file
 // read-only (see store.Access).
 func OpenWith(cfg *configs.Config, access store.Access) (*Service, error) {
+	return open(cfg, access, nil)
+}
+
+// OpenServer is Open for the server: the store's own warnings (the
+// PostgreSQL change feed and node lock) go to log.
+func OpenServer(cfg *configs.Config, log *slog.Logger) (*Service, error) {
+	return open(cfg, store.Create, log)
+}
+
+func open(cfg *configs.Config, access store.Access, log *slog.Logger) (*Service, error) {
 	if err := cfg.CheckPermissions(); err != nil {
 		return nil, err
 	}
 	if cfg.Store != "" {
-		db, err := pg.Open(context.Background(), cfg.Store, pg.Options{Access: access})
+		db, err := pg.Open(context.Background(), cfg.Store, pg.Options{Access: access, Log: log})
 		if err != nil {
 			return nil, err
 		}

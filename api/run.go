@@ -87,7 +87,7 @@ func Serve(ctx context.Context, cfg *configs.Config, log *slog.Logger, opts Serv
 	if err != nil {
 		return err
 	}
-	svc, err := admin.Open(cfg)
+	svc, err := admin.OpenServer(cfg, log)
 	if errors.Is(err, store.ErrLocked) {
 		if r, derr := admin.Dial(cfg.SocketPath(), 500*time.Millisecond); derr == nil {
 			r.Close()

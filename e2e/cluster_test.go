@@ -205,17 +205,17 @@ func TestPostgresClusterKillNode(t *testing.T) {
 	t.Logf("%d acked, bob saw %d in order", len(acked), len(bob.seen))
 }
 
-// Ensure a cluster rides out its database going away and coming back (a
-// PostgreSQL restart, as its nodes see it: every connection cut, then
-// refused, then accepted again). Meanwhile sends fail with unavailable
-// and nothing is acked, /health answers 503 on every node; afterwards both
-// nodes accept sends again without anyone reconnecting, the ids go on with
-// no gap, and a member on the other node sees every acked id once, in
-// order.
+// Ensure a cluster rides out a crash and restart of PostgreSQL (its own
+// cluster, stopped with `pg_ctl -m immediate`, so it recovers from the WAL
+// on restart): meanwhile sends fail with unavailable and nothing is acked,
+// /health answers 503 on every node; afterwards both nodes accept sends
+// again without anyone reconnecting, the ids go on with no gap, a member
+// on the other node sees every acked id once, in order, and every acked
+// message is in the store's replay.
 func TestPostgresClusterStoreRestart(t *testing.T) {
-	via, proxy := pgtest.Via(t, pgtest.URL(t))
+	pg := pgtest.NewPrivate(t)
 	dir := t.TempDir()
-	useStore(t, dir, via)
+	useStore(t, dir, pg.URL)
 	broker := brokerEnv(startNATS(t, -1))
 	addUser(t, dir, "alice", "user")
 	addUser(t, dir, "bob", "user")
@@ -229,9 +229,15 @@ func TestPostgresClusterStoreRestart(t *testing.T) {
 		next(t, c, "joined")
 	}
 	n := 0
+	acked := map[uint64]string{}
 	send := func(c *websocket.Conn) (uint64, string) {
 		n++
-		return sendOne(t, c, "r", fmt.Sprint("m", n))
+		text := fmt.Sprint("m", n)
+		id, code := sendOne(t, c, "r", text)
+		if code == "" {
+			acked[id] = text
+		}
+		return id, code
 	}
 	var last uint64
 	for range 3 {
@@ -242,7 +248,7 @@ func TestPostgresClusterStoreRestart(t *testing.T) {
 		last = id
 	}
 
-	proxy.Stop()
+	pg.Crash()
 	for _, c := range []*websocket.Conn{onA, onB} {
 		if id, code := send(c); code != "unavailable" {
 			t.Fatalf("a send while the database is away: ack %d, error %q; want error unavailable", id, code)
@@ -254,7 +260,7 @@ func TestPostgresClusterStoreRestart(t *testing.T) {
 		}
 	}
 
-	proxy.Start()
+	pg.Start()
 	// A node's first send after the restart may still meet a dead pooled
 	// connection; the pool replaces it, and a later one goes through.
 	deadline := time.Now().Add(20 * time.Second)
@@ -273,6 +279,16 @@ func TestPostgresClusterStoreRestart(t *testing.T) {
 	for _, s := range []*server{a, b} {
 		if st, body := health(t, s); st != http.StatusOK {
 			t.Errorf("/health on %s after the restart: %d %s, want 200", s.addr, st, body)
+		}
+	}
+	must(t, onA.WriteJSON(map[string]any{"type": "join", "room": "r", "since": 0}))
+	j := next(t, onA, "joined")
+	if len(j.Messages) != int(last) || j.More {
+		t.Fatalf("replay after the restart: %d messages (more %v), want %d", len(j.Messages), j.More, last)
+	}
+	for i, m := range j.Messages {
+		if m.ID != uint64(i+1) || m.Text != acked[m.ID] {
+			t.Fatalf("replay after the restart: message %d is %d %q, want %d %q", i, m.ID, m.Text, i+1, acked[uint64(i+1)])
 		}
 	}
 }

@@ -7,6 +7,11 @@
 #                                     (for CHATCTL_TEST_POSTGRES) on stdout
 #   scripts/pg-cluster.sh stop DIR    stop it (fast shutdown); removing DIR is
 #                                     the caller's job
+#   scripts/pg-cluster.sh crash DIR   stop it the way a crash does (immediate
+#                                     shutdown: no checkpoint, recovery from
+#                                     the WAL at the next start)
+#   scripts/pg-cluster.sh start DIR   again on a stopped cluster: start it on
+#                                     its first port (the tests' restart)
 #
 # DIR must exist, empty (mktemp -d), with a short path (the server's Unix
 # socket lives in it). The server binaries are the highest version under
@@ -54,7 +59,10 @@ listening() {
 }
 
 start() {
-  [ ! -e "$dir/data" ] || die "$dir already holds a cluster"
+  if [ -e "$dir/data" ]; then
+    restart
+    return
+  fi
   # pg_ctl passes the server options through a shell, and a Unix socket
   # path has at most 107 bytes: refuse what would break either.
   case "$dir" in
@@ -104,6 +112,27 @@ start() {
   die "no free port found after 20 tries"
 }
 
+# restart starts the stopped cluster in DIR again, on the port it had.
+restart() {
+  [ -f "$dir/url.txt" ] || die "$dir holds a cluster this script did not start"
+  [ ! -f "$dir/data/postmaster.pid" ] || die "$dir: the cluster is running"
+  local bin url port
+  bin=$(cat "$dir/bin.txt")
+  url=$(cat "$dir/url.txt")
+  port=${url#*127.0.0.1:}
+  port=${port%%/*}
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on -c max_connections=300" >&2 ||
+    die "could not start PostgreSQL in $dir again on port $port (log: $dir/server.log)"
+  echo "$url"
+}
+
+# crash stops the cluster without a checkpoint, as a crash would.
+crash() {
+  [ -f "$dir/data/postmaster.pid" ] || die "$dir: the cluster is not running"
+  as_owner "$(cat "$dir/bin.txt")/pg_ctl" -D "$dir/data" -m immediate -w -t 30 stop >&2
+}
+
 stop() {
   [ -f "$dir/data/postmaster.pid" ] || return 0 # not running (or never started)
   local bin
@@ -114,11 +143,12 @@ stop() {
   fi
 }
 
-[ $# -eq 2 ] || die "usage: $0 start|stop DIR"
+[ $# -eq 2 ] || die "usage: $0 start|stop|crash DIR"
 [ -d "$2" ] || die "$2: no such folder"
 dir=$(cd "$2" && pwd -P)
 case "$1" in
   start) start ;;
   stop) stop ;;
-  *) die "usage: $0 start|stop DIR" ;;
+  crash) crash ;;
+  *) die "usage: $0 start|stop|crash DIR" ;;
 esac

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -59,6 +60,9 @@ type Options struct {
 	Access store.Access
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Log receives the store's own warnings (the change feed, the node
+	// lock); nil means slog.Default().
+	Log *slog.Logger
 	// MaxConns bounds the pool; 0 means 16.
 	MaxConns int32
 	// Committers is the number of message committers; 0 means 2 (see
@@ -106,6 +110,9 @@ var _ store.Store = (*DB)(nil)
 func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
 	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 16

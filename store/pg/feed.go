@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,19 +43,19 @@ func (db *DB) Watch(ctx context.Context, every time.Duration, fn func(kind, key 
 			return nil
 		case err != nil:
 			if !failing {
-				slog.Warn("change feed: cannot read; retrying", "err", err)
+				db.opts.Log.Warn("change feed: cannot read; retrying", "err", err)
 				failing = true
 			}
 			continue
 		case failing:
-			slog.Info("change feed: reading again")
+			db.opts.Log.Info("change feed: reading again")
 			failing = false
 		}
 		cursor = next
 		if time.Since(lastPrune) > time.Minute {
 			lastPrune = time.Now()
 			if err := db.pruneFeed(ctx); err != nil && ctx.Err() == nil {
-				slog.Warn("change feed: prune", "err", err)
+				db.opts.Log.Warn("change feed: prune", "err", err)
 			}
 		}
 	}
@@ -191,7 +190,7 @@ func (db *DB) lockNode(ctx context.Context, shared bool) error {
 func (db *DB) keepNode() {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
-	lost := false
+	lost := "" // why the lock is not held: "", "down" or "taken"
 	for range t.C {
 		db.nodeMu.Lock()
 		conn, shared := db.nodeConn, db.nodeShared
@@ -216,13 +215,18 @@ func (db *DB) keepNode() {
 			if next != nil {
 				next.Close(context.Background())
 			}
-			if !lost {
-				slog.Error("node lock lost and not taken again; is a second node running without a broker?", "store", db.url, "err", err)
-				lost = true
+			// Say it once per cause: the database away, or the lock taken.
+			switch {
+			case err == nil && lost != "taken":
+				db.opts.Log.Error("node lock taken by another process meanwhile; is a node without a broker running beside nodes with one?", "store", db.url)
+				lost = "taken"
+			case err != nil && lost != "down":
+				db.opts.Log.Warn("node lock lost with its connection; retrying", "store", db.url, "err", err)
+				lost = "down"
 			}
 			continue
 		}
-		lost = false
+		lost = ""
 		db.nodeMu.Lock()
 		if db.nodeConn == nil { // closed meanwhile
 			db.nodeMu.Unlock()
@@ -232,7 +236,7 @@ func (db *DB) keepNode() {
 		db.nodeConn.Close(context.Background())
 		db.nodeConn = next
 		db.nodeMu.Unlock()
-		slog.Info("node lock taken again", "store", db.url)
+		db.opts.Log.Info("node lock taken again", "store", db.url)
 	}
 }
 
