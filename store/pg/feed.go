@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/chatctl/chatctl/store"
 )
@@ -126,6 +127,10 @@ func (db *DB) pruneFeed(ctx context.Context) error {
 	return db.fail("prune change feed", err)
 }
 
+// nodeLockWait is how long LockNode and LockNodeShared wait for a lock
+// held by another session before they give up.
+const nodeLockWait = 2 * time.Second
+
 // nodeLockID is the advisory lock a serving node holds ("chatnode").
 const nodeLockID = 0x63686174_6e6f6465
 
@@ -137,7 +142,7 @@ var ErrNodeLocked = errors.New("another chatctl serve is using this PostgreSQL s
 // of its own, held until Close. PostgreSQL releases it when that
 // connection ends, so a node killed with SIGKILL leaves no mark behind and
 // a restarted node starts at once. A second node on the same store gets
-// ErrNodeLocked.
+// ErrNodeLocked, once it has waited nodeLockWait for the lock.
 func (db *DB) LockNode(ctx context.Context) error { return db.lockNode(ctx, false) }
 
 // ErrNodeAlone is LockNodeShared's error while a node without a broker
@@ -150,7 +155,8 @@ var ErrNodeAlone = errors.New("a chatctl serve without a broker is using this Po
 // node cannot start while they do. Held until Close, like LockNode.
 func (db *DB) LockNodeShared(ctx context.Context) error { return db.lockNode(ctx, true) }
 
-// lockSQL is the statement that tries the node lock.
+// lockSQL is the statement that tries the node lock (keepNode's, every
+// few seconds, so it does not wait).
 func lockSQL(shared bool) string {
 	if shared {
 		return `SELECT pg_try_advisory_lock_shared($1)`
@@ -165,12 +171,24 @@ func (db *DB) lockNode(ctx context.Context, shared bool) error {
 	if err != nil {
 		return db.fail("store "+db.url+": node lock", err)
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, lockSQL(shared), int64(nodeLockID)).Scan(&ok); err != nil {
+	// Wait a moment for the lock rather than trying it once: a node that
+	// just stopped (or was killed) releases it when PostgreSQL has ended
+	// its session, a little after its connection closed.
+	take := `SELECT pg_advisory_lock($1)`
+	if shared {
+		take = `SELECT pg_advisory_lock_shared($1)`
+	}
+	_, err = conn.Exec(ctx, fmt.Sprintf(`SET lock_timeout = %d`, nodeLockWait.Milliseconds()))
+	if err == nil {
+		_, err = conn.Exec(ctx, take, int64(nodeLockID))
+	}
+	var pe *pgconn.PgError
+	held := errors.As(err, &pe) && pe.Code == "55P03" // lock_not_available: lock_timeout ran out
+	if err != nil && !held {
 		conn.Close(context.Background())
 		return db.fail("store "+db.url+": node lock", err)
 	}
-	if !ok {
+	if held {
 		conn.Close(context.Background())
 		if shared {
 			return fmt.Errorf("store %s: %w", db.url, ErrNodeAlone)

@@ -44,18 +44,26 @@ func TestLogToOptionsLog(t *testing.T) {
 		})
 	}()
 	defer func() { cancel(); <-watched }()
-	// A change seen through the feed: Watch is past its start.
-	if err := db.SetAccessRule(store.AccessRule{User: "u", Pattern: "r", Perm: "read"}); err != nil {
-		t.Fatal(err)
+	// A change seen through the feed: Watch is past its start. (One made
+	// before Watch read the feed's head would never be seen: make them
+	// until one is.)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(30 * time.Second)
+	for waiting := true; waiting; {
+		if err := db.SetAccessRule(store.AccessRule{User: "u", Pattern: "r", Perm: "read"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-seen:
+			waiting = false
+		case err := <-watched:
+			t.Fatalf("Watch: %v", err)
+		case <-timeout:
+			t.Fatal("no change seen within 30 s")
+		case <-tick.C:
+		}
 	}
-	select {
-	case <-seen:
-	case err := <-watched:
-		t.Fatalf("Watch: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the change was not seen within 30 s")
-	}
-
 	expect := func(want ...string) {
 		t.Helper()
 		timeout := time.After(30 * time.Second)
