@@ -93,9 +93,8 @@ type DB struct {
 	watching atomic.Bool
 	users    userCache // users read while watching (users.go)
 
-	nodeMu     sync.Mutex // guards nodeConn, nodeShared
-	nodeConn   *pgx.Conn  // holds the node lock (LockNode); nil without
-	nodeShared bool       // the lock is held shared (LockNodeShared)
+	nodeMu sync.Mutex // guards node
+	node   *nodeLock  // the node lock's keeper (LockNode); nil without
 
 	msgs   messages         // the message committers (messages.go)
 	denied deny             // the deny list cache (sessions.go)

@@ -195,43 +195,57 @@ func (db *DB) lockNode(ctx context.Context, shared bool) error {
 		}
 		return fmt.Errorf("store %s: %w", db.url, ErrNodeLocked)
 	}
+	keep, stop := context.WithCancel(context.Background())
+	nl := &nodeLock{stop: stop, done: make(chan struct{})}
 	db.nodeMu.Lock()
-	db.nodeConn, db.nodeShared = conn, shared
+	db.node = nl
 	db.nodeMu.Unlock()
-	go db.keepNode()
+	go db.keepNode(keep, conn, shared, nl.done)
 	return nil
 }
 
-// keepNode takes the node lock again when its connection ended (the
-// database restarted), so a second node cannot start meanwhile unnoticed.
-// It ends when unlockNode clears the connection.
-func (db *DB) keepNode() {
+// nodeLock is a held node lock: its keeper goroutine owns the connection
+// that holds it.
+type nodeLock struct {
+	stop context.CancelFunc // tells the keeper to close the connection and end
+	done chan struct{}      // closed when it has
+}
+
+// keepNode owns conn, the connection holding the node lock, until ctx is
+// cancelled (unlockNode): then it closes it and closes done. Meanwhile it
+// takes the lock again on a new connection when conn ended (the database
+// restarted), so a second node cannot start meanwhile unnoticed.
+func (db *DB) keepNode(ctx context.Context, conn *pgx.Conn, shared bool, done chan struct{}) {
+	defer close(done)
+	defer func() { closeConn(conn) }()
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	lost := "" // why the lock is not held: "", "down" or "taken"
-	for range t.C {
-		db.nodeMu.Lock()
-		conn, shared := db.nodeConn, db.nodeShared
-		db.nodeMu.Unlock()
-		if conn == nil {
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		err := conn.Ping(ctx)
+		pctx, cancel := context.WithTimeout(ctx, opTimeout)
+		err := conn.Ping(pctx)
 		cancel()
-		if err == nil {
+		if err == nil || ctx.Err() != nil {
 			continue
 		}
-		ctx, cancel = context.WithTimeout(context.Background(), connectTimeout)
-		next, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
+		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		next, err := pgx.ConnectConfig(cctx, db.pool.Config().ConnConfig.Copy())
 		ok := false
 		if err == nil {
-			err = next.QueryRow(ctx, lockSQL(shared), int64(nodeLockID)).Scan(&ok)
+			err = next.QueryRow(cctx, lockSQL(shared), int64(nodeLockID)).Scan(&ok)
 		}
 		cancel()
 		if err != nil || !ok {
 			if next != nil {
-				next.Close(context.Background())
+				closeConn(next)
+			}
+			if ctx.Err() != nil {
+				continue // stopping
 			}
 			// Say it once per cause: the database away, or the lock taken.
 			switch {
@@ -245,25 +259,28 @@ func (db *DB) keepNode() {
 			continue
 		}
 		lost = ""
-		db.nodeMu.Lock()
-		if db.nodeConn == nil { // closed meanwhile
-			db.nodeMu.Unlock()
-			next.Close(context.Background())
-			return
-		}
-		db.nodeConn.Close(context.Background())
-		db.nodeConn = next
-		db.nodeMu.Unlock()
+		closeConn(conn)
+		conn = next
 		db.opts.Log.Info("node lock taken again", "store", db.url)
 	}
 }
 
-// unlockNode releases the node lock, if held.
+// closeConn closes c, waiting a moment at most for a clean goodbye.
+func closeConn(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c.Close(ctx)
+}
+
+// unlockNode releases the node lock, if held, and returns once the
+// connection holding it is closed.
 func (db *DB) unlockNode() {
 	db.nodeMu.Lock()
-	defer db.nodeMu.Unlock()
-	if db.nodeConn != nil {
-		db.nodeConn.Close(context.Background())
-		db.nodeConn = nil
+	nl := db.node
+	db.node = nil
+	db.nodeMu.Unlock()
+	if nl != nil {
+		nl.stop()
+		<-nl.done
 	}
 }
