@@ -27,10 +27,12 @@ func (c *counter) Messages(room, epoch string, msgs []Message) {
 	c.cond.Broadcast()
 	c.mu.Unlock()
 }
-func (c *counter) Presence([]Change) {}
-func (c *counter) Kick(Kick)         {}
-func (c *counter) Changed(uint64)    {}
-func (c *counter) Reconnected()      {}
+func (c *counter) Presence([]Change)           {}
+func (c *counter) Typing(string, string)       {}
+func (c *counter) Read(string, string, uint64) {}
+func (c *counter) Kick(Kick)                   {}
+func (c *counter) Changed(uint64)              {}
+func (c *counter) Reconnected()                {}
 
 // waitAtLeast blocks until n messages were delivered.
 func (c *counter) waitAtLeast(n int64) {
