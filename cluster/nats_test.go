@@ -477,7 +477,7 @@ func TestNATSTyping(t *testing.T) {
 	s := startServer(t, 0)
 	a, ra := startBroker(t, testOptions(serverURL(s), "a"))
 	b, rb := startBroker(t, testOptions(serverURL(s), "b"))
-	const room = "a.b"                // not a NATS token: the room's token carries it
+	const room = "a.b"                 // not a NATS token: the room's token carries it
 	unsubscribed := sameShard(b, room) // b never subscribes to it
 	for _, x := range []*NATS{a, b} {
 		if err := x.Subscribe(room); err != nil {
