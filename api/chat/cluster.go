@@ -35,6 +35,12 @@ import (
 //     told (room.present) and reconciles with the view on every change.
 //   - A user's connections are counted over the cluster for the per-user
 //     cap (cluster.Broker.SetConns).
+//   - A typing frame relayed here (rate limit applied here, once) is
+//     published on the room's subject; one from another node goes to the
+//     local members but the typist's connections and those who may no
+//     longer read the room. A moved read marker is published after it is
+//     stored; one from another node is echoed to the user's connections
+//     here. Neither is repaired when lost (see cluster.Handler).
 
 // Timings of a multi-node hub.
 const (
