@@ -547,10 +547,12 @@ func TestNATSRead(t *testing.T) {
 	a.SetConns("alice", 1, time.Now())
 	a.SetConns("carol", 1, time.Now())
 	b.SetConns("alice", 1, time.Now())
-	ra.wait(t, "a to count alice's tab on b", func() bool {
-		total, elsewhere := a.View().Conns("alice")
-		return total == 2 && elsewhere > 0
-	})
+	for name, x := range map[string]*NATS{"a": a, "b": b} {
+		ra.wait(t, name+" to count alice's tab on the other", func() bool {
+			total, elsewhere := x.View().Conns("alice")
+			return total == 2 && elsewhere > 0
+		})
+	}
 	// carol has no connection elsewhere: nothing goes out.
 	if err := a.PublishRead("carol", "r", 4); err != nil {
 		t.Fatal(err)
