@@ -159,6 +159,7 @@ type frame struct {
 	Rooms    []struct {
 		Room   string `json:"room"`
 		Online int    `json:"online"`
+		Unread int    `json:"unread"`
 	} `json:"rooms"`
 }
 
@@ -770,5 +771,88 @@ func TestClusterDeadNodeLeaves(t *testing.T) {
 	obs.mu.Unlock()
 	if !slices.Equal(ev, []string{"join", "leave"}) {
 		t.Fatalf("presence of a dead node's member: %v", ev)
+	}
+}
+
+// Ensure typing and read echoes cross nodes (SPEC §8 as on one node): alice
+// types on node 1, bob on node 2 gets typing and alice's own tab on node 2
+// does not; alice reads on node 1, and her tabs on node 2 (one in the
+// room, one that joined nothing) get the read frame, bob does not, and the
+// directory on node 2 shows the room read.
+func TestClusterTypingRead(t *testing.T) {
+	ns := startNATS(t, -1)
+	nodes := newCluster(t, 2, "nats://"+ns.Addr().String())
+	aliceTok := nodes[0].token(t, "alice")
+	a1 := nodes[0].dial(t, "alice", aliceTok)
+	a2 := nodes[1].dial(t, "alice", aliceTok)
+	a3 := nodes[1].dial(t, "alice", aliceTok) // joins nothing
+	bob := nodes[1].dial(t, "bob", nodes[1].token(t, "bob"))
+	for _, c := range []*wsClient{a1, a2, bob} {
+		c.join("ty")
+	}
+	typing := func(fs []frame) []frame {
+		var out []frame
+		for _, f := range fs {
+			if f.Type == "typing" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	a1.send(map[string]any{"type": "typing", "room": "ty"})
+	bob.waitUntil("alice typing", func(fs []frame, _ bool, _ int) bool { return len(typing(fs)) > 0 })
+	if got := bob.of("typing"); len(got) != 1 || got[0].User != "alice" || got[0].Room != "ty" {
+		t.Fatalf("bob on node2 got %+v, want one typing of alice in ty", got)
+	}
+	// Node 2 relayed to bob and to alice's tab there in one go: by now a
+	// frame for a2 would be queued before its pong.
+	a2.barrier("typing")
+	if got := a2.of("typing"); len(got) != 0 {
+		t.Fatalf("alice's own tab on node2 got %+v: typing echoed to the typist", got)
+	}
+
+	for i := range 3 {
+		bob.send(map[string]any{"type": "send", "room": "ty", "text": fmt.Sprint("m", i), "ref": fmt.Sprint(i)})
+	}
+	a1.waitUntil("bob's 3 messages", func(fs []frame, _ bool, _ int) bool {
+		return count(fs, func(f frame) bool { return f.Type == "message" }) == 3
+	})
+	waitCond(t, "node1 to count alice's tabs on node2", func() bool {
+		total, _ := nodes[0].b.View().Conns("alice")
+		return total == 3
+	})
+	a2.send(map[string]any{"type": "rooms", "ref": "before"})
+	a2.waitUntil("rooms before", func(fs []frame, _ bool, _ int) bool {
+		return count(fs, func(f frame) bool { return f.Type == "rooms" && f.Ref == "before" }) > 0
+	})
+	if rs := a2.of("rooms")[0].Rooms; len(rs) != 1 || rs[0].Unread != 3 {
+		t.Fatalf("directory before the read: %+v, want ty with 3 unread", rs)
+	}
+
+	a1.send(map[string]any{"type": "read", "room": "ty", "id": 3, "ref": "rd"})
+	a1.waitUntil("read ack", func(fs []frame, _ bool, _ int) bool {
+		return count(fs, func(f frame) bool { return f.Type == "ack" && f.Ref == "rd" }) > 0
+	})
+	for _, c := range []*wsClient{a2, a3} {
+		c.waitUntil("the read echo", func(fs []frame, _ bool, _ int) bool {
+			return count(fs, func(f frame) bool { return f.Type == "read" }) > 0
+		})
+		if got := c.of("read"); len(got) != 1 || got[0].Room != "ty" || got[0].ID != 3 {
+			t.Fatalf("alice's tab on node2 got %+v, want one read of ty at 3", got)
+		}
+	}
+	bob.barrier("read")
+	if got := bob.of("read"); len(got) != 0 {
+		t.Fatalf("bob got alice's read echo: %+v", got)
+	}
+	if got := a1.of("read"); len(got) != 0 {
+		t.Fatalf("the reading tab got its own echo: %+v", got)
+	}
+	a2.send(map[string]any{"type": "rooms", "ref": "after"})
+	a2.waitUntil("rooms after", func(fs []frame, _ bool, _ int) bool {
+		return count(fs, func(f frame) bool { return f.Type == "rooms" && f.Ref == "after" }) > 0
+	})
+	if rs := a2.of("rooms")[1].Rooms; len(rs) != 1 || rs[0].Unread != 0 {
+		t.Fatalf("directory after the read: %+v, want ty with 0 unread", rs)
 	}
 }

@@ -37,8 +37,11 @@ func (k Kick) empty() bool { return k == Kick{} }
 //     hints, and the store is the truth.
 //   - Presence, Reconnected: from the broker's loop goroutine, one at a
 //     time. They should return quickly (hand store work to a goroutine).
-//   - Kick, Changed: from the goroutine of their subscription, and
-//     synchronously from Broker.Kick and Broker.Changed for this node's own.
+//   - Typing: from the room's delivery goroutine, in order with the
+//     room's messages.
+//   - Kick, Changed, Read: from the goroutine of their subscription, and
+//     (Kick, Changed) synchronously from Broker.Kick and Broker.Changed
+//     for this node's own.
 type Handler interface {
 	// Messages delivers messages committed on another node to room, whose
 	// epoch is epoch (see chat.Store.Epoch), in ascending id order.
@@ -49,6 +52,16 @@ type Handler interface {
 	// instead. Presence changes are state, not events: reconcile with
 	// Broker.View rather than trusting the order of calls.
 	Presence(changes []Change)
+	// Typing relays a typing indicator of user in room, published by
+	// another node (which applied the rate limit and checked the typist's
+	// access), to this node's members of room other than user. Ephemeral:
+	// lost ones are not repaired.
+	Typing(room, user string)
+	// Read echoes user's read marker of room, moved to id on another node
+	// (and stored there), to this node's connections of user. Lost ones
+	// are not repaired: a client catches up on its next rooms frame or
+	// join, which read the stored marker.
+	Read(user, room string, id uint64)
 	// Kick closes the connections k names (4003).
 	Kick(k Kick)
 	// Changed says the store's change feed has reached seq: read it now
@@ -77,6 +90,15 @@ type Broker interface {
 	// never before. It does not block on the network; an error means the
 	// publication is lost (the receivers fill the hole from the store).
 	PublishMessages(room, epoch string, msgs []Message) error
+	// PublishTyping sends a typing indicator of user in room to the other
+	// nodes subscribed to the room (on the room's subject). Best effort,
+	// never stored, not repeated: the caller rate-limits it.
+	PublishTyping(room, user string) error
+	// PublishRead tells the other nodes that user's read marker of room
+	// is now id (already stored), so that they echo it to the user's
+	// connections there. It publishes only when the cluster-wide view
+	// counts connections of user on another node. Best effort.
+	PublishRead(user, room string, id uint64) error
 	// Subscribe registers this node's interest in a room and returns once
 	// the NATS server has it (a round trip), so that any message published
 	// after Subscribe returns reaches the node. Calls are counted: the

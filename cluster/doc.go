@@ -1,7 +1,7 @@
 // Package cluster joins several chatctl servers on one PostgreSQL store
 // into one service (SPEC §7): a Broker carries, between nodes, the
-// messages each node commits, presence, revocations (kicks) and change
-// notices. It knows neither the hub nor the store: the hub calls a Broker
+// messages each node commits, typing indicators, read-marker echoes,
+// presence, revocations (kicks) and change notices. It knows neither the hub nor the store: the hub calls a Broker
 // and implements a Handler.
 //
 // Two brokers implement the interface. Local is the broker of a node that
@@ -19,6 +19,10 @@
 // after a short wait, a lost tail by a periodic check of the room heads,
 // and everything after Handler.Reconnected. A lost kick is caught by the
 // store's change feed. So a lost publication costs latency, never a gap.
+// Typing indicators and read echoes are not repaired: an indicator is
+// ephemeral (the next one follows within a second while the user types),
+// and a read marker is stored, so a client sees it on its next directory
+// request or join.
 //
 // # Presence
 //

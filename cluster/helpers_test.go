@@ -56,6 +56,8 @@ type recorder struct {
 	epochs      map[string]string
 	presence    []Change
 	kicks       []Kick
+	typing      []typed    // in arrival order, with messages in msgs
+	reads       []readEcho // in arrival order
 	changed     []uint64
 	reconnected int
 	notify      chan struct{} // one pending wake-up for wait
@@ -83,6 +85,33 @@ func (r *recorder) Messages(room, epoch string, msgs []Message) {
 func (r *recorder) Presence(cs []Change) {
 	r.mu.Lock()
 	r.presence = append(r.presence, cs...)
+	r.mu.Unlock()
+	r.wake()
+}
+
+// typed is one typing indicator a recorder got: who typed in which room,
+// and how many of the room's messages had arrived before it.
+type typed struct {
+	Room, User string
+	After      int
+}
+
+// readEcho is one read echo a recorder got.
+type readEcho struct {
+	User, Room string
+	ID         uint64
+}
+
+func (r *recorder) Typing(room, user string) {
+	r.mu.Lock()
+	r.typing = append(r.typing, typed{Room: room, User: user, After: len(r.msgs[room])})
+	r.mu.Unlock()
+	r.wake()
+}
+
+func (r *recorder) Read(user, room string, id uint64) {
+	r.mu.Lock()
+	r.reads = append(r.reads, readEcho{User: user, Room: room, ID: id})
 	r.mu.Unlock()
 	r.wake()
 }

@@ -7,9 +7,10 @@ import (
 
 // Local is the broker of a node that is alone: the default (broker: "").
 // It publishes nothing, because nobody listens: the hub already delivers
-// its own commits to its own members, so PublishMessages, Subscribe and
-// Unsubscribe cost nothing and today's single-node figures stay as they
-// are. Kick and Changed loop back to the Handler synchronously, as they
+// its own commits (and typing, and read echoes) to its own members, so
+// PublishMessages, PublishTyping, PublishRead, Subscribe and Unsubscribe
+// cost nothing and today's single-node figures stay as they are. Kick
+// and Changed loop back to the Handler synchronously, as they
 // would reach this node through NATS; presence is this node's own counts.
 type Local struct {
 	node   string
@@ -43,6 +44,24 @@ func (l *Local) Node() string { return l.node }
 
 // PublishMessages implements Broker: there is no other node to tell.
 func (l *Local) PublishMessages(room, epoch string, msgs []Message) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// PublishTyping implements Broker: the hub relays typing to its own
+// members itself.
+func (l *Local) PublishTyping(room, user string) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// PublishRead implements Broker: the hub echoes a read marker to the
+// user's other connections itself.
+func (l *Local) PublishRead(user, room string, id uint64) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}

@@ -9,7 +9,8 @@ import (
 
 // Ensure the in-process broker of a lone node loops kicks and change hints
 // back synchronously, keeps presence as the node's own counts, and costs
-// nothing for messages and subscriptions.
+// nothing for messages, typing, read echoes and subscriptions (none loops
+// back).
 func TestLocal(t *testing.T) {
 	l := NewLocal("")
 	if !ValidNodeID(l.Node()) {
@@ -31,6 +32,12 @@ func TestLocal(t *testing.T) {
 	if err := l.PublishMessages("a.b", "e", msgs(1, 1, "x")); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.PublishTyping("a.b", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.PublishRead("alice", "a.b", 3); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Kick(Kick{JTI: "j1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -42,8 +49,8 @@ func TestLocal(t *testing.T) {
 	if !reflect.DeepEqual(rec.kicks, []Kick{{JTI: "j1"}}) || !reflect.DeepEqual(rec.changed, []uint64{7}) {
 		t.Fatalf("loopback: kicks %+v, changed %v", rec.kicks, rec.changed)
 	}
-	if len(rec.msgs) != 0 {
-		t.Fatalf("messages looped back: %+v", rec.msgs)
+	if len(rec.msgs) != 0 || len(rec.typing) != 0 || len(rec.reads) != 0 {
+		t.Fatalf("looped back: messages %+v, typing %+v, reads %+v", rec.msgs, rec.typing, rec.reads)
 	}
 	if c, ok := l.SetPresence("r", "alice", 1); !ok || c != join("r", "alice") {
 		t.Fatalf("first tab: %+v %v", c, ok)
@@ -64,13 +71,19 @@ func TestLocal(t *testing.T) {
 	if err := l.Kick(Kick{User: "x"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Kick after Close: %v", err)
 	}
+	if err := l.PublishTyping("a.b", "alice"); !errors.Is(err, ErrClosed) {
+		t.Errorf("PublishTyping after Close: %v", err)
+	}
+	if err := l.PublishRead("alice", "a.b", 3); !errors.Is(err, ErrClosed) {
+		t.Errorf("PublishRead after Close: %v", err)
+	}
 	if l.Up() {
 		t.Error("up after Close")
 	}
 }
 
-// Ensure Local's message path allocates nothing: the single-node figures
-// must not move.
+// Ensure Local's message, typing and read paths allocate nothing: the
+// single-node figures must not move.
 func TestLocalPublishAllocs(t *testing.T) {
 	l := NewLocal("n")
 	l.Start(newRecorder())
@@ -78,6 +91,8 @@ func TestLocalPublishAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() {
 		l.Subscribe("general")
 		l.PublishMessages("general", "e", batch)
+		l.PublishTyping("general", "alice")
+		l.PublishRead("alice", "general", 1)
 		l.Unsubscribe("general")
 	}); n != 0 {
 		t.Errorf("%v allocations per publish", n)

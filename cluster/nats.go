@@ -80,11 +80,21 @@ func (o Options) withDefaults() Options {
 //
 // Subjects, with prefix = Options.Name:
 //
-//	<prefix>.room.<token>  a room's committed messages (token: see RoomToken)
+//	<prefix>.room.<token>  a room's committed messages and typing (token: see RoomToken)
 //	<prefix>.roster        rosters: deltas, heartbeats (full) and goodbyes
 //	<prefix>.roster.req    "send me your full roster", answered to the reply inbox
 //	<prefix>.kick          revocations
 //	<prefix>.changed       change-feed hints
+//	<prefix>.read          read-marker echoes for a user's tabs on other nodes
+//
+// Read echoes use one subject that every node listens to, not one per
+// user: a subscription per connected user would put every connect and
+// disconnect on the NATS server (interest changes, a round trip to be
+// sure of it) for a frame that most users never need, since most have
+// their tabs on one node. Instead PublishRead publishes only when the
+// presence view counts connections of the user on another node, so the
+// common case costs nothing on the network and the rare one one small
+// message per node.
 //
 // The connection never echoes a node's own publications back to it, retries
 // forever, and buffers nothing while disconnected: a publication then fails
@@ -230,6 +240,9 @@ func (b *NATS) Start(h Handler) error {
 	if _, err := nc.Subscribe(b.subj.changed, b.onChanged); err != nil {
 		return fail(err)
 	}
+	if _, err := nc.Subscribe(b.subj.read, b.onRead); err != nil {
+		return fail(err)
+	}
 	if nc.IsConnected() {
 		if err := nc.FlushTimeout(b.opts.FlushTimeout); err == nil {
 			b.mu.Lock()
@@ -348,6 +361,59 @@ func (b *NATS) PublishMessages(room, epoch string, msgs []Message) error {
 	}
 	b.published.Add(uint64(len(msgs)))
 	return nil
+}
+
+// PublishTyping implements Broker.
+func (b *NATS) PublishTyping(room, user string) error {
+	if user == "" || len(user) > MaxUserName {
+		return fmt.Errorf("cluster: invalid user name (%d bytes)", len(user))
+	}
+	subject, err := b.subj.room(room)
+	if err != nil {
+		return err
+	}
+	if b.nc == nil || b.isClosed() {
+		return ErrClosed
+	}
+	return b.publish(subject, appendTyping(nil, b.opts.Node, user))
+}
+
+// wireRead is the payload of <prefix>.read.
+type wireRead struct {
+	Node string `json:"n"`
+	User string `json:"u"`
+	Room string `json:"r"`
+	ID   uint64 `json:"i"`
+}
+
+// valid reports whether w may be delivered: a user, a room the broker
+// accepts, an id.
+func (w *wireRead) valid() bool {
+	return w.User != "" && len(w.User) <= MaxUserName && w.Room != "" && len(w.Room) <= MaxRoomName && w.ID > 0
+}
+
+// PublishRead implements Broker.
+func (b *NATS) PublishRead(user, room string, id uint64) error {
+	w := wireRead{Node: b.opts.Node, User: user, Room: room, ID: id}
+	if !w.valid() {
+		return fmt.Errorf("cluster: invalid read echo (user %d bytes, room %d bytes, id %d)", len(user), len(room), id)
+	}
+	if b.nc == nil || b.isClosed() {
+		return ErrClosed
+	}
+	if _, elsewhere := b.view.Conns(user); elsewhere == 0 {
+		return nil // no connection of user on another node: nobody to tell
+	}
+	data, _ := json.Marshal(w)
+	return b.publish(b.subj.read, data)
+}
+
+func (b *NATS) onRead(m *nats.Msg) {
+	var w wireRead
+	if err := json.Unmarshal(m.Data, &w); err != nil || w.Node == b.opts.Node || !w.valid() {
+		return
+	}
+	b.h.Read(w.User, w.Room, w.ID)
 }
 
 // shard returns the delivery queue of room.
@@ -514,16 +580,26 @@ func (b *NATS) deliverLoop(ch chan *nats.Msg) {
 			if err != nil {
 				continue
 			}
-			node, epoch, msgs, err := decodeMessages(m.Data)
+			p, err := decodeRoom(m.Data)
+			if errors.Is(err, errKind) {
+				continue // a newer node's kind
+			}
 			if err != nil {
 				b.log.Warn("cluster: bad message payload", "room", room, "err", err)
 				continue
 			}
-			if node == b.opts.Node || len(msgs) == 0 {
+			if p.node == b.opts.Node {
 				continue
 			}
-			b.received.Add(uint64(len(msgs)))
-			b.h.Messages(room, epoch, msgs)
+			switch p.kind {
+			case kindTyping:
+				b.h.Typing(room, p.user)
+			case kindMessages:
+				if len(p.msgs) > 0 {
+					b.received.Add(uint64(len(p.msgs)))
+					b.h.Messages(room, p.epoch, p.msgs)
+				}
+			}
 		}
 	}
 }

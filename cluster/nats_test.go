@@ -468,3 +468,136 @@ func TestNATSRosterNoResponders(t *testing.T) {
 		t.Fatalf("a bad roster was not logged: %q", logged.String())
 	}
 }
+
+// Ensure a typing indicator reaches the other nodes subscribed to its room
+// on the room's subject, in order with the room's messages, never its
+// publisher and never a node not subscribed to the room; it is counted
+// as no message, and bad arguments are refused.
+func TestNATSTyping(t *testing.T) {
+	s := startServer(t, 0)
+	a, ra := startBroker(t, testOptions(serverURL(s), "a"))
+	b, rb := startBroker(t, testOptions(serverURL(s), "b"))
+	const room = "a.b"                 // not a NATS token: the room's token carries it
+	unsubscribed := sameShard(b, room) // b never subscribes to it
+	for _, x := range []*NATS{a, b} {
+		if err := x.Subscribe(room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.PublishTyping(unsubscribed, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PublishMessages(room, "e", msgs(1, 2, "hi")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PublishTyping(room, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	rb.wait(t, "alice typing at b", func() bool { return len(rb.typing) > 0 })
+	rb.mu.Lock()
+	got := slices.Clone(rb.typing)
+	rb.mu.Unlock()
+	if want := []typed{{Room: room, User: "alice", After: 2}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("b got typing %+v, want %+v: after both messages, nothing of a room it is not in", got, want)
+	}
+	// b's typist reaches a, not b itself.
+	if err := b.PublishTyping(room, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "bob typing at a", func() bool { return len(ra.typing) > 0 })
+	if err := b.PublishMessages(room, "e", msgs(3, 1, "marker")); err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "b's marker message at a", func() bool { return len(ra.msgs[room]) == 1 })
+	ra.mu.Lock()
+	gotA := slices.Clone(ra.typing)
+	ra.mu.Unlock()
+	if want := []typed{{Room: room, User: "bob", After: 0}}; !reflect.DeepEqual(gotA, want) {
+		t.Fatalf("a got typing %+v, want %+v (never its own alice)", gotA, want)
+	}
+	rb.mu.Lock()
+	n := len(rb.typing)
+	rb.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("b got its own typing back (%d indicators)", n)
+	}
+	if st := a.Stats(); st.Published != 2 || st.Received != 1 {
+		t.Errorf("a's stats %+v: typing counted as messages", st)
+	}
+	if err := a.PublishTyping("", "alice"); !errors.Is(err, ErrRoomName) {
+		t.Errorf("empty room: %v", err)
+	}
+	if err := a.PublishTyping(room, ""); err == nil {
+		t.Error("empty user accepted")
+	}
+	a.Close()
+	if err := a.PublishTyping(room, "alice"); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+}
+
+// Ensure a read echo reaches every other node (one subject for all), not
+// its publisher, and is published only while the presence view counts
+// connections of the user on another node; bad arguments are refused.
+func TestNATSRead(t *testing.T) {
+	s := startServer(t, 0)
+	a, ra := startBroker(t, testOptions(serverURL(s), "a"))
+	b, rb := startBroker(t, testOptions(serverURL(s), "b"))
+	c, rc := startBroker(t, testOptions(serverURL(s), "c"))
+	a.SetConns("alice", 1, time.Now())
+	a.SetConns("carol", 1, time.Now())
+	b.SetConns("alice", 1, time.Now())
+	for name, x := range map[string]*NATS{"a": a, "b": b} {
+		ra.wait(t, name+" to count alice's tab on the other", func() bool {
+			total, elsewhere := x.View().Conns("alice")
+			return total == 2 && elsewhere > 0
+		})
+	}
+	// carol has no connection elsewhere: nothing goes out.
+	if err := a.PublishRead("carol", "r", 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PublishRead("alice", "@alice+bob", 5); err != nil {
+		t.Fatal(err)
+	}
+	want := []readEcho{{User: "alice", Room: "@alice+bob", ID: 5}}
+	for name, r := range map[string]*recorder{"b": rb, "c": rc} {
+		r.wait(t, "alice's read at "+name, func() bool { return len(r.reads) > 0 })
+		r.mu.Lock()
+		got := slices.Clone(r.reads)
+		r.mu.Unlock()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s got %+v, want %+v (carol's never published)", name, got, want)
+		}
+	}
+	// b's echo reaches a, and b never hears its own.
+	if err := b.PublishRead("alice", "r", 9); err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "alice's read at a", func() bool { return len(ra.reads) > 0 })
+	rc.wait(t, "b's echo at c", func() bool { return len(rc.reads) == 2 })
+	ra.mu.Lock()
+	gotA := slices.Clone(ra.reads)
+	ra.mu.Unlock()
+	if w := []readEcho{{User: "alice", Room: "r", ID: 9}}; !reflect.DeepEqual(gotA, w) {
+		t.Fatalf("a got %+v, want %+v", gotA, w)
+	}
+	rb.mu.Lock()
+	n := len(rb.reads)
+	rb.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("b got its own echo back (%d echoes)", n)
+	}
+	for _, bad := range []struct {
+		user, room string
+		id         uint64
+	}{{"", "r", 1}, {"alice", "", 1}, {"alice", "r", 0}, {"alice", strings.Repeat("r", MaxRoomName+1), 1}} {
+		if err := a.PublishRead(bad.user, bad.room, bad.id); err == nil {
+			t.Errorf("PublishRead(%q, %d-byte room, %d) accepted", bad.user, len(bad.room), bad.id)
+		}
+	}
+	c.Close()
+	if err := c.PublishRead("alice", "r", 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+}

@@ -63,6 +63,7 @@ type subjects struct {
 	rosterReq  string // "send me your full roster" (request, many replies)
 	kick       string // revocations
 	changed    string // change-feed hints
+	read       string // read-marker echoes, every node to every node
 }
 
 func newSubjects(prefix string) subjects {
@@ -72,6 +73,7 @@ func newSubjects(prefix string) subjects {
 		rosterReq:  prefix + ".roster.req",
 		kick:       prefix + ".kick",
 		changed:    prefix + ".changed",
+		read:       prefix + ".read",
 	}
 }
 

@@ -35,6 +35,12 @@ import (
 //     told (room.present) and reconciles with the view on every change.
 //   - A user's connections are counted over the cluster for the per-user
 //     cap (cluster.Broker.SetConns).
+//   - A typing frame relayed here (rate limit applied here, once) is
+//     published on the room's subject; one from another node goes to the
+//     local members but the typist's connections and those who may no
+//     longer read the room. A moved read marker is published after it is
+//     stored; one from another node is echoed to the user's connections
+//     here. Neither is repaired when lost (see cluster.Handler).
 
 // Timings of a multi-node hub.
 const (
@@ -128,6 +134,12 @@ func (b brokerHandler) Messages(room, epoch string, msgs []cluster.Message) {
 // Presence implements cluster.Handler.
 func (b brokerHandler) Presence(changes []cluster.Change) { b.h.remotePresence(changes) }
 
+// Typing implements cluster.Handler.
+func (b brokerHandler) Typing(room, user string) { b.h.remoteTyping(room, user) }
+
+// Read implements cluster.Handler.
+func (b brokerHandler) Read(user, room string, id uint64) { b.h.remoteRead(user, room, id) }
+
 // Kick implements cluster.Handler: the broker's kicks come from every
 // node's revocations, this node's included.
 func (b brokerHandler) Kick(k cluster.Kick) {
@@ -152,6 +164,71 @@ func (h *Hub) publish(room string, m Message) {
 	err := h.cl.broker.PublishMessages(room, m.Epoch, []cluster.Message{{ID: m.ID, From: m.From, Text: m.Text, TS: m.TS}})
 	if err != nil && !errors.Is(err, cluster.ErrDown) && !errors.Is(err, cluster.ErrClosed) {
 		h.log.Warn("chat: publish to the cluster", "room", room, "err", err)
+	}
+}
+
+// publishTyping tells the other nodes that user types in room (relayed
+// here already, within typingInterval). Multi only.
+func (h *Hub) publishTyping(room, user string) {
+	if err := h.cl.broker.PublishTyping(room, user); err != nil && !errors.Is(err, cluster.ErrDown) && !errors.Is(err, cluster.ErrClosed) {
+		h.log.Warn("chat: publish typing to the cluster", "room", room, "err", err)
+	}
+}
+
+// publishRead tells the other nodes that user's read marker of room moved
+// to id (stored already). Multi only.
+func (h *Hub) publishRead(user, room string, id uint64) {
+	if err := h.cl.broker.PublishRead(user, room, id); err != nil && !errors.Is(err, cluster.ErrDown) && !errors.Is(err, cluster.ErrClosed) {
+		h.log.Warn("chat: publish a read marker to the cluster", "room", room, "err", err)
+	}
+}
+
+// remoteTyping relays a typing indicator another node relayed (the rate
+// limit and the typist's access were applied there, once) to this node's
+// members of the room, except the typist's own connections, as
+// handleTyping does locally. Each receiver's read access is checked here,
+// with this node's table: a member whose access went is not told, even
+// before enforceAccess has evicted it. Not recorded in r.typing: the
+// limit is the origin's.
+func (h *Hub) remoteTyping(name, user string) {
+	r := h.liveRoom(name)
+	if r == nil {
+		return
+	}
+	t := h.acc.Load()
+	var f frame
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dead {
+		return
+	}
+	for m := range r.members {
+		if m.user == user || !t.Check(m.user, m.admin.Load(), r.name).CanRead() {
+			continue
+		}
+		if f == nil {
+			f = encodeFrame(typingFrame{Type: TypeTyping, Room: r.name, User: user})
+		}
+		m.enqueue(f)
+	}
+}
+
+// remoteRead echoes a read marker another node stored to this node's
+// connections of user that may still read the room, as handleRead does
+// for the user's other connections on its own node.
+func (h *Hub) remoteRead(user, room string, id uint64) {
+	h.mu.Lock()
+	cs := slices.Clone(h.users[user])
+	h.mu.Unlock()
+	var f frame
+	for _, c := range cs {
+		if !h.perm(c, room).CanRead() {
+			continue
+		}
+		if f == nil {
+			f = encodeFrame(readFrame{Type: TypeRead, Room: room, ID: id})
+		}
+		c.enqueue(f)
 	}
 }
 

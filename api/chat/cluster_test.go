@@ -2,12 +2,15 @@ package chat
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chatctl/chatctl/access"
 	"github.com/chatctl/chatctl/cluster"
 )
 
@@ -30,9 +33,33 @@ func (s *memStore) Heads(rooms []string) (map[string]Head, error) {
 // publishes.
 type peerBroker struct {
 	*cluster.Local
-	mu        sync.Mutex // guards h, published
+	mu        sync.Mutex // guards h, published, typing, reads
 	h         cluster.Handler
 	published []cluster.Message
+	typing    []string // room/user of each PublishTyping
+	reads     []string // user/room/id of each PublishRead
+}
+
+func (b *peerBroker) PublishTyping(room, user string) error {
+	b.mu.Lock()
+	b.typing = append(b.typing, room+"/"+user)
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *peerBroker) PublishRead(user, room string, id uint64) error {
+	b.mu.Lock()
+	b.reads = append(b.reads, fmt.Sprintf("%s/%s/%d", user, room, id))
+	b.mu.Unlock()
+	return nil
+}
+
+// publications returns copies of what the hub published of typing and
+// read echoes.
+func (b *peerBroker) publications() (typing, reads []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.typing), slices.Clone(b.reads)
 }
 
 func (b *peerBroker) Start(h cluster.Handler) error {
@@ -190,4 +217,89 @@ func TestClusterPresenceView(t *testing.T) {
 	if f := alice.expect(TypePresence); f.User != "bob" || f.Event != "leave" {
 		t.Fatalf("presence %+v, want bob leave once his last tab went", f)
 	}
+}
+
+// Ensure typing in a hub joined to other nodes: a relayed indicator is
+// also published, once per typingInterval (the limit applies at the
+// origin, once); one another node relayed reaches this node's members
+// except the typist's own connections, and not a member whose read access
+// went (checked here, even before the eviction).
+func TestClusterTyping(t *testing.T) {
+	h, b := newPeerHarness(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h.hub.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	alice, _ := h.join("alice", "t")
+	bob, _ := h.join("bob", "t")
+	alice.expect(TypePresence)
+
+	alice.send(map[string]any{"type": "typing", "room": "t"})
+	if f := bob.expect(TypeTyping); f.User != "alice" {
+		t.Fatalf("bob got %+v", f)
+	}
+	alice.send(map[string]any{"type": "typing", "room": "t"}) // within the second: dropped, not published
+	alice.quiet()
+	if typing, _ := b.publications(); !slices.Equal(typing, []string{"t/alice"}) {
+		t.Fatalf("published typing %v, want [t/alice] once", typing)
+	}
+
+	// From another node: alice's other tab types there. Bob hears it,
+	// alice's connections here do not; a remote bob reaches alice only.
+	b.handler().Typing("t", "alice")
+	if f := bob.expect(TypeTyping); f.User != "alice" || f.Room != "t" {
+		t.Fatalf("bob got %+v", f)
+	}
+	alice.quiet()
+	b.handler().Typing("t", "carol")
+	alice.expect(TypeTyping)
+	bob.expect(TypeTyping)
+	b.handler().Typing("nowhere", "carol") // no members here: nothing
+	alice.quiet()
+
+	// bob loses read access; another node's typing no longer reaches him,
+	// even before this node evicted him (the table is swapped without
+	// enforcing it here, as a change feed is about to).
+	h.hub.acc.Store(access.New(access.ReadWrite, []access.Rule{{User: "bob", Pattern: "t", Perm: access.Deny}}, nil))
+	b.handler().Typing("t", "carol")
+	if f := alice.expect(TypeTyping); f.User != "carol" {
+		t.Fatalf("alice got %+v", f)
+	}
+	bob.quiet()
+}
+
+// Ensure a read in a hub joined to other nodes is published with the
+// stored marker when it moved (not when it did not), and that an echo
+// from another node reaches this node's connections of that user (a tab
+// that joined nothing too) that may read the room, and nobody else's.
+func TestClusterReadEcho(t *testing.T) {
+	h, b := newPeerHarness(t)
+	h.store.fill("r", 5)
+	a1, _ := h.join("alice", "r")
+	a2 := h.dial("alice", time.Time{})
+	bob, _ := h.join("bob", "r")
+	a1.expect(TypePresence)
+	a2.ping()
+
+	a1.send(map[string]any{"type": "read", "room": "r", "id": 3, "ref": "r1"})
+	a1.expect(TypeAck)
+	a2.expect(TypeRead)
+	a1.send(map[string]any{"type": "read", "room": "r", "id": 2, "ref": "r2"}) // does not move: not published
+	a1.expect(TypeAck)
+	if _, reads := b.publications(); !slices.Equal(reads, []string{"alice/r/3"}) {
+		t.Fatalf("published reads %v, want [alice/r/3]", reads)
+	}
+
+	b.handler().Read("alice", "r", 5)
+	for _, c := range []*wsClient{a1, a2} {
+		if f := c.expect(TypeRead); f.Room != "r" || f.ID != 5 {
+			t.Fatalf("alice's tab got %+v, want read r 5", f)
+		}
+	}
+	bob.quiet()
+	b.handler().Read("nobody", "r", 5)
+	a1.quiet()
+
+	h.hub.acc.Store(access.New(access.ReadWrite, []access.Rule{{User: "alice", Pattern: "r", Perm: access.Deny}}, nil))
+	b.handler().Read("alice", "r", 5)
+	a2.quiet()
 }

@@ -245,13 +245,17 @@ func (c *client) handleRead(in *inbound) {
 			o.enqueue(f)
 		}
 	}
+	if h.cl.multi {
+		h.publishRead(c.user, in.Room, marker) // the user's tabs on other nodes
+	}
 }
 
 // handleTyping relays a typing indicator to the room's other users (not
 // to the sender's own connections). It needs membership and write
 // access, is never stored, and at most one per user and room per
 // typingInterval is relayed; extras are dropped silently, as a typing
-// frame has no reply.
+// frame has no reply. With other nodes, a relayed one is also published
+// for their members of the room (the limit applies here, once).
 func (c *client) handleTyping(in *inbound) {
 	h := c.hub
 	r := c.joined(in.Room)
@@ -263,14 +267,22 @@ func (c *client) handleTyping(in *inbound) {
 		c.replyError(CodeForbidden, "no write access to this room", in.Ref)
 		return
 	}
-	now := h.now()
+	if c.relayTyping(r, h.now()) && h.cl.multi {
+		h.publishTyping(r.name, c.user)
+	}
+}
+
+// relayTyping relays c's typing indicator to r's local members unless
+// c's user had one relayed in r less than typingInterval ago; it reports
+// whether it relayed. It takes r.mu.
+func (c *client) relayTyping(r *room, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.members[c]; !ok {
-		return
+		return false
 	}
 	if last, ok := r.typing[c.user]; ok && now.Sub(last) < typingInterval {
-		return
+		return false
 	}
 	if r.typing == nil {
 		r.typing = make(map[string]time.Time)
@@ -282,4 +294,5 @@ func (c *client) handleTyping(in *inbound) {
 			m.enqueue(f)
 		}
 	}
+	return true
 }
