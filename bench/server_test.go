@@ -32,9 +32,9 @@ type fakeServer struct {
 	joins int                  // join requests, over all connections
 	hold  bool                 // broadcasts wait in held until release
 	held  []heldMessage
-	mute  bool // sends are swallowed: neither acked nor delivered
+	mute  bool           // sends are swallowed: neither acked nor delivered
 	hosts map[string]int // Host header → WebSocket connections opened through it
-	evict bool // a send closes every other member of its room with 4008, as for slow consumers
+	evict bool           // a send closes every other member of its room with 4008, as for slow consumers
 }
 
 // heldMessage is a broadcast the fake holds back (see release).

@@ -26,7 +26,11 @@
 # the extra CPU per cross-node message. NATS's own CPU per message is
 # printed apart; PostgreSQL does the same commits in both modes and is not
 # counted. Caveat: a busier node batches more frames per write, so the
-# one-node figure also benefits from its higher load per core.
+# one-node figure also benefits from its higher load per core; and a node
+# that gets less CPU than it needs (a loaded machine) batches more and so
+# shows less CPU per message: the "core" columns (each node's CPU over the
+# publishing window) say whether a node was near its core's limit. Compare
+# CPU per message at rates where they are not.
 #
 # usage: bench/scripts/cluster.sh [RUNS] ["RATE…"] [DURATION]
 #   e.g. bench/scripts/cluster.sh 6 "400 800" 5s
@@ -61,7 +65,7 @@ fan() {
 }
 OUT=$WORK/runs.tsv; : >"$OUT"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-4s %-4s %6s %10s %8s %5s %5s %9s %9s %9s\n' run mode rate "deliv/s" "p99 ms" held lost "A µs/msg" "B µs/msg" "NATS µs"
+printf '%-4s %-4s %6s %10s %8s %5s %5s %9s %9s %9s %6s %6s\n' run mode rate "deliv/s" "p99 ms" held lost "A µs/msg" "B µs/msg" "NATS µs" "A core" "B core"
 for i in $(seq "$RUNS"); do
   for rate in $RATES; do
     for mode in $( ((i % 2)) && echo "1 2" || echo "2 1"); do
@@ -74,13 +78,16 @@ try:
     r = json.loads(raw)["rounds"][0]
     cpu = [c["cpu_ns"] / 1e3 / max(r["acked"], 1) for c in r["server_cpu"]]
     p99 = r["latency"]["p99_ns"] / 1e6 if r["latency"]["count"] else float("inf")
+    # Share of a core each node used over the publishing window (the
+    # drain, short when nothing is late, adds a little).
+    util = [c["cpu_ns"] / r["elapsed_ns"] for c in r["server_cpu"][:2]]
     print(i, mode, rate, round(r["delivered_per_sec"]), f"{p99:.1f}", int(r["held"]), r["lost"],
-          *(f"{c:.1f}" for c in cpu), r.get("reason") or "-", sep="\t")
+          *(f"{c:.1f}" for c in cpu), r.get("reason") or "-", *(f"{u:.2f}" for u in util), sep="\t")
 except (ValueError, KeyError, IndexError):
     err = [l for l in open(errf).read().splitlines() if l.strip()]
-    print(i, mode, rate, 0, "inf", 0, 0, "nan", "nan", "nan", "no result: " + (err[-1] if err else "?"), sep="\t")
+    print(i, mode, rate, 0, "inf", 0, 0, "nan", "nan", "nan", "no result: " + (err[-1] if err else "?"), "nan", "nan", sep="\t")
 PY
-      tail -1 "$OUT" | awk -F'\t' '{printf "%-4s %-4s %6s %10s %8s %5s %5s %9s %9s %9s  %s\n", $1, ($2==1?"1":"2"), $3, $4, $5, $6, $7, $8, $9, $10, ($6==1?"":$11)}'
+      tail -1 "$OUT" | awk -F'\t' '{printf "%-4s %-4s %6s %10s %8s %5s %5s %9s %9s %9s %6s %6s  %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, ($6==1?"":$11)}'
     done
   done
 done
@@ -90,17 +97,18 @@ import statistics as st, sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
 med = lambda v: st.median(v) if v else float("nan")
 print("\nmedians (min–max) over the runs; nodes' CPU = A+B per acked message")
-print(f"{'rate':>5} {'nodes':>5} {'deliv/s':>20} {'p99 ms':>18} {'held':>5} {'nodes µs/msg':>20} {'NATS µs/msg':>12}")
+print(f"{'rate':>5} {'nodes':>5} {'deliv/s':>20} {'p99 ms':>18} {'held':>5} {'nodes µs/msg':>20} {'NATS µs/msg':>12} {'cores A+B':>9}")
 for rate in sys.argv[2].split():
     cpu = {}
     for mode in ("1", "2"):
         rs = [r for r in rows if r[1] == mode and r[2] == rate]
         d = [float(r[3]) for r in rs]; p = [float(r[4]) for r in rs]
         c = [float(r[7]) + float(r[8]) for r in rs]; n = [float(r[9]) for r in rs]
+        u = [float(r[11]) + float(r[12]) for r in rs]
         cpu[mode] = c
         held = sum(int(r[5]) for r in rs)
         print(f"{rate:>5} {mode:>5} {med(d):9.0f} ({min(d):.0f}–{max(d):.0f}) {med(p):6.1f} ({min(p):.1f}–{max(p):.1f})"
-              f" {held:>2}/{len(rs)} {med(c):7.1f} ({min(c):.1f}–{max(c):.1f}) {med(n):8.1f}")
+              f" {held:>2}/{len(rs)} {med(c):7.1f} ({min(c):.1f}–{max(c):.1f}) {med(n):8.1f} {med(u):9.2f}")
     pairs = [b - a for a, b in zip(cpu["1"], cpu["2"])]
     print(f"{rate:>5} extra CPU per cross-node message (2 nodes − 1 node, A+B): median of the differences"
           f" {med(pairs):.1f} µs (runs {min(pairs):.1f} to {max(pairs):.1f}); difference of the medians"
