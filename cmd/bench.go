@@ -46,8 +46,8 @@ stops early and still prints the summary so far.`,
   chatctl bench fanout --members 1000 --rate 140 --step 20 --max-p99 50ms`,
 	}
 	pf := c.PersistentFlags()
-	pf.StringVar(&f.url, "url", "", "server base URL (default http:// + the configured listen address)")
-	pf.StringVar(&f.wsURL, "ws-url", "", "WebSocket base URL (default derived from --url)")
+	pf.StringVar(&f.url, "url", "", "server base URL; for fanout, a comma list of the nodes of a cluster (default http:// + the configured listen address)")
+	pf.StringVar(&f.wsURL, "ws-url", "", "WebSocket base URL, one per --url (default derived from --url)")
 	pf.StringVar(&f.origin, "origin", "", "Origin header for WebSocket dials")
 	pf.StringVar(&f.token, "token", "", "use this access token instead of creating bench users")
 	pf.StringVar(&f.user, "user", "", "log in as this user (password from --password-stdin or a prompt)")
