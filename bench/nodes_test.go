@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -206,5 +207,42 @@ func TestReadCPU(t *testing.T) {
 	}
 	if _, err := readCPU([]int{1 << 30}); err == nil || !strings.Contains(err.Error(), "pid 1073741824") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Ensure a run against one URL reports as before: no per-node fields in
+// its JSON, the one endpoint as target; and that a run over two nodes
+// has them.
+func TestRunFanoutNodesJSON(t *testing.T) {
+	s := newFakeServer(t, 1)
+	one, err := RunFanout(context.Background(), FanoutOptions{Target: Target{URL: s.URL}, Creds: s.creds(),
+		Members: 4, Rate: 20, Duration: 200 * time.Millisecond, ConnectRate: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"nodes"`, `"cross_node_latency"`, `"same_node_latency"`, `"server_cpu"`, `"cpu_per_message_ns"`} {
+		if strings.Contains(string(b), key) {
+			t.Fatalf("one URL's JSON has %s: %s", key, b)
+		}
+	}
+	if one.Target != "ws"+strings.TrimPrefix(s.URL, "http")+"/ws" {
+		t.Fatalf("target %q", one.Target)
+	}
+	two, err := RunFanout(context.Background(), FanoutOptions{Nodes: []Target{{URL: s.URL}, {URL: s.another(t)}},
+		Creds: s.creds(), Members: 4, Rate: 20, Duration: 200 * time.Millisecond, ConnectRate: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = json.Marshal(two); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"nodes":[{"node":1,`, `"cross_node_latency":{`, `"same_node_latency":{`} {
+		if !strings.Contains(string(b), key) {
+			t.Fatalf("two nodes' JSON lacks %s: %s", key, b)
+		}
 	}
 }
