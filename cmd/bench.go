@@ -303,8 +303,9 @@ the same order). The members are spread round-robin over the nodes in every
 room, each room starting one node further: member k of room r is on node
 (k + r) mod N. So every room has members on every node once it has N
 members, and the publishers (a room's first members) spread the same way.
-Users are provisioned through the store, and --user logs in, on the first
-node only: the nodes share the store, so the tokens work on all of them.
+Bench users are created and given tokens through the store, as for one
+node; with --user the login goes to the first node. The nodes share the
+store, so those tokens work on every node.
 Every node is checked first; one that does not answer fails the run with
 its URL. The report adds each node's members, publishers, deliveries and
 latency, and the latency of deliveries from a publisher on another node
