@@ -15,7 +15,8 @@
 //	RunFanout  M members in R rooms, P of them publishing at a total
 //	           rate; delivery rate, end-to-end latency, loss and order;
 //	           Step searches for the highest rate that holds; Raw speaks
-//	           the gorilla example
+//	           the gorilla example; Nodes spreads the members over the
+//	           nodes of a cluster (nodeOf) and reports each node's share
 //
 // Cancelling the context (Ctrl-C in the CLI) ends a run early; the Run
 // functions then still return the result so far with Interrupted set. An

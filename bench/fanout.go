@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -47,7 +48,15 @@ type FanoutOptions struct {
 	ConnectRate     float64       // connections per second during setup (default 500)
 	DialTimeout     time.Duration // per handshake and join (default 10s)
 	SkipPreflight   bool
-	Progress        io.Writer
+	// Nodes, when it holds more than one Target, names the nodes of one
+	// cluster (one store, one broker): the members and publishers are
+	// spread round-robin over them in every room (see nodeOf), and the
+	// embedded Target is not used. Not with Raw.
+	Nodes []Target
+	// ServerPIDs are processes (the nodes, the broker) whose CPU time each
+	// round reports, read from /proc/PID/stat (Linux); empty: none.
+	ServerPIDs []int
+	Progress   io.Writer
 	// ProgressInterval defaults to 1s.
 	ProgressInterval time.Duration
 }
@@ -75,6 +84,36 @@ type FanoutResult struct {
 	Step          *StepOptions      `json:"step,omitempty"`
 	BestRate      float64           `json:"best_rate"` // highest rate whose round held (0: none)
 	Interrupted   bool              `json:"interrupted"`
+	// Nodes is set when the run spread over several nodes: one entry per
+	// node, in the order given.
+	Nodes []FanoutNode `json:"nodes,omitempty"`
+}
+
+// FanoutNode is one node of a run over several: what was set up there.
+type FanoutNode struct {
+	Node          int               `json:"node"` // 1-based, in the order of FanoutOptions.Nodes
+	Target        string            `json:"target"`
+	Members       int               `json:"members"`    // connected and joined at setup
+	Publishers    int               `json:"publishers"` // of those members
+	SetupFailures map[string]uint64 `json:"setup_failures,omitempty"`
+}
+
+// FanoutNodeRound is one node's share of a round: the deliveries to the
+// members connected to it.
+type FanoutNodeRound struct {
+	Node            int            `json:"node"`
+	Expected        uint64         `json:"expected"`
+	Delivered       uint64         `json:"delivered"`
+	DeliveredPerSec float64        `json:"delivered_per_sec"`
+	Lost            uint64         `json:"lost"`
+	Latency         LatencySummary `json:"latency"`
+}
+
+// ProcessCPU is the CPU time (user and system) a process used over a
+// round, publishing and drain included.
+type ProcessCPU struct {
+	PID int           `json:"pid"`
+	CPU time.Duration `json:"cpu_ns"`
 }
 
 // FanoutRound is one round of publishing at a fixed rate.
@@ -110,6 +149,16 @@ type FanoutRound struct {
 	// was acked (so nothing was owed).
 	Failures []string `json:"failures,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
+	// Nodes splits the deliveries by the node the member was on (runs
+	// over several nodes only). CrossNode and SameNode split the latency
+	// by whether the publisher was on another node than the member.
+	Nodes     []FanoutNodeRound `json:"nodes,omitempty"`
+	CrossNode *LatencySummary   `json:"cross_node_latency,omitempty"`
+	SameNode  *LatencySummary   `json:"same_node_latency,omitempty"`
+	// ServerCPU is the CPU time of each of FanoutOptions.ServerPIDs over
+	// the round; CPUPerMessage their sum per acked message.
+	ServerCPU     []ProcessCPU  `json:"server_cpu,omitempty"`
+	CPUPerMessage time.Duration `json:"cpu_per_message_ns,omitempty"`
 }
 
 // RunFanout connects Members receivers over Rooms, Publishers of which also
@@ -120,8 +169,22 @@ type FanoutRound struct {
 // stops the run; the rounds so far are returned.
 func RunFanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 	o.setDefaults()
-	endpoint, err := o.wsEndpoint()
-	if err != nil {
+	nodes := o.Nodes
+	if len(nodes) == 0 {
+		nodes = []Target{o.Target}
+	}
+	if len(nodes) > 1 && o.Raw {
+		return nil, errors.New("raw mode takes one URL: the gorilla chat example has no cluster to spread over")
+	}
+	endpoints := make([]string, len(nodes))
+	for i, t := range nodes {
+		ep, err := t.wsEndpoint()
+		if err != nil {
+			return nil, err
+		}
+		endpoints[i] = ep
+	}
+	if _, err := readCPU(o.ServerPIDs); err != nil {
 		return nil, err
 	}
 	rates := []float64{o.Rate}
@@ -129,18 +192,22 @@ func RunFanout(ctx context.Context, o FanoutOptions) (*FanoutResult, error) {
 		rates = o.Step.rates()
 	}
 	maxRate := rates[len(rates)-1]
+	var err error
 	if o.Publishers, err = publishersFor(maxRate, o.Rooms, o.Members, o.SendLimit, o.Publishers, o.Raw); err != nil {
 		return nil, err
 	}
-	s := &session{o: o, endpoint: endpoint, setupFail: map[string]uint64{}, goneWhy: map[string]uint64{}}
+	s := &session{o: o, nodes: nodes, endpoints: endpoints, setupFail: map[string]uint64{}, goneWhy: map[string]uint64{}}
 	start := time.Now()
 	if err := s.setup(ctx); err != nil {
 		s.close()
 		return nil, err
 	}
 	defer s.close()
-	r := &FanoutResult{Target: endpoint, Mode: "chatctl", Members: len(s.members), Rooms: o.Rooms,
+	r := &FanoutResult{Target: strings.Join(endpoints, ","), Mode: "chatctl", Members: len(s.members), Rooms: o.Rooms,
 		Publishers: len(s.pubs), Setup: time.Since(start), SetupFailures: s.setupFail, Step: o.Step}
+	if len(nodes) > 1 {
+		r.Nodes = s.nodeSummary()
+	}
 	if o.Raw {
 		r.Mode = "raw"
 	}
@@ -282,7 +349,43 @@ func (r *FanoutResult) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  round %d failed: %s\n", rd.Round, rd.Reason)
 		}
 	}
+	r.writeNodes(w)
+	for _, rd := range r.Rounds {
+		if len(rd.ServerCPU) == 0 {
+			continue
+		}
+		var parts []string
+		for _, c := range rd.ServerCPU {
+			parts = append(parts, fmt.Sprintf("pid %d %v", c.PID, c.CPU.Round(10*time.Millisecond)))
+		}
+		fmt.Fprintf(w, "  server cpu r%d: %s; %s per acked message\n", rd.Round, strings.Join(parts, ", "), fmtDur(rd.CPUPerMessage))
+	}
 	if r.Step != nil {
 		fmt.Fprintf(w, "  highest rate that held (p99 ≤ %v, nothing lost): %.0f msg/s\n", r.Step.MaxP99, r.BestRate)
+	}
+}
+
+// writeNodes prints, for a run over several nodes, each node's members and
+// publishers and its share of every round's deliveries.
+func (r *FanoutResult) writeNodes(w io.Writer) {
+	if len(r.Nodes) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  members and publishers round-robin over %d nodes in every room:\n", len(r.Nodes))
+	for _, n := range r.Nodes {
+		fmt.Fprintf(w, "  node %d  %s: %d members, %d publishing\n", n.Node, n.Target, n.Members, n.Publishers)
+		writeCounts(w, fmt.Sprintf("setup fail node %d", n.Node), n.SetupFailures)
+	}
+	fmt.Fprintf(w, "  %5s %5s %11s %9s %9s %7s\n", "round", "node", "deliv/s", "p50", "p99", "lost")
+	for _, rd := range r.Rounds {
+		for _, n := range rd.Nodes {
+			fmt.Fprintf(w, "  %5d %5d %11.0f %9s %9s %7d\n", rd.Round, n.Node, n.DeliveredPerSec,
+				fmtDur(n.Latency.P50), fmtDur(n.Latency.P99), n.Lost)
+		}
+		if rd.CrossNode != nil && rd.SameNode != nil {
+			fmt.Fprintf(w, "  round %d: publisher on another node p50 %s p99 %s (%d deliveries); on the same node p50 %s p99 %s (%d)\n",
+				rd.Round, fmtDur(rd.CrossNode.P50), fmtDur(rd.CrossNode.P99), rd.CrossNode.Count,
+				fmtDur(rd.SameNode.P50), fmtDur(rd.SameNode.P99), rd.SameNode.Count)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -18,11 +19,13 @@ const maxFrame = 4 << 20
 // session is one fanout run's connections, shared by all its rounds.
 type session struct {
 	o         FanoutOptions
-	endpoint  string
+	nodes     []Target // the nodes, one for a single server
+	endpoints []string // each node's /ws URL
 	roomNames []string
 	members   []*member
 	pubs      []*publisher
 	perRoom   []int // live members per room at setup
+	perNode   []int // live members per room and node at setup: [room*len(nodes)+node]
 
 	cur     atomic.Pointer[roundStats] // the round receivers account to
 	rounds  int64                      // rounds started, warm-up included: the next round's id
@@ -31,9 +34,10 @@ type session struct {
 	readers sync.WaitGroup
 	gone    atomic.Uint64 // members whose connection ended before we closed it
 
-	mu        sync.Mutex // guards setupFail, goneWhy, and members, pubs during setup
+	mu        sync.Mutex // guards setupFail, nodeFail, goneWhy, and members, pubs during setup
 	setupFail map[string]uint64
-	goneWhy   map[string]uint64 // why the gone members' connections ended
+	nodeFail  []map[string]uint64 // setupFail by node (runs over several nodes)
+	goneWhy   map[string]uint64   // why the gone members' connections ended
 }
 
 // member is one connection, in exactly one room; the first few also
@@ -42,6 +46,7 @@ type session struct {
 type member struct {
 	idx     int
 	room    int
+	node    int // index in session.nodes
 	ws      *wsConn
 	lastID  int64   // last message id seen in the room (chatctl mode)
 	lastSeq []int64 // last seq seen per publisher (raw mode)
@@ -54,6 +59,7 @@ type publisher struct {
 	idx  int
 	ws   *wsConn
 	room int
+	node int    // the member's node
 	seq  int64  // next sequence number, across rounds; sender only
 	buf  []byte // frame being built; sender only
 }
@@ -74,19 +80,30 @@ func (s *session) setup(ctx context.Context) error {
 		}
 	}
 	if !o.SkipPreflight {
-		if err := Check(ctx, o.Target, toks[0].Token, true, o.Raw); err != nil {
-			return err
+		// Every node: one that does not answer fails the run here, by
+		// its URL, rather than as a pile of setup failures.
+		for _, t := range s.nodes {
+			if err := Check(ctx, t, toks[0].Token, true, o.Raw); err != nil {
+				return err
+			}
 		}
 	}
+	n := len(s.nodes)
 	s.perRoom = make([]int, o.Rooms)
+	s.perNode = make([]int, o.Rooms*n)
+	s.nodeFail = make([]map[string]uint64, n)
+	for i := range s.nodeFail {
+		s.nodeFail[i] = map[string]uint64{}
+	}
 	pace(ctx, o.Members, o.ConnectRate, 0, func(i int) {
-		m := &member{idx: i, room: i % o.Rooms}
-		if m.ws = s.connect(ctx, toks[i].Token, m.room, &m.lastID); m.ws == nil {
+		m := &member{idx: i, room: i % o.Rooms, node: nodeOf(i, o.Rooms, n)}
+		if m.ws = s.connect(ctx, m.node, toks[i].Token, m.room, &m.lastID); m.ws == nil {
 			return
 		}
 		s.mu.Lock()
 		s.members = append(s.members, m)
 		s.perRoom[m.room]++
+		s.perNode[m.room*n+m.node]++
 		s.mu.Unlock()
 	})
 	if err := ctx.Err(); err != nil {
@@ -100,10 +117,10 @@ func (s *session) setup(ctx context.Context) error {
 	// i%Rooms, so when all connect, every room has Publishers/Rooms.
 	slices.SortFunc(s.members, func(a, b *member) int { return a.idx - b.idx })
 	for k, m := range s.members[:o.Publishers] {
-		s.pubs = append(s.pubs, &publisher{idx: k, ws: m.ws, room: m.room})
+		s.pubs = append(s.pubs, &publisher{idx: k, ws: m.ws, room: m.room, node: m.node})
 	}
 	// Readers start only now: every pointer above is final.
-	s.cur.Store(newRoundStats(-1, o.Rooms))
+	s.cur.Store(newRoundStats(-1, o.Rooms, n))
 	for _, m := range s.members {
 		m.lastSeq = make([]int64, o.Publishers)
 		for i := range m.lastSeq {
@@ -145,14 +162,14 @@ func (s *session) settle(ctx context.Context) {
 	}
 }
 
-// connect dials one connection and joins room (not in raw mode), storing
-// the highest message id the joined frame carried in lastID. On failure it
-// counts the cause and returns nil.
-func (s *session) connect(ctx context.Context, token string, room int, lastID *int64) *wsConn {
-	ws, cause := dialConn(ctx, s.endpoint, wsHeader(s.o.Target, token, s.o.Raw), s.o.DialTimeout)
+// connect dials one connection to node and joins room (not in raw mode),
+// storing the highest message id the joined frame carried in lastID. On
+// failure it counts the cause and returns nil.
+func (s *session) connect(ctx context.Context, node int, token string, room int, lastID *int64) *wsConn {
+	ws, cause := dialConn(ctx, s.endpoints[node], wsHeader(s.nodes[node], token, s.o.Raw), s.o.DialTimeout)
 	if ws == nil {
 		if cause != "canceled" && ctx.Err() == nil {
-			s.fail(cause)
+			s.fail(node, cause)
 		}
 		return nil
 	}
@@ -160,7 +177,7 @@ func (s *session) connect(ctx context.Context, token string, room int, lastID *i
 		return ws
 	}
 	if cause := s.join(ws, room, lastID); cause != "" {
-		s.fail(cause)
+		s.fail(node, cause)
 		ws.Close("join failed")
 		return nil
 	}
@@ -203,11 +220,34 @@ func (s *session) join(ws *wsConn, room int, lastID *int64) string {
 	}
 }
 
-// fail counts a setup failure.
-func (s *session) fail(cause string) {
+// fail counts a setup failure on node.
+func (s *session) fail(node int, cause string) {
 	s.mu.Lock()
 	s.setupFail[cause]++
+	s.nodeFail[node][cause]++
 	s.mu.Unlock()
+}
+
+// nodeSummary describes what setup left on each node.
+func (s *session) nodeSummary() []FanoutNode {
+	out := make([]FanoutNode, len(s.nodes))
+	for i := range out {
+		out[i] = FanoutNode{Node: i + 1, Target: s.endpoints[i]}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.members {
+		out[m.node].Members++
+	}
+	for _, p := range s.pubs {
+		out[p.node].Publishers++
+	}
+	for i, f := range s.nodeFail {
+		if len(f) > 0 {
+			out[i].SetupFailures = maps.Clone(f)
+		}
+	}
+	return out
 }
 
 // receive is a member's hot loop: it takes frames in place from the
@@ -295,8 +335,15 @@ func (s *session) deliver(m *member, st *roundStats, text []byte, id int64, hasI
 	}
 	// Latency first: whoever sees the count (drain, judge) sees it
 	// recorded too.
-	st.hist.Record(m.idx, time.Duration(now-p.sent))
-	st.received[m.room].Add(1)
+	h := 0
+	if st.nodes > 1 {
+		h = 2 * m.node // same node; +1 when the publisher was elsewhere
+		if p.pub >= 0 && p.pub < int64(len(s.pubs)) && s.pubs[p.pub].node != m.node {
+			h++
+		}
+	}
+	st.hists[h].Record(m.idx, time.Duration(now-p.sent))
+	st.received[m.room*st.nodes+m.node].Add(1)
 }
 
 // parseRef reads the "round-room" ref a publisher puts on every send.

@@ -14,9 +14,13 @@ import (
 // roundStats is what the readers and publishers of one round update.
 // Counters are atomics because every connection's goroutine writes them.
 type roundStats struct {
-	round    int64 // id carried by the round's messages; unique in the run, warm-up included
-	hist     *SharedHistogram
-	received []atomic.Uint64 // per room: this round's messages delivered to members
+	round int64 // id carried by the round's messages; unique in the run, warm-up included
+	nodes int   // nodes of the run
+	// hists holds the latencies: one histogram on one node; on several,
+	// two per node, [2*node] for deliveries from a publisher on the same
+	// node and [2*node+1] from one on another node.
+	hists    []*SharedHistogram
+	received []atomic.Uint64 // per room and node ([room*nodes+node]): this round's messages delivered to members
 	acked    []atomic.Uint64 // per room: acked sends (raw: written sends)
 
 	sent, refused, outOfOrder, gaps, late atomic.Uint64
@@ -26,11 +30,31 @@ type roundStats struct {
 	closed map[string]uint64
 }
 
-// newRoundStats returns empty stats for round over rooms rooms.
-func newRoundStats(round int64, rooms int) *roundStats {
-	return &roundStats{round: round, hist: NewSharedHistogram(),
-		received: make([]atomic.Uint64, rooms), acked: make([]atomic.Uint64, rooms),
+// newRoundStats returns empty stats for round over rooms rooms and nodes
+// nodes.
+func newRoundStats(round int64, rooms, nodes int) *roundStats {
+	st := &roundStats{round: round, nodes: nodes,
+		received: make([]atomic.Uint64, rooms*nodes), acked: make([]atomic.Uint64, rooms),
 		errors: map[string]uint64{}, closed: map[string]uint64{}}
+	nh := 1
+	if nodes > 1 {
+		nh = 2 * nodes
+	}
+	for range nh {
+		st.hists = append(st.hists, NewSharedHistogram())
+	}
+	return st
+}
+
+// latency merges the histograms whose index passes keep (nil: all).
+func (st *roundStats) latency(keep func(i int) bool) *Histogram {
+	out := NewHistogram()
+	for i, h := range st.hists {
+		if keep == nil || keep(i) {
+			out.Merge(h.Snapshot())
+		}
+	}
+	return out
 }
 
 // count increments (*m)[key]; m is &st.errors or &st.closed.
@@ -42,8 +66,10 @@ func (st *roundStats) count(m *map[string]uint64, key string) {
 
 // totals returns delivered, expected and acked counts for the round.
 func (s *session) totals(st *roundStats) (delivered, expected, acked uint64) {
-	for r := range st.received {
-		delivered += st.received[r].Load()
+	for r := range st.acked {
+		for n := range st.nodes {
+			delivered += st.received[r*st.nodes+n].Load()
+		}
 		a := st.acked[r].Load()
 		acked += a
 		expected += a * uint64(s.perRoom[r])
@@ -57,7 +83,7 @@ func (s *session) totals(st *roundStats) (delivered, expected, acked uint64) {
 // own, so a straggler of an earlier round (or of the warm-up) counts as
 // late, never as one of this round's deliveries.
 func (s *session) round(ctx context.Context, i int, rate float64, maxP99, dur time.Duration, name string) FanoutRound {
-	st := newRoundStats(s.rounds, s.o.Rooms)
+	st := newRoundStats(s.rounds, s.o.Rooms, len(s.nodes))
 	s.rounds++
 	s.cur.Store(st)
 	var tk ticker
@@ -65,11 +91,12 @@ func (s *session) round(ctx context.Context, i int, rate float64, maxP99, dur ti
 		d, _, _ := s.totals(st)
 		errs := st.refused.Load()
 		return fmt.Sprintf("%6v  %s @ %.0f msg/s  sent %d  delivered %8.0f/s  p99 %s  errors %d",
-			el, name, rate, st.sent.Load(), tk.rate(d), fmtDur(st.hist.Snapshot().Percentile(99)), errs)
+			el, name, rate, st.sent.Load(), tk.rate(d), fmtDur(st.latency(nil).Percentile(99)), errs)
 	})
 	defer stop()
 
 	perPub := rate / float64(len(s.pubs))
+	cpu0, _ := readCPU(s.o.ServerPIDs)
 	start := time.Now()
 	until := start.Add(dur)
 	var wg sync.WaitGroup
@@ -86,7 +113,18 @@ func (s *session) round(ctx context.Context, i int, rate float64, maxP99, dur ti
 	elapsed := time.Since(start)
 	s.drain(ctx, st)
 	stop()
-	return s.judge(ctx, i, st, rate, elapsed, maxP99)
+	rd := s.judge(ctx, i, st, rate, elapsed, maxP99)
+	if cpu1, err := readCPU(s.o.ServerPIDs); err == nil && len(cpu0) == len(cpu1) && len(cpu1) > 0 {
+		var sum time.Duration
+		for k, pid := range s.o.ServerPIDs {
+			rd.ServerCPU = append(rd.ServerCPU, ProcessCPU{PID: pid, CPU: cpu1[k] - cpu0[k]})
+			sum += cpu1[k] - cpu0[k]
+		}
+		if rd.Acked > 0 {
+			rd.CPUPerMessage = sum / time.Duration(rd.Acked)
+		}
+	}
+	return rd
 }
 
 // publish sends p's share of the round on a fixed schedule from first
@@ -169,7 +207,7 @@ func (s *session) drain(ctx context.Context, st *roundStats) {
 func (s *session) judge(ctx context.Context, i int, st *roundStats, rate float64, elapsed time.Duration, maxP99 time.Duration) FanoutRound {
 	delivered, expected, acked := s.totals(st)
 	sent := st.sent.Load()
-	h := st.hist.Snapshot()
+	h := st.latency(nil)
 	rd := FanoutRound{Round: i, TargetRate: rate, Elapsed: elapsed, Sent: sent, Acked: acked,
 		SendRate: Rate(sent, elapsed), Expected: expected, Delivered: delivered,
 		DeliveredPerSec: Rate(delivered, elapsed), OutOfOrder: st.outOfOrder.Load(), Gaps: st.gaps.Load(),
@@ -193,6 +231,9 @@ func (s *session) judge(ctx context.Context, i int, st *roundStats, rate float64
 	var nerr uint64
 	for _, v := range rd.Errors {
 		nerr += v
+	}
+	if st.nodes > 1 {
+		s.judgeNodes(st, &rd, elapsed)
 	}
 	rd.MembersFailed = s.o.Members - len(s.members)
 	rd.MembersClosed = s.gone.Load()
@@ -238,6 +279,26 @@ func (s *session) judge(ctx context.Context, i int, st *roundStats, rate float64
 	rd.Held = len(why) == 0
 	rd.Failures, rd.Reason = why, strings.Join(why, "; ")
 	return rd
+}
+
+// judgeNodes fills the round's split by node and by same- or cross-node
+// latency.
+func (s *session) judgeNodes(st *roundStats, rd *FanoutRound, elapsed time.Duration) {
+	for n := range st.nodes {
+		nr := FanoutNodeRound{Node: n + 1, Latency: st.latency(func(i int) bool { return i/2 == n }).Summary()}
+		for r := range st.acked {
+			nr.Delivered += st.received[r*st.nodes+n].Load()
+			nr.Expected += st.acked[r].Load() * uint64(s.perNode[r*st.nodes+n])
+		}
+		nr.DeliveredPerSec = Rate(nr.Delivered, elapsed)
+		if nr.Expected > nr.Delivered {
+			nr.Lost = nr.Expected - nr.Delivered
+		}
+		rd.Nodes = append(rd.Nodes, nr)
+	}
+	cross := st.latency(func(i int) bool { return i%2 == 1 }).Summary()
+	same := st.latency(func(i int) bool { return i%2 == 0 }).Summary()
+	rd.CrossNode, rd.SameNode = &cross, &same
 }
 
 // fmtCounts formats m as "key=n, …", sorted by key.

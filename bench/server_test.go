@@ -32,8 +32,9 @@ type fakeServer struct {
 	joins int                  // join requests, over all connections
 	hold  bool                 // broadcasts wait in held until release
 	held  []heldMessage
-	mute  bool // sends are swallowed: neither acked nor delivered
-	evict bool // a send closes every other member of its room with 4008, as for slow consumers
+	mute  bool           // sends are swallowed: neither acked nor delivered
+	hosts map[string]int // Host header → WebSocket connections opened through it
+	evict bool           // a send closes every other member of its room with 4008, as for slow consumers
 }
 
 // heldMessage is a broadcast the fake holds back (see release).
@@ -74,7 +75,7 @@ func tokenFor(user string) string { return "tok-" + user }
 func newFakeServer(t *testing.T, nUsers int) *fakeServer {
 	t.Helper()
 	s := &fakeServer{sendRate: 20, sendBurst: 40, perUser: DefaultMaxConnsPerUser,
-		users: map[string]string{}, conns: map[string]int{}, rooms: map[string]*fakeRoom{}}
+		users: map[string]string{}, conns: map[string]int{}, rooms: map[string]*fakeRoom{}, hosts: map[string]int{}}
 	for i := 0; i < nUsers; i++ {
 		s.users[fmt.Sprintf("u%d", i)] = "pw"
 	}
@@ -103,6 +104,15 @@ func newFakeServer(t *testing.T, nUsers int) *fakeServer {
 	s.Server = httptest.NewServer(mux)
 	t.Cleanup(s.Close)
 	return s
+}
+
+// another returns the URL of one more listener serving the same state:
+// a second node of a perfectly shared cluster.
+func (s *fakeServer) another(t *testing.T) string {
+	t.Helper()
+	ts := httptest.NewServer(s.Config.Handler)
+	t.Cleanup(ts.Close)
+	return ts.URL
 }
 
 // creds returns a StaticUsers over all of the fake's users.
@@ -153,6 +163,7 @@ func (s *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.conns[user]++
+	s.hosts[r.Host]++
 	over := s.conns[user] > s.perUser
 	s.mu.Unlock()
 	defer func() {

@@ -215,3 +215,77 @@ func defaultDuration(d, def time.Duration) time.Duration {
 	}
 	return d
 }
+
+// ParseTargets reads the CLI's --url and --ws-url, each one URL or a comma
+// list naming the nodes of one cluster, into one Target per node, all with
+// origin. An empty wsURLs derives each node's WebSocket URL from its URL;
+// otherwise it must list as many URLs as urls. Errors are one line naming
+// the element at fault: an empty element, a URL that is not http(s)://host
+// (ws(s):// for --ws-url), or one listed twice.
+func ParseTargets(urls, wsURLs, origin string) ([]Target, error) {
+	hs, err := splitURLs("--url", urls)
+	if err != nil {
+		return nil, err
+	}
+	var ws []string
+	if wsURLs != "" {
+		if ws, err = splitURLs("--ws-url", wsURLs); err != nil {
+			return nil, err
+		}
+		if len(ws) != len(hs) {
+			return nil, fmt.Errorf("--ws-url lists %d URLs but --url %d: give one WebSocket URL per node, in the same order, or none",
+				len(ws), len(hs))
+		}
+	}
+	out := make([]Target, len(hs))
+	seen := make(map[string]int, len(hs))
+	for i, h := range hs {
+		t := Target{URL: h, Origin: origin}
+		if ws != nil {
+			t.WSURL = ws[i]
+		}
+		base, err := t.httpBase()
+		if err != nil {
+			return nil, fmt.Errorf("--url: %w", err)
+		}
+		ep, err := t.wsEndpoint()
+		if err != nil {
+			return nil, fmt.Errorf("--ws-url: %w", err)
+		}
+		if j, ok := seen[ep]; ok {
+			return nil, fmt.Errorf("--url lists the node %s twice (elements %d and %d): each node once", base, j+1, i+1)
+		}
+		seen[ep] = i
+		out[i] = t
+	}
+	return out, nil
+}
+
+// splitURLs splits a comma list of URLs, refusing an empty element.
+func splitURLs(flag, list string) ([]string, error) {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+		if parts[i] == "" {
+			if len(parts) == 1 {
+				return nil, fmt.Errorf("%s is empty: want http://host:port", flag)
+			}
+			return nil, fmt.Errorf("%s %q: element %d of %d is empty (a stray comma?)", flag, list, i+1, len(parts))
+		}
+	}
+	return parts, nil
+}
+
+// nodeOf is the node of member i (of a run over rooms rooms and nodes
+// nodes). Member i is in room i%rooms and is the (i/rooms)th member of it;
+// a room's members go round-robin over the nodes, each room starting one
+// node further than the room before. So every room has members on every
+// node once it has as many members as there are nodes, and its publishers
+// (its first members) on every node once it has that many publishers;
+// with fewer, the rooms' publishers still spread over the nodes.
+func nodeOf(i, rooms, nodes int) int {
+	if nodes <= 1 {
+		return 0
+	}
+	return (i/rooms + i%rooms) % nodes
+}

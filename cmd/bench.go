@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,8 +46,8 @@ stops early and still prints the summary so far.`,
   chatctl bench fanout --members 1000 --rate 140 --step 20 --max-p99 50ms`,
 	}
 	pf := c.PersistentFlags()
-	pf.StringVar(&f.url, "url", "", "server base URL (default http:// + the configured listen address)")
-	pf.StringVar(&f.wsURL, "ws-url", "", "WebSocket base URL (default derived from --url)")
+	pf.StringVar(&f.url, "url", "", "server base URL; for fanout, a comma list of the nodes of a cluster (default http:// + the configured listen address)")
+	pf.StringVar(&f.wsURL, "ws-url", "", "WebSocket base URL, one per --url (default derived from --url)")
 	pf.StringVar(&f.origin, "origin", "", "Origin header for WebSocket dials")
 	pf.StringVar(&f.token, "token", "", "use this access token instead of creating bench users")
 	pf.StringVar(&f.user, "user", "", "log in as this user (password from --password-stdin or a prompt)")
@@ -54,8 +56,31 @@ stops early and still prints the summary so far.`,
 	return c
 }
 
-// target resolves the server under test.
-func (a *app) target(f *benchFlags) (bench.Target, error) {
+// target resolves the server under test, one node: a comma list in --url
+// or --ws-url is refused, since only bench fanout spreads over nodes.
+func (a *app) target(f *benchFlags, name string) (bench.Target, error) {
+	if strings.Contains(f.url, ",") || strings.Contains(f.wsURL, ",") {
+		return bench.Target{}, fmt.Errorf("bench %s takes one --url: only bench fanout spreads its load over several nodes", name)
+	}
+	return a.oneTarget(f)
+}
+
+// targets resolves the nodes bench fanout spreads over: one, as target,
+// or each of a comma list in --url (and --ws-url, one per node).
+func (a *app) targets(f *benchFlags) ([]bench.Target, error) {
+	if !strings.Contains(f.url, ",") && !strings.Contains(f.wsURL, ",") {
+		t, err := a.oneTarget(f)
+		return []bench.Target{t}, err
+	}
+	if f.url == "" {
+		return nil, errors.New("--ws-url lists several nodes: list their --url too, in the same order")
+	}
+	return bench.ParseTargets(f.url, f.wsURL, f.origin)
+}
+
+// oneTarget is the Target the flags name (--url defaulting to the
+// configured listen address).
+func (a *app) oneTarget(f *benchFlags) (bench.Target, error) {
 	t := bench.Target{URL: f.url, WSURL: f.wsURL, Origin: f.origin}
 	if t.URL == "" {
 		cfg, err := a.config()
@@ -135,7 +160,7 @@ func (a *app) newBenchHTTPCommand(f *benchFlags) *cobra.Command {
 		Example: "  chatctl bench http -c 64 -d 10s\n  chatctl bench http --rate 500 -c 8   # latency at a fixed load\n  chatctl bench http --token \"$TOKEN\" --url http://chat.example:8000 -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := a.target(f)
+			t, err := a.target(f, "http")
 			if err != nil {
 				return err
 			}
@@ -177,7 +202,7 @@ server's bcrypt cost). Compare with the bcrypt limit: cores / one hash's time.`,
 		Example: "  chatctl bench login -c 4 -d 10s",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := a.target(f)
+			t, err := a.target(f, "login")
 			if err != nil {
 				return err
 			}
@@ -227,7 +252,7 @@ connection. One process holds at most its open-file limit of connections.`,
 		Example: "  chatctl bench conns -n 5000 --rate 1000 --server-pid $(pgrep -f 'chatctl serve')",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := a.target(f)
+			t, err := a.target(f, "conns")
 			if err != nil {
 				return err
 			}
@@ -256,6 +281,7 @@ func (a *app) newBenchFanoutCommand(f *benchFlags) *cobra.Command {
 	var o bench.FanoutOptions
 	var step, stepMax float64
 	var maxP99 time.Duration
+	var pids string
 	c := &cobra.Command{
 		Use:   "fanout",
 		Short: "Members in rooms, some publishing at a rate: delivery, latency, loss",
@@ -269,14 +295,42 @@ when members failed to connect or were closed by the server (in the
 warm-up too), or when nothing was delivered. With --step the rate rises by
 that much per round until one fails or p99 exceeds --max-p99; the highest
 rate that held is reported. --raw speaks the gorilla/websocket chat
-example's protocol, to compare both in one run.`,
+example's protocol, to compare both in one run.
+
+Several nodes: --url URL1,URL2,... names the nodes of one cluster (one
+store, one broker; --ws-url, when given, lists one WebSocket URL per node in
+the same order). The members are spread round-robin over the nodes in every
+room, each room starting one node further: member k of room r is on node
+(k + r) mod N. So every room has members on every node once it has N
+members, and the publishers (a room's first members) spread the same way.
+Bench users are created and given tokens through the store, as for one
+node; with --user the login goes to the first node. The nodes share the
+store, so those tokens work on every node.
+Every node is checked first; one that does not answer fails the run with
+its URL. The report adds each node's members, publishers, deliveries and
+latency, and the latency of deliveries from a publisher on another node
+apart from those on the same node. --server-pid PID,... adds the CPU time
+those processes (the nodes, the broker) used in each round and per acked
+message (from /proc/PID/stat).`,
 		Example: `  chatctl bench fanout --members 1000 --rate 140 -d 10s
   chatctl bench fanout --members 1000 --rate 100 --step 20 --max-p99 50ms
-  chatctl bench fanout --raw --url http://127.0.0.1:8080 --members 1000 --rate 140`,
+  chatctl bench fanout --raw --url http://127.0.0.1:8080 --members 1000 --rate 140
+  chatctl bench fanout --url http://127.0.0.1:8001,http://127.0.0.1:8002 --members 1000 --rate 500 \
+    --server-pid $(pgrep -d, -f 'chatctl serve')`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := a.target(f)
+			nodes, err := a.targets(f)
 			if err != nil {
+				return err
+			}
+			t := nodes[0]
+			if len(nodes) > 1 {
+				if o.Raw {
+					return errors.New("--raw takes one --url: the gorilla chat example has no cluster to spread over")
+				}
+				o.Nodes = nodes
+			}
+			if o.ServerPIDs, err = parsePIDs(pids); err != nil {
 				return err
 			}
 			if !o.Raw {
@@ -314,5 +368,22 @@ example's protocol, to compare both in one run.`,
 	fl.Float64Var(&stepMax, "step-max", 0, "highest rate to try (default rate + 19 steps)")
 	fl.DurationVar(&maxP99, "max-p99", 50*time.Millisecond, "p99 bound of a round that holds (with --step)")
 	fl.Float64Var(&o.ConnectRate, "connect-rate", 500, "connections opened per second during setup")
+	fl.StringVar(&pids, "server-pid", "", "PID[,PID...] of the server's processes (nodes, broker): report their CPU time per round")
 	return c
+}
+
+// parsePIDs reads --server-pid's comma list of process ids.
+func parsePIDs(list string) ([]int, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, p := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("--server-pid %q: %q is not a process id", list, p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
