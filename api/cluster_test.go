@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,12 +16,12 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/chatctl/chatctl/admin"
 	"github.com/chatctl/chatctl/cluster"
 	"github.com/chatctl/chatctl/configs"
+	"github.com/chatctl/chatctl/internal/natstest"
 	"github.com/chatctl/chatctl/internal/pgtest"
 	"github.com/chatctl/chatctl/store"
 	"github.com/chatctl/chatctl/store/pg"
@@ -31,22 +30,6 @@ import (
 // clusterWait bounds every wait on a condition in the cluster tests:
 // generous, because the machine may be loaded. Nothing sleeps to wait.
 const clusterWait = 30 * time.Second
-
-// startNATS runs a real NATS server in-process on 127.0.0.1:port (-1: a
-// random port).
-func startNATS(t *testing.T, port int) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
 
 // node is one chatctl server of a test cluster: its own PostgreSQL
 // handle, admin Service, hub and NATS broker, on the shared database.
@@ -387,8 +370,8 @@ func wantSequence(t *testing.T, who string, msgs []frame, want map[uint64]frame)
 // one room, and every client sees the same gapless sequence 1..N, which
 // matches the acks and the database.
 func TestClusterTotalOrder(t *testing.T) {
-	ns := startNATS(t, -1)
-	nodes := newCluster(t, 3, "nats://"+ns.Addr().String())
+	ns := natstest.Start(t, -1)
+	nodes := newCluster(t, 3, natstest.URL(ns))
 	const clients, each = 30, 20
 	cs := make([]*wsClient, clients)
 	for i := range cs {
@@ -461,8 +444,8 @@ func TestClusterTotalOrder(t *testing.T) {
 // join when the first tab joins anywhere, one leave when the last leaves,
 // and joined.members is the union over the live nodes.
 func TestClusterPresence(t *testing.T) {
-	ns := startNATS(t, -1)
-	nodes := newCluster(t, 3, "nats://"+ns.Addr().String())
+	ns := natstest.Start(t, -1)
+	nodes := newCluster(t, 3, natstest.URL(ns))
 	obs := nodes[2].dial(t, "obs", nodes[2].token(t, "obs"))
 	obs.join("p")
 	patTok := nodes[0].token(t, "pat")
@@ -524,8 +507,8 @@ func TestClusterPresence(t *testing.T) {
 // broker alone (the nodes do not follow the change feed here), and so
 // does a token revoked by its id.
 func TestClusterKick(t *testing.T) {
-	ns := startNATS(t, -1)
-	nodes := newCluster(t, 3, "nats://"+ns.Addr().String(), nodeOpts{noFeed: true})
+	ns := natstest.Start(t, -1)
+	nodes := newCluster(t, 3, natstest.URL(ns), nodeOpts{noFeed: true})
 	tok := nodes[0].token(t, "vic")
 	other := nodes[1].dial(t, "ann", nodes[1].token(t, "ann"))
 	conns := []*wsClient{nodes[1].dial(t, "vic", tok), nodes[2].dial(t, "vic", tok)}
@@ -578,13 +561,8 @@ func TestClusterKick(t *testing.T) {
 // deliver across nodes from the store meanwhile, and leave no gap once it
 // is back (SPEC §7).
 func TestClusterNATSRestart(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ns := startNATS(t, port)
+	ns := natstest.Start(t, -1)
+	port := natstest.Port(ns)
 	nodes := newCluster(t, 2, fmt.Sprintf("nats://127.0.0.1:%d", port))
 	a := nodes[0].dial(t, "amy", nodes[0].token(t, "amy"))
 	b := nodes[1].dial(t, "ben", nodes[1].token(t, "ben"))
@@ -622,7 +600,7 @@ func TestClusterNATSRestart(t *testing.T) {
 		t.Fatalf("/metrics with NATS down: want chatctl_broker_up 0 and holes filled from the store:\n%s", grepLines(m, "chatctl_cluster_", "chatctl_broker_"))
 	}
 
-	startNATS(t, port)
+	natstest.Start(t, port)
 	waitCond(t, "the brokers to reconnect", func() bool { return nodes[0].b.Up() && nodes[1].b.Up() })
 	if body := nodes[0].get(t, "/health"); body != `{"status":"ok"}`+"\n" {
 		t.Fatalf("/health with NATS back = %s", body)
@@ -653,13 +631,8 @@ func TestClusterNATSRestart(t *testing.T) {
 // each other overshoot for a moment, then the newest extra is closed with
 // 4029 and the others stay.
 func TestClusterConnCap(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ns := startNATS(t, port)
+	ns := natstest.Start(t, -1)
+	port := natstest.Port(ns)
 	nodes := newCluster(t, 3, fmt.Sprintf("nats://127.0.0.1:%d", port), nodeOpts{mutate: func(c *configs.Config) { c.WS.MaxConnsPerUser = 2 }})
 	tok := nodes[0].token(t, "cap")
 	counted := func(n int) func() bool {
@@ -693,7 +666,7 @@ func TestClusterConnCap(t *testing.T) {
 	older.barrier("older")
 	newest := nodes[1].dial(t, "cap", tok)
 	newest.barrier("newest")
-	startNATS(t, port)
+	natstest.Start(t, port)
 	newest.waitUntil("close 4029", func(_ []frame, closed bool, code int) bool { return closed })
 	if code := newest.closeCode(); code != 4029 {
 		t.Fatalf("the newest extra connection closed with %d, want 4029", code)
@@ -706,13 +679,8 @@ func TestClusterConnCap(t *testing.T) {
 // Ensure the change feed is the fallback when NATS is down: a user
 // disabled on node 1 is closed with 4003 on node 2 within 1 s.
 func TestClusterKickFeedFallback(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ns := startNATS(t, port)
+	ns := natstest.Start(t, -1)
+	port := natstest.Port(ns)
 	nodes := newCluster(t, 2, fmt.Sprintf("nats://127.0.0.1:%d", port))
 	c := nodes[1].dial(t, "vic", nodes[0].token(t, "vic"))
 	c.barrier("up")
@@ -737,11 +705,11 @@ func TestClusterKickFeedFallback(t *testing.T) {
 // falls silent; the live nodes announce its join, and its leave once its
 // roster expires (cluster.presence_ttl, 2 s here).
 func TestClusterDeadNodeLeaves(t *testing.T) {
-	ns := startNATS(t, -1)
-	nodes := newCluster(t, 2, "nats://"+ns.Addr().String())
+	ns := natstest.Start(t, -1)
+	nodes := newCluster(t, 2, natstest.URL(ns))
 	obs := nodes[0].dial(t, "obs", nodes[0].token(t, "obs"))
 	obs.join("g")
-	nc, err := nats.Connect("nats://" + ns.Addr().String())
+	nc, err := nats.Connect(natstest.URL(ns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -780,8 +748,8 @@ func TestClusterDeadNodeLeaves(t *testing.T) {
 // room, one that joined nothing) get the read frame, bob does not, and the
 // directory on node 2 shows the room read.
 func TestClusterTypingRead(t *testing.T) {
-	ns := startNATS(t, -1)
-	nodes := newCluster(t, 2, "nats://"+ns.Addr().String())
+	ns := natstest.Start(t, -1)
+	nodes := newCluster(t, 2, natstest.URL(ns))
 	aliceTok := nodes[0].token(t, "alice")
 	a1 := nodes[0].dial(t, "alice", aliceTok)
 	a2 := nodes[1].dial(t, "alice", aliceTok)

@@ -374,10 +374,17 @@ func Decode(token string) (header, claims map[string]any, err error) {
 }
 
 // RandomID returns n random bytes in base64url, for jti and kid values.
+// It never starts with '-', so that the value can be given to a command
+// as it is (`chatctl token revoke JTI`) without being taken for a flag:
+// such a draw (1 in 64) is drawn again.
 func RandomID(n int) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic("crypto/rand: " + err.Error()) // never fails on supported systems
+	for {
+		if _, err := rand.Read(b); err != nil {
+			panic("crypto/rand: " + err.Error()) // never fails on supported systems
+		}
+		if id := base64.RawURLEncoding.EncodeToString(b); n == 0 || id[0] != '-' {
+			return id
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -506,3 +506,22 @@ func BenchmarkVerifySignature(b *testing.B) {
 		}
 	}
 }
+
+// Ensure a random id (a jti or a kid) never starts with '-': the CLI takes
+// one as an argument (`token revoke JTI`), where it would read as a flag.
+// One draw in 64 would, so 10,000 draws find a regression.
+func TestRandomIDNoLeadingDash(t *testing.T) {
+	for _, n := range []int{9, 16} {
+		seen := map[string]bool{}
+		for range 10000 {
+			id := RandomID(n)
+			if strings.HasPrefix(id, "-") {
+				t.Fatalf("RandomID(%d) = %q starts with '-'", n, id)
+			}
+			if len(id) != (n*8+5)/6 || seen[id] {
+				t.Fatalf("RandomID(%d) = %q: wrong length or repeated", n, id)
+			}
+			seen[id] = true
+		}
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/chatctl/chatctl/admin"
@@ -21,25 +20,11 @@ import (
 	"github.com/chatctl/chatctl/bench"
 	"github.com/chatctl/chatctl/cluster"
 	"github.com/chatctl/chatctl/configs"
+	"github.com/chatctl/chatctl/internal/natstest"
 	"github.com/chatctl/chatctl/internal/pgtest"
 	"github.com/chatctl/chatctl/store"
 	"github.com/chatctl/chatctl/store/pg"
 )
-
-// startNATS runs a real NATS server in-process on a random port.
-func startNATS(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
 
 // node is one chatctl server of a test cluster, wired as `chatctl serve`
 // wires one from the exported parts: its own PostgreSQL handle, admin
@@ -120,7 +105,7 @@ func (n *node) metric(t *testing.T, name string) float64 {
 // gets every message once and in order: the cross-node path loses nothing.
 func TestRunFanoutCluster(t *testing.T) {
 	dbURL := pgtest.URL(t)
-	ns := startNATS(t)
+	ns := natstest.Start(t, -1)
 	a := newNode(t, "a", dbURL, ns.ClientURL())
 	b := newNode(t, "b", dbURL, ns.ClientURL())
 

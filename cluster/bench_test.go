@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatctl/chatctl/internal/natstest"
 )
 
 // counter is a Handler that counts delivered messages and typing
@@ -75,8 +77,8 @@ func BenchmarkNATSTyping(b *testing.B) {
 // the room, each counted once delivered.
 func benchNATS(b *testing.B, publish func(pub *NATS, room string, i int) error) {
 	const window = 1024
-	s := startServer(b, 0)
-	opts := testOptions(serverURL(s), "pub")
+	s := natstest.Start(b, 0)
+	opts := testOptions(natstest.URL(s), "pub")
 	opts.Heartbeat, opts.PresenceTTL = time.Minute, 3*time.Minute
 	pub, err := NewNATS(opts)
 	if err != nil {
@@ -152,8 +154,8 @@ func BenchmarkLocalPublish(b *testing.B) {
 // subscription confirmed by a round trip to the server (then its
 // Unsubscribe).
 func BenchmarkNATSSubscribe(b *testing.B) {
-	s := startServer(b, 0)
-	n, _ := startBroker(b, testOptions(serverURL(s), "n"))
+	s := natstest.Start(b, 0)
+	n, _ := startBroker(b, testOptions(natstest.URL(s), "n"))
 	rooms := make([]string, 1024)
 	for i := range rooms {
 		rooms[i] = "room-" + strconv.Itoa(i)

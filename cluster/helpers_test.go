@@ -2,52 +2,15 @@ package cluster
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 )
 
 // waitTimeout bounds every wait on a condition; generous, because the
 // machine may be loaded. Tests never sleep: they wait for a condition.
 const waitTimeout = 20 * time.Second
-
-// startServer runs a real NATS server in-process on 127.0.0.1:port (0: a
-// random port) until the test ends.
-func startServer(t testing.TB, port int) *server.Server {
-	t.Helper()
-	if port == 0 {
-		port = -1
-	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
-func serverURL(s *server.Server) string { return "nats://" + s.Addr().String() }
-
-func serverPort(s *server.Server) int { return s.Addr().(*net.TCPAddr).Port }
-
-// freePort returns a port nothing listens on (for a server started later).
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // recorder is a Handler that keeps what it gets and wakes waiters.
 type recorder struct {

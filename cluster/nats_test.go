@@ -12,15 +12,17 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/chatctl/chatctl/internal/natstest"
 )
 
 // Ensure messages published by one broker reach another subscribed to the
 // room, whole and in order, and never come back to their publisher; and
 // that after Unsubscribe they stop.
 func TestNATSDelivery(t *testing.T) {
-	s := startServer(t, 0)
-	a, ra := startBroker(t, testOptions(serverURL(s), "a"))
-	b, rb := startBroker(t, testOptions(serverURL(s), "b"))
+	s := natstest.Start(t, 0)
+	a, ra := startBroker(t, testOptions(natstest.URL(s), "a"))
+	b, rb := startBroker(t, testOptions(natstest.URL(s), "b"))
 	const room = "general"
 	for _, x := range []*NATS{a, b} {
 		if err := x.Subscribe(room); err != nil {
@@ -83,9 +85,9 @@ func TestNATSDelivery(t *testing.T) {
 // Ensure rooms whose names are not NATS tokens ('.', '*', '>', '@', '+',
 // spaces, UTF-8) each get exactly their own messages over the wire.
 func TestNATSRoomNames(t *testing.T) {
-	s := startServer(t, 0)
-	a, _ := startBroker(t, testOptions(serverURL(s), "a"))
-	b, rb := startBroker(t, testOptions(serverURL(s), "b"))
+	s := natstest.Start(t, 0)
+	a, _ := startBroker(t, testOptions(natstest.URL(s), "a"))
+	b, rb := startBroker(t, testOptions(natstest.URL(s), "b"))
 	rooms := []string{"a", "a.b", "a.b.c", "*", ">", "a.*", "a.>", "dm:alice+bob", "bob@example.com", "x y", "été", "room.with.many.dots"}
 	for _, r := range rooms {
 		if err := b.Subscribe(r); err != nil {
@@ -128,8 +130,8 @@ func TestNATSRoomNames(t *testing.T) {
 // that closes leaves at once, and one that stops heartbeating (killed)
 // expires after the TTL.
 func TestNATSRoster(t *testing.T) {
-	s := startServer(t, 0)
-	opts := testOptions(serverURL(s), "a")
+	s := natstest.Start(t, 0)
+	opts := testOptions(natstest.URL(s), "a")
 	opts.PresenceTTL = 10 * time.Second // expiry must not explain what this part sees
 	a, ra := startBroker(t, opts)
 	opts.Node = "b"
@@ -175,8 +177,8 @@ func TestNATSRoster(t *testing.T) {
 	}
 
 	// A node that dies without a word expires after the TTL.
-	s2 := startServer(t, 0)
-	opts = testOptions(serverURL(s2), "d")
+	s2 := natstest.Start(t, 0)
+	opts = testOptions(natstest.URL(s2), "d")
 	d, rd := startBroker(t, opts)
 	opts.Node = "e"
 	e, _ := startBroker(t, opts)
@@ -196,10 +198,10 @@ func TestNATSRoster(t *testing.T) {
 // Ensure a kick and a change hint reach every node, the sender's own
 // handler included (before Kick returns).
 func TestNATSKick(t *testing.T) {
-	s := startServer(t, 0)
-	a, ra := startBroker(t, testOptions(serverURL(s), "a"))
-	_, rb := startBroker(t, testOptions(serverURL(s), "b"))
-	_, rc := startBroker(t, testOptions(serverURL(s), "c"))
+	s := natstest.Start(t, 0)
+	a, ra := startBroker(t, testOptions(natstest.URL(s), "a"))
+	_, rb := startBroker(t, testOptions(natstest.URL(s), "b"))
+	_, rc := startBroker(t, testOptions(natstest.URL(s), "c"))
 	kicks := []Kick{{User: "alice"}, {JTI: "j1"}, {Session: "s1"}, {Kid: "k1"}}
 	for _, k := range kicks {
 		if err := a.Kick(k); err != nil {
@@ -234,10 +236,10 @@ func TestNATSKick(t *testing.T) {
 // the same port Up turns true, Reconnected is called, and the
 // subscriptions work again without being renewed.
 func TestNATSReconnect(t *testing.T) {
-	s := startServer(t, 0)
-	port := serverPort(s)
-	a, ra := startBroker(t, testOptions(serverURL(s), "a"))
-	b, rb := startBroker(t, testOptions(serverURL(s), "b"))
+	s := natstest.Start(t, 0)
+	port := natstest.Port(s)
+	a, ra := startBroker(t, testOptions(natstest.URL(s), "a"))
+	b, rb := startBroker(t, testOptions(natstest.URL(s), "b"))
 	const room = "a.b"
 	if err := b.Subscribe(room); err != nil {
 		t.Fatal(err)
@@ -271,7 +273,7 @@ func TestNATSReconnect(t *testing.T) {
 		t.Errorf("Subscribe while down: %v", err)
 	}
 
-	s2 := startServer(t, port)
+	s2 := natstest.Start(t, port)
 	_ = s2
 	rb.wait(t, "b reconnected", func() bool { return b.Up() && rb.reconnected == 1 })
 	ra.wait(t, "a reconnected", func() bool { return a.Up() && ra.reconnected == 1 })
@@ -303,7 +305,7 @@ func TestNATSReconnect(t *testing.T) {
 // Ensure a node that starts while NATS is down starts anyway (serving its
 // own members), and joins when the server comes up.
 func TestNATSStartWhileDown(t *testing.T) {
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
 	a, ra := startBroker(t, testOptions(url, "a"))
 	if a.Up() {
@@ -312,9 +314,9 @@ func TestNATSStartWhileDown(t *testing.T) {
 	if err := a.Subscribe("r"); err != nil {
 		t.Fatalf("Subscribe while down: %v", err)
 	}
-	s := startServer(t, port)
+	s := natstest.Start(t, port)
 	ra.wait(t, "a connected", func() bool { return a.Up() && ra.reconnected == 1 })
-	b, _ := startBroker(t, testOptions(serverURL(s), "b"))
+	b, _ := startBroker(t, testOptions(natstest.URL(s), "b"))
 	if err := b.PublishMessages("r", "e", msgs(1, 1, "x")); err != nil {
 		t.Fatal(err)
 	}
@@ -332,8 +334,8 @@ func TestNATSOptions(t *testing.T) {
 			t.Errorf("NewNATS(%+v) accepted", o)
 		}
 	}
-	s := startServer(t, 0)
-	a, _ := startBroker(t, testOptions(serverURL(s), ""))
+	s := natstest.Start(t, 0)
+	a, _ := startBroker(t, testOptions(natstest.URL(s), ""))
 	if !ValidNodeID(a.Node()) {
 		t.Errorf("random node id %q", a.Node())
 	}
@@ -362,8 +364,8 @@ func TestNATSOptions(t *testing.T) {
 // and heartbeats alike, and that a heartbeat repairs what lost deltas left
 // wrong.
 func TestNATSLargeRoster(t *testing.T) {
-	s := startServer(t, 0)
-	opts := testOptions(serverURL(s), "a")
+	s := natstest.Start(t, 0)
+	opts := testOptions(natstest.URL(s), "a")
 	opts.Heartbeat, opts.PresenceTTL = 300*time.Millisecond, time.Minute // big heartbeats are work
 	a, _ := startBroker(t, opts)
 	opts.Node = "b"
@@ -410,9 +412,9 @@ func (h *blockingHandler) Messages(room, epoch string, msgs []Message) {
 // Ensure a receiver that cannot keep up loses messages (counted), never
 // blocks NATS or the publisher, and gets the newer ones afterwards.
 func TestNATSSlowReceiver(t *testing.T) {
-	s := startServer(t, 0)
-	a, _ := startBroker(t, testOptions(serverURL(s), "a"))
-	opts := testOptions(serverURL(s), "b")
+	s := natstest.Start(t, 0)
+	a, _ := startBroker(t, testOptions(natstest.URL(s), "a"))
+	opts := testOptions(natstest.URL(s), "b")
 	b, err := NewNATS(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -474,9 +476,9 @@ func TestNATSRosterNoResponders(t *testing.T) {
 // publisher and never a node not subscribed to the room; it is counted
 // as no message, and bad arguments are refused.
 func TestNATSTyping(t *testing.T) {
-	s := startServer(t, 0)
-	a, ra := startBroker(t, testOptions(serverURL(s), "a"))
-	b, rb := startBroker(t, testOptions(serverURL(s), "b"))
+	s := natstest.Start(t, 0)
+	a, ra := startBroker(t, testOptions(natstest.URL(s), "a"))
+	b, rb := startBroker(t, testOptions(natstest.URL(s), "b"))
 	const room = "a.b"                 // not a NATS token: the room's token carries it
 	unsubscribed := sameShard(b, room) // b never subscribes to it
 	for _, x := range []*NATS{a, b} {
@@ -540,10 +542,10 @@ func TestNATSTyping(t *testing.T) {
 // its publisher, and is published only while the presence view counts
 // connections of the user on another node; bad arguments are refused.
 func TestNATSRead(t *testing.T) {
-	s := startServer(t, 0)
-	a, ra := startBroker(t, testOptions(serverURL(s), "a"))
-	b, rb := startBroker(t, testOptions(serverURL(s), "b"))
-	c, rc := startBroker(t, testOptions(serverURL(s), "c"))
+	s := natstest.Start(t, 0)
+	a, ra := startBroker(t, testOptions(natstest.URL(s), "a"))
+	b, rb := startBroker(t, testOptions(natstest.URL(s), "b"))
+	c, rc := startBroker(t, testOptions(natstest.URL(s), "c"))
 	a.SetConns("alice", 1, time.Now())
 	a.SetConns("carol", 1, time.Now())
 	b.SetConns("alice", 1, time.Now())

@@ -56,7 +56,9 @@ working, and so do the access tokens its sign-in and refreshes issued (their
 sid claim). Or revoke one access token by its jti ("token inspect" shows it):
 it is refused until it would have expired. Or, with --user NAME --all, end
 every token and session of the user at once (their token version changes).
-Chat connections opened with a revoked token are closed (4003).`,
+Chat connections opened with a revoked token are closed (4003). An id that
+starts with "-" (older versions issued some) goes after "--":
+"chatctl token revoke -- -Xk2…".`,
 		Example: `  chatctl token revoke ses_Xk2…
   chatctl token revoke 35O7VfmcxmvdUIwpkPmTCw
   chatctl token revoke --user alice --all`,

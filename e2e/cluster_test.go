@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,28 +12,13 @@ import (
 	"github.com/gorilla/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/chatctl/chatctl/internal/natstest"
 	"github.com/chatctl/chatctl/internal/pgtest"
 )
 
-// startNATS runs a NATS server in this process on 127.0.0.1:port (-1: a
-// random port); it is shut down when the test ends.
-func startNATS(t *testing.T, port int) *natsserver.Server {
-	t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
 // brokerEnv is the environment that points a node at the NATS server s.
 func brokerEnv(s *natsserver.Server) string {
-	return "CHATCTL_BROKER=nats://" + s.Addr().String()
+	return "CHATCTL_BROKER=" + natstest.URL(s)
 }
 
 // watcher reads a member's socket in its own goroutine and hands on the
@@ -137,7 +120,7 @@ func health(t *testing.T, s *server) (int, string) {
 // there sees every acked id once, in order, without gaps (SPEC §7).
 func TestPostgresClusterKillNode(t *testing.T) {
 	dir, _ := pgDir(t)
-	broker := brokerEnv(startNATS(t, -1))
+	broker := brokerEnv(natstest.Start(t, -1))
 	addUser(t, dir, "alice", "user")
 	addUser(t, dir, "bob", "user")
 	a := startServer(t, dir, broker)
@@ -216,7 +199,7 @@ func TestPostgresClusterStoreRestart(t *testing.T) {
 	pg := pgtest.NewPrivate(t)
 	dir := t.TempDir()
 	useStore(t, dir, pg.URL)
-	broker := brokerEnv(startNATS(t, -1))
+	broker := brokerEnv(natstest.Start(t, -1))
 	addUser(t, dir, "alice", "user")
 	addUser(t, dir, "bob", "user")
 	a := startServer(t, dir, broker)
@@ -301,8 +284,8 @@ func TestPostgresClusterStoreRestart(t *testing.T) {
 // once, in order.
 func TestPostgresClusterNATSRestart(t *testing.T) {
 	dir, _ := pgDir(t)
-	ns := startNATS(t, -1)
-	port := ns.Addr().(*net.TCPAddr).Port
+	ns := natstest.Start(t, -1)
+	port := natstest.Port(ns)
 	broker := brokerEnv(ns)
 	addUser(t, dir, "alice", "user")
 	addUser(t, dir, "bob", "user")
@@ -334,7 +317,7 @@ func TestPostgresClusterNATSRestart(t *testing.T) {
 	waitHealth(t, a, `"degraded"`)
 	waitHealth(t, b, `"degraded"`)
 
-	startNATS(t, port)
+	natstest.Start(t, port)
 	waitHealth(t, a, `"ok"`)
 	waitHealth(t, b, `"ok"`)
 	sendSome("back", 5)
@@ -392,7 +375,7 @@ func closed4003(t *testing.T, what string, end <-chan error) {
 // opened with that token and no other.
 func TestPostgresClusterCLIRevokes(t *testing.T) {
 	dir, _ := pgDir(t)
-	broker := brokerEnv(startNATS(t, -1))
+	broker := brokerEnv(natstest.Start(t, -1))
 	addUser(t, dir, "alice", "user")
 	addUser(t, dir, "bob", "user")
 	a := startServer(t, dir, broker)
@@ -408,15 +391,7 @@ func TestPostgresClusterCLIRevokes(t *testing.T) {
 	closed4003(t, "alice's socket on node b", onB)
 	t.Logf("user disable to both sockets closed: %v", time.Since(start))
 
-	out, stderr, err := chatctl(t, dir, "", "token", "issue", "bob", "-o", "json")
-	if err != nil {
-		t.Fatalf("token issue: %v %s", err, stderr)
-	}
-	var issued struct {
-		Token string `json:"access_token"`
-		JTI   string `json:"jti"`
-	}
-	must(t, json.Unmarshal([]byte(out), &issued))
+	issued := issueToken(t, dir, "bob")
 	gone := ended(dial(t, b, issued.Token))
 	kept := dial(t, a, login(t, a, "bob", "password123"))
 	start = time.Now()

@@ -105,18 +105,7 @@ func TestPostgresCLIReachesServer(t *testing.T) {
 		t.Errorf("/users/me with a disabled user's token: %d, want 401", st)
 	}
 
-	out, stderr, err := chatctl(t, dir, "", "token", "issue", "bob", "-o", "json")
-	if err != nil {
-		t.Fatalf("token issue: %v %s", err, stderr)
-	}
-	var issued struct {
-		Token string `json:"access_token"`
-		JTI   string `json:"jti"`
-	}
-	must(t, json.Unmarshal([]byte(out), &issued))
-	if issued.Token == "" || issued.JTI == "" {
-		t.Fatalf("token issue -o json: %s", out)
-	}
+	issued := issueToken(t, dir, "bob")
 	if st := me(t, srv, issued.Token); st != http.StatusOK {
 		t.Fatalf("/users/me with a token the CLI issued: %d", st)
 	}
@@ -174,6 +163,27 @@ func disableAndWait(t testing.TB, dir, name string, c *websocket.Conn) time.Dura
 		t.Fatalf("socket ended with %v, want close 4003", err)
 	}
 	return d
+}
+
+// issued is what `chatctl token issue -o json` prints, in part.
+type issued struct {
+	Token string `json:"access_token"`
+	JTI   string `json:"jti"`
+}
+
+// issueToken issues an access token for user with the CLI.
+func issueToken(t *testing.T, dir, user string) issued {
+	t.Helper()
+	out, stderr, err := chatctl(t, dir, "", "token", "issue", user, "-o", "json")
+	if err != nil {
+		t.Fatalf("token issue: %v %s", err, stderr)
+	}
+	var i issued
+	must(t, json.Unmarshal([]byte(out), &i))
+	if i.Token == "" || i.JTI == "" {
+		t.Fatalf("token issue -o json: %s", out)
+	}
+	return i
 }
 
 // me returns the status of GET /users/me with tok.
