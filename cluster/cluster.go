@@ -112,7 +112,8 @@ type Broker interface {
 	// SetPresence records that user has conns connections (0: none) of
 	// this node in room. It returns the change of the cluster-wide
 	// presence this caused, if any (ok). Other nodes learn it at once (a
-	// delta) and from every heartbeat (the full roster).
+	// delta); a node that missed it learns it from the full roster it
+	// asks for when this node's next heartbeat digest disagrees.
 	SetPresence(room, user string, conns int) (c Change, ok bool)
 	// SetConns records that user has conns live connections on this node,
 	// the newest opened at newest; it returns the user's connections on all

@@ -29,9 +29,12 @@
 // Each node keeps its own counts of room → user → connections and of
 // user → connections in a Presence view, publishes every change at once
 // (a delta with the new absolute counts, so a repeated or reordered delta
-// is harmless) and its full roster every heartbeat (in parts when it is
-// large). Each node merges the others' rosters into the same view: the
-// union over live nodes. A node not heard from for presence_ttl is dropped
+// is harmless), and every heartbeat a digest of what it has published: the
+// number of its entries and the sum of their hashes, a few dozen bytes
+// however many members it has. A node whose view of another disagrees with
+// that node's digest (a delta was lost) asks it for its full roster, sent
+// in parts when it is large. Each node merges the others' rosters into
+// the same view: the union over live nodes. A node not heard from for presence_ttl is dropped
 // (its members leave); a node that closes says goodbye and is dropped at
 // once. While the broker is disconnected nothing expires (silence proves
 // nothing then), and on reconnection every node gets a fresh TTL, the node

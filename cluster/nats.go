@@ -128,6 +128,14 @@ type NATS struct {
 
 	seq       uint64 // roster publication counter; loop goroutine only (and Start before it runs)
 	warnedDup bool   // logged a duplicate node id; loop goroutine only
+	// asked is when this node last asked each other node for its full
+	// roster because a digest disagreed; loop goroutine only.
+	asked map[string]time.Time
+	// pub and pubSum are this node's entries as the other nodes were sent
+	// them, and the sum of their hashes: the digest's content. Loop
+	// goroutine only (and Start before it runs).
+	pub    map[Key]Entry
+	pubSum uint64
 
 	// Counters for Stats.
 	published, received, dropped, reconnects, rosters atomic.Uint64
@@ -135,6 +143,7 @@ type NATS struct {
 	droppedGone atomic.Uint64 // messages NATS dropped on subscriptions since unsubscribed
 	slowWarned  atomic.Bool   // logged that a delivery queue overflowed
 	frozenTicks atomic.Uint64 // expiry checks skipped while disconnected (tests watch it)
+	fullAsks    atomic.Uint64 // full rosters asked for because a digest disagreed (tests watch it)
 }
 
 // roomSub is one room's subscription, counted.
@@ -171,6 +180,7 @@ func NewNATS(opts Options) (*NATS, error) {
 		done:     make(chan struct{}),
 		rooms:    map[string]*roomSub{},
 		dirty:    map[Key]struct{}{},
+		pub:      map[Key]Entry{},
 	}
 	n := min(max(runtime.GOMAXPROCS(0), 1), 8)
 	b.shards = make([]chan *nats.Msg, n)
@@ -623,7 +633,8 @@ func (b *NATS) loop() {
 			b.publishDeltas()
 		case <-hb.C:
 			if b.nc.IsConnected() {
-				b.publishFull(b.subj.roster)
+				b.publishDeltas() // first: the digest covers them
+				b.publishDigest()
 			}
 		case <-exp.C:
 			// While disconnected silence proves nothing: rosters freeze.
@@ -661,7 +672,10 @@ func (b *NATS) loop() {
 // onRoster handles a message on the roster subjects or the inbox.
 func (b *NATS) onRoster(m *nats.Msg) {
 	if m.Subject == b.subj.rosterReq {
-		if m.Reply != "" {
+		// An empty request is a starting node's, to every node; one that
+		// names a node is for that node only.
+		var req wireRosterReq
+		if m.Reply != "" && (len(m.Data) == 0 || json.Unmarshal(m.Data, &req) == nil && req.Node == b.opts.Node) {
 			b.publishFull(m.Reply)
 		}
 		return
@@ -682,13 +696,30 @@ func (b *NATS) onRoster(m *nats.Msg) {
 		return
 	}
 	b.rosters.Add(1)
-	if cs := b.view.Apply(&r, time.Now()); len(cs) > 0 {
+	now := time.Now()
+	if cs := b.view.Apply(&r, now); len(cs) > 0 {
 		b.h.Presence(cs)
+	}
+	// A digest that disagrees means a lost delta (or a node new here): ask
+	// that node for its full roster, at most once a heartbeat.
+	if r.Digest && !b.view.Agrees(&r) && now.Sub(b.asked[r.Node]) >= b.opts.Heartbeat {
+		if b.asked == nil {
+			b.asked = map[string]time.Time{}
+		}
+		b.asked[r.Node] = now
+		data, _ := json.Marshal(wireRosterReq{Node: r.Node})
+		_ = b.nc.PublishRequest(b.subj.rosterReq, b.inbox, data)
+		b.fullAsks.Add(1)
 	}
 }
 
-// requestRosters asks every node for its full roster; the replies reach
-// the inbox and the loop.
+// wireRosterReq is the body of a roster request for one node's roster.
+type wireRosterReq struct {
+	Node string `json:"n"`
+}
+
+// requestRosters asks every node for its full roster (empty body); the
+// replies reach the inbox and the loop.
 func (b *NATS) requestRosters() {
 	_ = b.nc.PublishRequest(b.subj.rosterReq, b.inbox, nil)
 }
@@ -705,16 +736,49 @@ func (b *NATS) publishDeltas() {
 	b.mu.Unlock()
 	entries := make([]Entry, 0, len(keys))
 	for k := range keys {
-		entries = append(entries, b.view.LocalEntry(k.Room, k.User))
+		e := b.view.LocalEntry(k.Room, k.User)
+		entries = append(entries, e)
+		b.sent(e)
 	}
 	for _, part := range splitEntries(entries) {
 		b.publishRoster(b.subj.roster, &Roster{Entries: part})
 	}
 }
 
+// sent records that the other nodes were sent e (Conns 0: its
+// removal), for the digest. Loop goroutine only (or Start before it).
+func (b *NATS) sent(e Entry) {
+	k := Key{e.Room, e.User}
+	if prev, ok := b.pub[k]; ok {
+		b.pubSum -= entryHash(prev)
+		delete(b.pub, k)
+	}
+	if e.Conns > 0 {
+		b.pub[k] = e
+		b.pubSum += entryHash(e)
+	}
+}
+
+// publishDigest publishes this node's heartbeat: the digest of the entries
+// it has sent the other nodes (deltas and full rosters to all), not the
+// entries, so that a heartbeat costs the same whatever the roster's size.
+// (Not the view's own entries: a change whose delta has not gone out yet
+// would make every node ask for the full roster.)
+func (b *NATS) publishDigest() {
+	b.publishRoster(b.subj.roster, &Roster{Digest: true, Sum: b.pubSum, Count: len(b.pub)})
+}
+
 // publishFull publishes this node's full roster to subject, in parts.
 func (b *NATS) publishFull(subject string) {
-	parts := splitEntries(b.view.Local())
+	local := b.view.Local()
+	if subject == b.subj.roster { // to every node: what they have now
+		clear(b.pub)
+		b.pubSum = 0
+		for _, e := range local {
+			b.sent(e)
+		}
+	}
+	parts := splitEntries(local)
 	for i, part := range parts {
 		r := &Roster{Full: true, Entries: part}
 		if i > 0 {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"reflect"
@@ -387,14 +388,47 @@ func TestNATSLargeRoster(t *testing.T) {
 		return sum
 	}
 	rb.wait(t, "every entry at b", func() bool { return total() == n })
-	// Drop every other entry at a without publishing deltas, as if they
-	// were lost: the next heartbeat's parts repair b.
-	for i := 0; i < n; i += 2 {
-		a.View().SetLocal(room(i), user(i), 0, 0)
+
+	// Heartbeats are digests: a few dozen bytes however large the roster.
+	nc, err := nats.Connect(natstest.URL(s))
+	if err != nil {
+		t.Fatal(err)
 	}
-	rb.wait(t, "half the entries at b", func() bool { return total() == n/2 })
-	if b.View().Present(room(0), user(0)) || !b.View().Present(room(1), user(1)) {
-		t.Fatal("the wrong half left")
+	defer nc.Close()
+	beats := make(chan *nats.Msg, 16)
+	sub, err := nc.ChanSubscribe(a.subj.roster, beats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	for range 2 {
+		select {
+		case m := <-beats:
+			var r Roster
+			if err := json.Unmarshal(m.Data, &r); err != nil || !r.Digest || len(r.Entries) > 0 || len(m.Data) > 200 {
+				t.Fatalf("a heartbeat of %d bytes: %+v, %v; want a digest", len(m.Data), r, err)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("no heartbeat")
+		}
+	}
+
+	// b loses deltas, as a slow consumer would: half of a's entries go
+	// from b's view, and a ghost appears. a's next digest disagrees, b
+	// asks a for its full roster, and its parts repair b.
+	asks := b.fullAsks.Load()
+	b.view.mu.Lock()
+	st := b.view.nodes["a"]
+	for i := 0; i < n; i += 2 {
+		b.view.set(st, Key{room(i), user(i)}, Entry{}, nil)
+	}
+	b.view.set(st, Key{room(0), "ghost"}, Entry{Room: room(0), User: "ghost", Conns: 1}, nil)
+	b.view.mu.Unlock()
+	rb.wait(t, "every entry at b again, and no ghost", func() bool {
+		return total() == n && !b.View().Present(room(0), "ghost")
+	})
+	if b.fullAsks.Load() == asks {
+		t.Fatal("b was repaired without asking for a's roster")
 	}
 }
 

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"cmp"
+	"encoding/binary"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -34,9 +36,11 @@ func (k Key) compare(o Key) int {
 // Roster is one publication of a node's presence: a delta (Entries with
 // their new absolute counts, so a repeated or late delta does no harm), a
 // part of the node's full roster (Full: Entries are all of the node's
-// entries with From <= key < To, nil bounds being open), or its goodbye.
-// A node publishes its full roster every heartbeat, in parts that fit a
-// NATS message; any publication proves the node alive.
+// entries with From <= key < To, nil bounds being open), a digest (the
+// heartbeat: Sum and Count of the node's entries, see Presence.Agrees),
+// or its goodbye. Any publication proves the node alive. A node sends its
+// full roster, in parts that fit a NATS message, when it starts, after a
+// reconnection, and to a node whose view of it disagrees with its digest.
 type Roster struct {
 	Node    string  `json:"n"`
 	Inc     uint64  `json:"i"` // incarnation: the node's start (Unix ns); a newer one replaces the node's state
@@ -45,7 +49,27 @@ type Roster struct {
 	From    *Key    `json:"lo,omitempty"`
 	To      *Key    `json:"hi,omitempty"`
 	Bye     bool    `json:"b,omitempty"` // the node is leaving: drop its entries now
+	Digest  bool    `json:"d,omitempty"` // a heartbeat: Sum and Count stand for the entries
+	Sum     uint64  `json:"h,omitempty"` // with Digest: the sum of entryHash over the node's entries
+	Count   int     `json:"k,omitempty"` // with Digest: how many entries the node has
 	Entries []Entry `json:"e,omitempty"`
+}
+
+// entryHash hashes every field of e (FNV-1a, the same in every process).
+// A node's digest is the sum of its entries' hashes, so it is kept up to
+// date entry by entry and does not depend on their order.
+func entryHash(e Entry) uint64 {
+	h := fnv.New64a()
+	var n [8]byte
+	h.Write([]byte(e.Room))
+	h.Write([]byte{0})
+	h.Write([]byte(e.User))
+	h.Write([]byte{0})
+	binary.LittleEndian.PutUint64(n[:], uint64(e.Conns))
+	h.Write(n[:])
+	binary.LittleEndian.PutUint64(n[:], uint64(e.Newest))
+	h.Write(n[:])
+	return h.Sum64()
 }
 
 // inRange reports whether k is within the bounds of a full part.
@@ -84,6 +108,7 @@ type nodeState struct {
 	inc, seq uint64
 	seen     time.Time // when it was last heard from; zero for self
 	entries  map[Key]Entry
+	sum      uint64 // the sum of entryHash over entries (a digest's Sum)
 }
 
 // NewPresence returns an empty view for node self whose remote entries
@@ -100,12 +125,17 @@ func NewPresence(self string, ttl time.Duration) *Presence {
 // set changes node st's entry k to e (e.Conns 0 removes it), keeps the
 // totals, and appends the resulting change to out. p.mu must be held.
 func (p *Presence) set(st *nodeState, k Key, e Entry, out []Change) []Change {
-	old := st.entries[k].Conns
+	prev, had := st.entries[k]
+	if had {
+		st.sum -= entryHash(prev)
+	}
+	old := prev.Conns
 	if e.Conns <= 0 {
 		delete(st.entries, k)
 		e.Conns = 0
 	} else {
 		st.entries[k] = e
+		st.sum += entryHash(e)
 	}
 	if e.Conns == old {
 		return out
@@ -173,6 +203,17 @@ func (p *Presence) Local() []Entry {
 	}
 	slices.SortFunc(out, func(a, b Entry) int { return Key{a.Room, a.User}.compare(Key{b.Room, b.User}) })
 	return out
+}
+
+// Agrees reports whether this view holds the same entries for the digest
+// r's node as r says it has (same incarnation, Sum and Count). When it
+// does not, a delta was lost (or the node is new here): ask the node for
+// its full roster.
+func (p *Presence) Agrees(r *Roster) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.nodes[r.Node]
+	return st != nil && st.inc == r.Inc && st.sum == r.Sum && len(st.entries) == r.Count
 }
 
 // LocalEntry returns this node's entry for user in room.

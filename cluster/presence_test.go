@@ -197,3 +197,48 @@ func TestPresenceConns(t *testing.T) {
 		t.Fatalf("Local = %+v", local)
 	}
 }
+
+// Ensure a view agrees with a node's digest exactly when it holds the same
+// entries for it: the sum is kept entry by entry through deltas, full
+// parts and removals, and a lost delta, an extra entry, a changed count
+// or another incarnation all disagree.
+func TestPresenceAgrees(t *testing.T) {
+	digest := func(inc uint64, es ...Entry) *Roster {
+		r := &Roster{Node: "b", Inc: inc, Digest: true, Count: len(es)}
+		for _, e := range es {
+			r.Sum += entryHash(e)
+		}
+		return r
+	}
+	x := Entry{Room: "r", User: "x", Conns: 1}
+	y := Entry{Room: "r", User: "y", Conns: 2}
+	u := Entry{User: "x", Conns: 1, Newest: 7}
+	now := time.Unix(0, 0)
+	p := NewPresence("a", time.Minute)
+	if p.Agrees(digest(1)) {
+		t.Fatal("agrees with a node it never heard of")
+	}
+	p.Apply(&Roster{Node: "b", Inc: 1, Seq: 1, Entries: []Entry{x, y, u}}, now)
+	p.Apply(&Roster{Node: "b", Inc: 1, Seq: 2, Entries: []Entry{{Room: "r", User: "y"}}}, now) // y leaves
+	for _, tc := range []struct {
+		name string
+		r    *Roster
+		want bool
+	}{
+		{"same entries", digest(1, x, u), true},
+		{"a delta lost (y still there)", digest(1, x, y, u), false},
+		{"an entry missing", digest(1, x), false},
+		{"another count", digest(1, x, Entry{User: "x", Conns: 2, Newest: 7}), false},
+		{"another newest", digest(1, x, Entry{User: "x", Conns: 1, Newest: 8}), false},
+		{"another incarnation", digest(2, x, u), false},
+	} {
+		if got := p.Agrees(tc.r); got != tc.want {
+			t.Errorf("%s: Agrees = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A full part replaces the entries, and the sum with them.
+	p.Apply(&Roster{Node: "b", Inc: 1, Seq: 3, Full: true, Entries: []Entry{y}}, now)
+	if !p.Agrees(digest(1, y)) || p.Agrees(digest(1, x, u)) {
+		t.Fatal("after a full roster of y alone, the view does not agree with it")
+	}
+}
