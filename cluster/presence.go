@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"cmp"
-	"encoding/binary"
-	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -55,21 +53,30 @@ type Roster struct {
 	Entries []Entry `json:"e,omitempty"`
 }
 
-// entryHash hashes every field of e (FNV-1a, the same in every process).
-// A node's digest is the sum of its entries' hashes, so it is kept up to
-// date entry by entry and does not depend on their order.
+// entryHash hashes every field of e (FNV-1a, the same in every process;
+// no allocation: it runs on every presence change). A node's digest is the
+// sum of its entries' hashes, so it is kept up to date entry by entry and
+// does not depend on their order.
 func entryHash(e Entry) uint64 {
-	h := fnv.New64a()
-	var n [8]byte
-	h.Write([]byte(e.Room))
-	h.Write([]byte{0})
-	h.Write([]byte(e.User))
-	h.Write([]byte{0})
-	binary.LittleEndian.PutUint64(n[:], uint64(e.Conns))
-	h.Write(n[:])
-	binary.LittleEndian.PutUint64(n[:], uint64(e.Newest))
-	h.Write(n[:])
-	return h.Sum64()
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	str := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime
+		}
+		h *= prime // the separator 0
+	}
+	num := func(v uint64) {
+		for i := 0; i < 8; i++ {
+			h = (h ^ (v & 0xff)) * prime
+			v >>= 8
+		}
+	}
+	str(e.Room)
+	str(e.User)
+	num(uint64(e.Conns))
+	num(uint64(e.Newest))
+	return h
 }
 
 // inRange reports whether k is within the bounds of a full part.

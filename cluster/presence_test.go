@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"encoding/binary"
+	"hash/fnv"
 	"reflect"
 	"testing"
 	"time"
@@ -240,5 +242,23 @@ func TestPresenceAgrees(t *testing.T) {
 	p.Apply(&Roster{Node: "b", Inc: 1, Seq: 3, Full: true, Entries: []Entry{y}}, now)
 	if !p.Agrees(digest(1, y)) || p.Agrees(digest(1, x, u)) {
 		t.Fatal("after a full roster of y alone, the view does not agree with it")
+	}
+}
+
+// Ensure entryHash is FNV-1a over the fields as documented (the same in
+// every process and version: nodes compare sums), and allocates nothing.
+func TestEntryHash(t *testing.T) {
+	e := Entry{Room: "r", User: "alice", Conns: 2, Newest: 7}
+	h := fnv.New64a()
+	h.Write([]byte("r\x00alice\x00"))
+	var n [16]byte
+	binary.LittleEndian.PutUint64(n[:8], 2)
+	binary.LittleEndian.PutUint64(n[8:], 7)
+	h.Write(n[:])
+	if got, want := entryHash(e), h.Sum64(); got != want {
+		t.Fatalf("entryHash = %#x, want FNV-1a %#x", got, want)
+	}
+	if a := testing.AllocsPerRun(100, func() { entryHash(e) }); a != 0 {
+		t.Fatalf("entryHash allocates %v times", a)
 	}
 }

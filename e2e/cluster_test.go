@@ -21,6 +21,15 @@ func brokerEnv(s *natsserver.Server) string {
 	return "CHATCTL_BROKER=" + natstest.URL(s)
 }
 
+// twoNodes adds the users alice and bob (password password123) to the
+// store of dir and starts two nodes on it, joined by broker.
+func twoNodes(t *testing.T, dir, broker string) (a, b *server) {
+	t.Helper()
+	addUser(t, dir, "alice", "user")
+	addUser(t, dir, "bob", "user")
+	return startServer(t, dir, broker), startServer(t, dir, broker)
+}
+
 // watcher reads a member's socket in its own goroutine and hands on the
 // ids of the messages it receives.
 type watcher struct {
@@ -121,10 +130,7 @@ func health(t *testing.T, s *server) (int, string) {
 func TestPostgresClusterKillNode(t *testing.T) {
 	dir, _ := pgDir(t)
 	broker := brokerEnv(natstest.Start(t, -1))
-	addUser(t, dir, "alice", "user")
-	addUser(t, dir, "bob", "user")
-	a := startServer(t, dir, broker)
-	b := startServer(t, dir, broker)
+	a, b := twoNodes(t, dir, broker)
 	bob := watch(t, dial(t, b, login(t, b, "bob", "password123")), "k")
 
 	acked := map[uint64]string{}
@@ -200,10 +206,7 @@ func TestPostgresClusterStoreRestart(t *testing.T) {
 	dir := t.TempDir()
 	useStore(t, dir, pg.URL)
 	broker := brokerEnv(natstest.Start(t, -1))
-	addUser(t, dir, "alice", "user")
-	addUser(t, dir, "bob", "user")
-	a := startServer(t, dir, broker)
-	b := startServer(t, dir, broker)
+	a, b := twoNodes(t, dir, broker)
 	bob := watch(t, dial(t, b, login(t, b, "bob", "password123")), "r")
 	onA := dial(t, a, login(t, a, "alice", "password123"))
 	onB := dial(t, b, login(t, b, "alice", "password123"))
@@ -287,10 +290,7 @@ func TestPostgresClusterNATSRestart(t *testing.T) {
 	ns := natstest.Start(t, -1)
 	port := natstest.Port(ns)
 	broker := brokerEnv(ns)
-	addUser(t, dir, "alice", "user")
-	addUser(t, dir, "bob", "user")
-	a := startServer(t, dir, broker)
-	b := startServer(t, dir, broker)
+	a, b := twoNodes(t, dir, broker)
 	bob := watch(t, dial(t, b, login(t, b, "bob", "password123")), "r")
 	alice := dial(t, a, login(t, a, "alice", "password123"))
 	must(t, alice.WriteJSON(map[string]any{"type": "join", "room": "r"}))
@@ -376,10 +376,7 @@ func closed4003(t *testing.T, what string, end <-chan error) {
 func TestPostgresClusterCLIRevokes(t *testing.T) {
 	dir, _ := pgDir(t)
 	broker := brokerEnv(natstest.Start(t, -1))
-	addUser(t, dir, "alice", "user")
-	addUser(t, dir, "bob", "user")
-	a := startServer(t, dir, broker)
-	b := startServer(t, dir, broker)
+	a, b := twoNodes(t, dir, broker)
 
 	onA := ended(dial(t, a, login(t, a, "alice", "password123")))
 	onB := ended(dial(t, b, login(t, b, "alice", "password123")))

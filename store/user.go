@@ -122,6 +122,30 @@ type Change struct {
 	IfVersion *uint64
 }
 
+// ApplyTo applies c to u, as both backends' UpdateUser do inside their
+// transaction: ErrVersionChanged (u untouched) for a stale IfVersion,
+// else the fields set, and a new token version for RevokeTokens (the
+// caller also ends the user's sessions then) and UpdatedAt.
+func (c Change) ApplyTo(u *User, now time.Time) error {
+	if c.IfVersion != nil && u.TokenVersion != *c.IfVersion {
+		return ErrVersionChanged
+	}
+	if c.Hash != nil {
+		u.Hash = *c.Hash
+	}
+	if c.Role != nil {
+		u.Role = *c.Role
+	}
+	if c.Disabled != nil {
+		u.Disabled = *c.Disabled
+	}
+	if c.RevokeTokens {
+		u.TokenVersion = newVersion(u.TokenVersion)
+	}
+	u.UpdatedAt = now
+	return nil
+}
+
 // UpdateUser applies c to the user called name in one transaction and
 // returns the result, or ErrNotFound.
 func (db *DB) UpdateUser(name string, c Change) (User, error) {
@@ -131,22 +155,9 @@ func (db *DB) UpdateUser(name string, c Change) (User, error) {
 			if err := getUser(tx, name, &u); err != nil {
 				return err
 			}
-			if c.IfVersion != nil && u.TokenVersion != *c.IfVersion {
-				return ErrVersionChanged
+			if err := c.ApplyTo(&u, db.now().UTC()); err != nil {
+				return err
 			}
-			if c.Hash != nil {
-				u.Hash = *c.Hash
-			}
-			if c.Role != nil {
-				u.Role = *c.Role
-			}
-			if c.Disabled != nil {
-				u.Disabled = *c.Disabled
-			}
-			if c.RevokeTokens {
-				u.TokenVersion = newVersion(u.TokenVersion)
-			}
-			u.UpdatedAt = db.now().UTC()
 			if c.RevokeTokens {
 				if err := deleteUserSessions(tx, u.Name); err != nil {
 					return err

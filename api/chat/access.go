@@ -71,12 +71,7 @@ func (h *Hub) perm(c *client, room string) access.Perm {
 // stored before this takes any room lock, so a join racing a change
 // either sees the new table or is in the room by the time it is checked.
 func (h *Hub) enforceAccess() {
-	h.mu.Lock()
-	rooms := make([]*room, 0, len(h.rooms))
-	for _, r := range h.rooms {
-		rooms = append(rooms, r)
-	}
-	h.mu.Unlock()
+	rooms := h.liveRooms()
 	t := h.acc.Load()
 	left := func(name string) frame {
 		return encodeFrame(leftFrame{Type: TypeLeft, Room: name, Reason: CodeForbidden})

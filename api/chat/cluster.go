@@ -423,12 +423,7 @@ func (h *Hub) resyncLoop(stop <-chan struct{}) {
 // resyncHeads reads the heads of the live rooms in one query and catches
 // each room up to its head: the tail a lost publication left behind.
 func (h *Hub) resyncHeads() {
-	h.mu.Lock()
-	rooms := make([]*room, 0, len(h.rooms))
-	for _, r := range h.rooms {
-		rooms = append(rooms, r)
-	}
-	h.mu.Unlock()
+	rooms := h.liveRooms()
 	if len(rooms) == 0 {
 		return
 	}

@@ -431,14 +431,21 @@ func (h *Hub) Conns() int {
 	return n
 }
 
-// Rooms returns the rooms that have members, sorted by name.
-func (h *Hub) Rooms() []RoomStats {
+// liveRooms returns a snapshot of the hub's rooms, to visit one by one
+// under each room's own lock (never with h.mu held).
+func (h *Hub) liveRooms() []*room {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
 		rooms = append(rooms, r)
 	}
-	h.mu.Unlock()
+	return rooms
+}
+
+// Rooms returns the rooms that have members, sorted by name.
+func (h *Hub) Rooms() []RoomStats {
+	rooms := h.liveRooms()
 	out := make([]RoomStats, 0, len(rooms))
 	for _, r := range rooms {
 		r.mu.Lock()

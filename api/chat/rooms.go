@@ -114,12 +114,7 @@ func (h *Hub) Directory(user string, admin bool) ([]RoomEntry, error) {
 		}
 	}
 	online := map[string]int{}
-	h.mu.Lock()
-	live := make([]*room, 0, len(h.rooms))
-	for _, r := range h.rooms {
-		live = append(live, r)
-	}
-	h.mu.Unlock()
+	live := h.liveRooms()
 	for _, r := range live {
 		r.mu.Lock()
 		name, n, last := r.name, len(r.users), r.last

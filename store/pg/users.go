@@ -180,25 +180,14 @@ func (db *DB) UpdateUser(name string, c store.Change) (store.User, error) {
 		} else if err != nil {
 			return err
 		}
-		if c.IfVersion != nil && u.TokenVersion != *c.IfVersion {
-			return refuse(store.ErrVersionChanged)
-		}
-		if c.Hash != nil {
-			u.Hash = *c.Hash
-		}
-		if c.Role != nil {
-			u.Role = *c.Role
-		}
-		if c.Disabled != nil {
-			u.Disabled = *c.Disabled
+		if err := c.ApplyTo(&u, stamp(db.now())); err != nil {
+			return refuse(err)
 		}
 		if c.RevokeTokens {
-			u.TokenVersion = store.NewVersion(u.TokenVersion)
 			if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE username = $1`, key); err != nil {
 				return err
 			}
 		}
-		u.UpdatedAt = stamp(db.now())
 		if _, err := tx.Exec(ctx, `UPDATE users SET hash = $2, role = $3, disabled = $4, token_version = $5, updated_at = $6
 			WHERE name = $1`, key, u.Hash, u.Role, u.Disabled, int64(u.TokenVersion), u.UpdatedAt); err != nil {
 			return err
